@@ -1,0 +1,11 @@
+# Compiler flags shared by every q3vl target (not by third-party code).
+add_library(q3vl_warnings INTERFACE)
+target_compile_options(q3vl_warnings INTERFACE -Wall -Wextra -Wshadow -Wnon-virtual-dtor
+                       -Wcast-align -Woverloaded-virtual -Wno-missing-field-initializers)
+if(Q3VL_WERROR)
+  target_compile_options(q3vl_warnings INTERFACE -Werror)
+endif()
+if(Q3VL_SANITIZE)
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  add_link_options(-fsanitize=address,undefined)
+endif()

@@ -1,0 +1,100 @@
+// ModelConfig: what q3vl needs to know about a Qwen3-VL checkpoint, read from
+// its config.json. Field names are Hugging Face's (configuration_qwen3_vl.py),
+// so `text.num_key_value_heads` here is `text_config.num_key_value_heads` there.
+//
+// Both config layouts are accepted:
+//   - the Hub's (transformers 4.57): text_config.rope_theta + text_config.rope_scaling
+//     {rope_type, mrope_section, mrope_interleaved}
+//   - transformers 5.x: text_config.rope_parameters {rope_theta, rope_type,
+//     mrope_section, mrope_interleaved}, vision_config.rope_parameters
+// Every field the model math depends on is validated; a missing or invalid one
+// throws q3vl::Error naming the file and dotted field path. `qwen3_vl_moe` is
+// recognised and refused (ErrorKind::unsupported); any other model_type is an error.
+//
+// Thread-safety: plain values; safe to share read-only.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace q3vl {
+
+struct TextConfig {
+  std::int64_t vocab_size = 0;
+  std::int64_t hidden_size = 0;
+  std::int64_t intermediate_size = 0;
+  std::int64_t num_hidden_layers = 0;
+  std::int64_t num_attention_heads = 0;
+  std::int64_t num_key_value_heads = 0;
+  std::int64_t head_dim = 0;  // explicit in Qwen3 configs; NOT hidden_size / heads
+  std::int64_t max_position_embeddings = 0;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 0.0;
+  std::string rope_type = "default";
+  // Rotary frequency slots per axis (T, H, W); they sum to head_dim / 2.
+  std::array<std::int64_t, 3> mrope_section{};
+  // Recorded as written; HF's Qwen3-VL rotary code interleaves regardless.
+  bool mrope_interleaved = true;
+  std::string hidden_act = "silu";
+  bool attention_bias = false;
+};
+
+struct VisionConfig {
+  std::int64_t depth = 0;
+  std::int64_t hidden_size = 0;
+  std::int64_t intermediate_size = 0;
+  std::int64_t num_heads = 0;
+  std::int64_t in_channels = 3;
+  std::int64_t patch_size = 0;
+  std::int64_t temporal_patch_size = 0;
+  std::int64_t spatial_merge_size = 0;
+  std::int64_t out_hidden_size = 0;          // = text hidden_size
+  std::int64_t num_position_embeddings = 0;  // a perfect square (48 * 48 = 2304)
+  std::string hidden_act = "gelu_pytorch_tanh";
+  double rope_theta = 10000.0;
+  // Vision block indices whose outputs feed the DeepStack mergers, in order;
+  // the k-th listed feature is added after text layer k.
+  std::vector<std::int64_t> deepstack_visual_indexes;
+
+  std::int64_t head_dim() const { return hidden_size / num_heads; }
+  // Width of one pixel_values row: in_channels * temporal_patch_size * patch_size^2.
+  std::int64_t patch_input_size() const {
+    return in_channels * temporal_patch_size * patch_size * patch_size;
+  }
+};
+
+enum class ConfigLayout {
+  rope_scaling,     // the Hub's files (transformers 4.57)
+  rope_parameters,  // what transformers 5.x save_pretrained writes
+};
+
+struct ModelConfig {
+  std::string model_type = "qwen3_vl";
+  TextConfig text;
+  VisionConfig vision;
+  std::int64_t image_token_id = 151655;
+  std::int64_t video_token_id = 151656;
+  std::int64_t vision_start_token_id = 151652;
+  std::int64_t vision_end_token_id = 151653;
+  bool tie_word_embeddings = false;
+  ConfigLayout layout = ConfigLayout::rope_scaling;  // the layout the file was read from
+};
+
+// Parses and validates config.json text. `file` is only used in error messages.
+// Throws q3vl::Error (format: bad JSON; config: missing/invalid field;
+// unsupported: qwen3_vl_moe).
+ModelConfig parse_model_config(std::string_view json_text, const std::string& file = "config.json");
+
+// Reads and parses a config.json file (or DIR/config.json when given a directory).
+ModelConfig load_model_config(const std::filesystem::path& path);
+
+// Serialises a config as Hugging Face would write config.json in the given layout
+// (2-space indent, HF's key names). Deterministic: same config, same bytes.
+std::string to_config_json(const ModelConfig& config,
+                           ConfigLayout layout = ConfigLayout::rope_scaling);
+
+}  // namespace q3vl
