@@ -43,7 +43,7 @@ APT_PACKAGES=(
   libjpeg-dev libpng-dev libwebp-dev libgif-dev
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  npm python3-pip
+  libssl-dev npm python3-pip
 )
 MIN_CARGO_VERSION=1.80
 
