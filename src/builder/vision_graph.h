@@ -1,0 +1,88 @@
+// The vision encoder graph (vision.onnx): HF Qwen3VLVisionModel written op by op
+// from the checkpoint's `model.visual.*` weights.
+//
+// One call runs S equal-size attention segments (one image, or one temporal group
+// of a video; several same-size images may share a call). Everything that depends
+// on the grid is a graph input computed on the host by vision/grid_tables.h, so the
+// graph has static structure and fully dynamic S and L:
+//
+//   inputs  pixel_values        f32   [S, L, P]   P = in_channels * temporal_patch_size * patch_size^2,
+//                                                 rows of each segment in merge-block order
+//           pos_embed_indices   i64   [L, 4]      bilinear taps into pos_embed (grid_tables)
+//           pos_embed_weights   f32   [L, 4]
+//           rotary_cos          f32   [L, head_dim]
+//           rotary_sin          f32   [L, head_dim]
+//   outputs merged_tokens       f32   [S, L/m^2, out_hidden_size]        (merger)
+//           deepstack_features  f32   [K, S, L/m^2, out_hidden_size]     K = len(deepstack_visual_indexes)
+//
+// Attention is com.microsoft.MultiHeadAttention with batch = segment, so no
+// attention crosses segments and no [L, L] (let alone [N, N]) mask exists. With
+// no mask/bias/past inputs ORT's CPU kernel takes its tiled flash-attention path
+// (MlasFlashAttention), whose scratch is per thread and independent of L.
+//
+// Node and initializer names are the HF module paths ("model.visual.blocks.3.attn.qkv").
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "builder/graph.h"
+#include "io/safetensors.h"
+#include "q3vl/config.h"
+
+namespace q3vl::builder {
+
+enum class VisionPrecision {
+  fp32,  // weights and activations float32 (the parity reference)
+  fp16,  // weights stored float16 (half the file), cast to float32 when the session
+         // loads; activations stay float32 because ORT's CPU MatMul/MHA have no fp16 kernel on x86
+};
+
+// "fp32" / "fp16" -> VisionPrecision; throws q3vl::Error(usage) naming `--vision-precision`.
+VisionPrecision parse_vision_precision(std::string_view text);
+const char* to_string(VisionPrecision precision);
+
+struct VisionGraphOptions {
+  VisionPrecision precision = VisionPrecision::fp32;
+};
+
+// Graph IO names (the manifest records them; the runtime binds them).
+inline constexpr const char* kVisionPixelValues = "pixel_values";
+inline constexpr const char* kVisionPosEmbedIndices = "pos_embed_indices";
+inline constexpr const char* kVisionPosEmbedWeights = "pos_embed_weights";
+inline constexpr const char* kVisionRotaryCos = "rotary_cos";
+inline constexpr const char* kVisionRotarySin = "rotary_sin";
+inline constexpr const char* kVisionMergedTokens = "merged_tokens";
+inline constexpr const char* kVisionDeepstackFeatures = "deepstack_features";
+
+// One graph input or output as the manifest describes it.
+struct VisionGraphTensor {
+  std::string name;
+  std::string dtype;               // "float32" / "int64"
+  std::vector<std::string> shape;  // fixed sizes as numbers, symbolic dims by name
+};
+struct VisionGraphInfo {
+  std::vector<VisionGraphTensor> inputs;
+  std::vector<VisionGraphTensor> outputs;
+};
+
+// The IO of the vision graph for a config (no weights needed). Throws q3vl::Error(config)
+// for an invalid vision config (see write_vision_graph).
+VisionGraphInfo describe_vision_graph(const ModelConfig& config);
+
+// Adds the whole vision encoder to `graph` (inputs, nodes, weights, outputs); the caller
+// then calls graph.save(). Weights are read from `checkpoint` under "model.visual."
+// (or "visual." if the checkpoint uses that prefix), converted to float32 (or float16 for
+// fp16) one tensor at a time, and streamed into the graph's weights file.
+// Returns the graph's IO description.
+// Throws q3vl::Error: config (vision config not buildable: head_dim not a multiple of 4,
+// num_position_embeddings not a square, a DeepStack index outside [0, depth), merge size
+// not positive), shape (a weight missing or of the wrong shape; the message names the
+// tensor and both shapes), plus whatever Graph throws (io).
+VisionGraphInfo write_vision_graph(Graph& graph, const io::Checkpoint& checkpoint,
+                                   const ModelConfig& config,
+                                   const VisionGraphOptions& options = {});
+
+}  // namespace q3vl::builder
