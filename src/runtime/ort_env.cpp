@@ -1,0 +1,35 @@
+#include "runtime/ort_env.h"
+
+#include "q3vl/error.h"
+
+namespace q3vl::runtime {
+
+Ort::Env& ort_env() {
+  // A function-local static: created on first use, destroyed after main returns, so
+  // every session (owned by objects that die before exit) is released before the env.
+  static Ort::Env env = [] {
+    try {
+      return Ort::Env(ORT_LOGGING_LEVEL_WARNING, "q3vl");
+    } catch (const Ort::Exception& e) {
+      throw_error(ErrorKind::runtime, "onnxruntime",
+                  std::string("cannot create the environment: ") + e.what());
+    }
+  }();
+  return env;
+}
+
+Ort::SessionOptions make_session_options(const SessionConfig& config) {
+  try {
+    Ort::SessionOptions options;
+    options.SetIntraOpNumThreads(config.intra_op_threads);
+    options.SetInterOpNumThreads(config.inter_op_threads);
+    options.SetExecutionMode(config.inter_op_threads > 1 ? ExecutionMode::ORT_PARALLEL
+                                                         : ExecutionMode::ORT_SEQUENTIAL);
+    options.SetGraphOptimizationLevel(config.optimization_level);
+    return options;
+  } catch (const Ort::Exception& e) {
+    throw_error(ErrorKind::runtime, "onnxruntime", std::string("session options: ") + e.what());
+  }
+}
+
+}  // namespace q3vl::runtime
