@@ -56,5 +56,7 @@ std::string format_error(const ErrorInfo& info);
 [[noreturn]] void throw_error(ErrorKind kind, std::string file, std::string field,
                               std::string expected, std::string got);
 [[noreturn]] void throw_error(ErrorKind kind, std::string file, std::string detail);
+// "file: field: detail", for problems that are not an expected/got mismatch.
+[[noreturn]] void throw_error(ErrorKind kind, std::string file, std::string field, std::string detail);
 
 }  // namespace q3vl

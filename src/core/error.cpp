@@ -50,4 +50,8 @@ void throw_error(ErrorKind kind, std::string file, std::string detail) {
   throw Error(ErrorInfo{kind, std::move(file), {}, {}, {}, std::move(detail)});
 }
 
+void throw_error(ErrorKind kind, std::string file, std::string field, std::string detail) {
+  throw Error(ErrorInfo{kind, std::move(file), std::move(field), {}, {}, std::move(detail)});
+}
+
 }  // namespace q3vl

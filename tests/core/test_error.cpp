@@ -35,3 +35,19 @@ TEST(Error, EmptyInfoStillSaysWhatKind) {
 
 }  // namespace
 }  // namespace q3vl
+
+namespace q3vl {
+namespace {
+
+TEST(Error, FieldWithDetail) {
+  try {
+    throw_error(ErrorKind::format, "model.safetensors", "model.norm.weight", "data offsets overlap another tensor");
+    FAIL() << "throw_error returned";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "model.safetensors: model.norm.weight: data offsets overlap another tensor");
+    EXPECT_EQ(e.info().field, "model.norm.weight");
+  }
+}
+
+}  // namespace
+}  // namespace q3vl
