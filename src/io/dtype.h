@@ -1,4 +1,6 @@
 // Element types of checkpoint tensors and the conversions q3vl needs between them.
+//
+// All functions are pure and thread-safe.
 #pragma once
 
 #include <cstddef>
@@ -10,15 +12,23 @@ namespace q3vl::io {
 
 enum class DType { bf16, f16, f32, f64, i64, i32, i16, i8, u8, boolean };
 
-// Bytes per element.
+// Bytes per element (BOOL is one byte, as in safetensors).
 std::size_t dtype_size(DType dtype);
 // safetensors' spelling: "BF16", "F16", "F32", "F64", "I64", "I32", "I16", "I8", "U8", "BOOL".
 const char* dtype_name(DType dtype);
-// Inverse of dtype_name; throws q3vl::Error(format) naming `file` and `tensor` for an unknown name.
+// True for BF16, F16, F32, F64.
+bool is_float(DType dtype);
+// Inverse of dtype_name. Throws q3vl::Error naming `file` and `tensor`:
+// kind unsupported for a dtype safetensors defines but q3vl does not read
+// (F8_E4M3, U32, ...), kind format for any other string.
 DType parse_dtype(std::string_view name, const std::string& file, const std::string& tensor);
 
-// IEEE half / bfloat16 <-> float. float->half/bf16 round to nearest, ties to even
-// (as torch does); NaN stays NaN.
+// IEEE binary16 / bfloat16 <-> binary32, bit-exact with torch's CPU conversions.
+// Widening is exact (subnormals, infinities and NaN payloads are kept).
+// Narrowing rounds to nearest, ties to even; values beyond the largest finite
+// result become infinity; subnormal results are produced, not flushed. NaN stays
+// NaN: f32_to_bf16 returns torch's canonical 0x7FC0 for every NaN, f32_to_f16
+// keeps the sign and the top payload bits and sets the quiet bit.
 float bf16_to_f32(std::uint16_t bits);
 std::uint16_t f32_to_bf16(float value);
 float f16_to_f32(std::uint16_t bits);
