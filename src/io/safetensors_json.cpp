@@ -65,6 +65,12 @@ class DuplicateKeyCheck {
 }  // namespace
 
 nlohmann::json parse_json_strict(std::string_view text, const std::string& file) {
+  // nlohmann's lexer takes a NUL byte for the end of input, so "{}\0garbage" would
+  // parse; JSON allows no raw NUL anywhere (not even inside strings).
+  if (const auto nul = text.find('\0'); nul != std::string_view::npos) {
+    throw_error(ErrorKind::format, file,
+                "invalid JSON: NUL byte at offset " + std::to_string(nul));
+  }
   DuplicateKeyCheck check(file);
   try {
     return nlohmann::json::parse(text.begin(), text.end(),

@@ -14,7 +14,7 @@
 namespace q3vl::io {
 
 // Parses `text` as one JSON value. Throws q3vl::Error(format) naming `file` for
-// malformed JSON (with nlohmann's byte position), a key repeated within one object
+// malformed JSON (with nlohmann's byte position; a NUL byte anywhere counts), a key repeated within one object
 // (field = the dotted path of that key), or nesting deeper than 128.
 nlohmann::json parse_json_strict(std::string_view text, const std::string& file);
 
