@@ -98,6 +98,8 @@ struct Graph::Impl {
   std::map<std::string, int> producer;       // node output name -> node index
   std::set<std::string> graph_inputs;
   std::set<std::string> constants;
+  std::vector<GraphTensor> inputs;
+  std::vector<GraphTensor> outputs;
   bool saved = false;
 
   Impl(std::string n, std::filesystem::path path)
@@ -134,6 +136,7 @@ std::uint64_t Graph::weight_bytes() const { return impl_->weights.size(); }
 Value Graph::input(const std::string& name, DType dtype, const Shape& shape) {
   impl_->define(name);
   impl_->graph_inputs.insert(name);
+  impl_->inputs.push_back(GraphTensor{name, dtype, shape});
   set_value_info(impl_->graph->add_input(), name, dtype, shape);
   return Value{name};
 }
@@ -178,7 +181,11 @@ void Graph::output(const Value& value, const std::string& name, DType dtype, con
     impl_->producer[name] = impl_->graph->node_size() - 1;
   }
   set_value_info(impl_->graph->add_output(), name, dtype, shape);
+  impl_->outputs.push_back(GraphTensor{name, dtype, shape});
 }
+
+const std::vector<GraphTensor>& Graph::inputs() const { return impl_->inputs; }
+const std::vector<GraphTensor>& Graph::outputs() const { return impl_->outputs; }
 
 Value Graph::initializer(const std::string& name, DType dtype, const std::vector<std::int64_t>& shape,
                          std::span<const std::byte> data) {

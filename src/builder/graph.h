@@ -86,6 +86,13 @@ struct Attr {
   Attr(std::string n, std::vector<float> v) : name(std::move(n)), data(std::move(v)) {}
 };
 
+// A graph input or output as declared (the manifest records these).
+struct GraphTensor {
+  std::string name;
+  DType dtype = DType::f32;
+  Shape shape;
+};
+
 class Graph {
  public:
   // Initializers smaller than this are stored inside the .onnx file.
@@ -179,6 +186,10 @@ class Graph {
   // Writes the .onnx (into the directory of the weights file) and closes the weights
   // file. Call once. Throws io on write failure (the partial files are removed).
   void save(const std::filesystem::path& onnx_path);
+
+  // Inputs and outputs in declaration order.
+  const std::vector<GraphTensor>& inputs() const;
+  const std::vector<GraphTensor>& outputs() const;
 
   // Bytes written to the weights file so far (progress reporting).
   std::uint64_t weight_bytes() const;

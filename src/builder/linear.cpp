@@ -1,0 +1,96 @@
+#include "builder/linear.h"
+
+#include <algorithm>
+
+#include "q3vl/error.h"
+
+namespace q3vl::builder {
+namespace {
+
+std::vector<float> transpose(const std::vector<float>& w, std::int64_t rows, std::int64_t cols) {
+  std::vector<float> t(w.size());
+  constexpr std::int64_t kTile = 64;  // cache-friendly tiles; the result is the same
+  for (std::int64_t r0 = 0; r0 < rows; r0 += kTile) {
+    for (std::int64_t c0 = 0; c0 < cols; c0 += kTile) {
+      for (std::int64_t r = r0; r < std::min(rows, r0 + kTile); ++r) {
+        for (std::int64_t c = c0; c < std::min(cols, c0 + kTile); ++c) t[c * rows + r] = w[r * cols + c];
+      }
+    }
+  }
+  return t;
+}
+
+}  // namespace
+
+WeightPrecision parse_weight_precision(std::string_view text, std::string_view flag) {
+  if (text == "fp32") return WeightPrecision::fp32;
+  if (text == "fp16") return WeightPrecision::fp16;
+  if (text == "int8") return WeightPrecision::int8;
+  if (text == "int4") return WeightPrecision::int4;
+  throw_error(ErrorKind::usage, "", std::string(flag), "fp32, fp16, int8 or int4", std::string(text));
+}
+
+const char* to_string(WeightPrecision precision) {
+  switch (precision) {
+    case WeightPrecision::fp32: return "fp32";
+    case WeightPrecision::fp16: return "fp16";
+    case WeightPrecision::int8: return "int8";
+    case WeightPrecision::int4: return "int4";
+  }
+  return "?";
+}
+
+Value linear(Graph& g, const Value& x, std::vector<float> weight, std::int64_t out_features,
+             std::int64_t in_features, const LinearFormat& format, std::vector<float> bias) {
+  if (static_cast<std::int64_t>(weight.size()) != out_features * in_features ||
+      (!bias.empty() && static_cast<std::int64_t>(bias.size()) != out_features)) {
+    throw_error(ErrorKind::usage, g.name(), g.scope_path(),
+                "weight [" + std::to_string(out_features) + ", " + std::to_string(in_features) + "]",
+                std::to_string(weight.size()) + " values");
+  }
+  Value y;
+  switch (format.precision) {
+    case WeightPrecision::fp32: {
+      auto t = transpose(weight, out_features, in_features);
+      weight = {};
+      y = g.op("MatMul", {x, g.initializer_f32(g.scoped("weight"), {in_features, out_features}, t)});
+      break;
+    }
+    case WeightPrecision::fp16: {
+      auto t = transpose(weight, out_features, in_features);
+      weight = {};
+      std::vector<std::uint16_t> half(t.size());
+      for (std::size_t i = 0; i < t.size(); ++i) half[i] = io::f32_to_f16(t[i]);
+      t = {};
+      Value w16 = g.initializer_f16(g.scoped("weight"), {in_features, out_features}, half);
+      y = g.op("MatMul", {x, g.op("Cast", {w16}, {{"to", 1}})});
+      break;
+    }
+    case WeightPrecision::int8:
+    case WeightPrecision::int4: {
+      QuantOptions options = format.quant;
+      options.bits = format.precision == WeightPrecision::int8 ? 8 : 4;
+      const QuantizedMatrix q = quantize_blockwise(weight, out_features, in_features, options);
+      weight = {};
+      const std::int64_t blob = q.block_size * q.bits / 8;
+      Value packed = g.initializer_u8(g.scoped("weight"), {q.n, q.k_blocks, blob}, q.packed);
+      Value scales = g.initializer_f32(g.scoped("scales"), {q.n, q.k_blocks}, q.scales);
+      std::vector<Value> inputs{x, packed, scales};
+      if (!q.zero_points.empty()) {
+        const std::int64_t zp_row = (q.k_blocks * q.bits + 7) / 8;
+        inputs.push_back(g.initializer_u8(g.scoped("zero_points"), {q.n, zp_row}, q.zero_points));
+      }
+      y = g.op("com.microsoft.MatMulNBits", inputs,
+               {{"K", in_features},
+                {"N", out_features},
+                {"bits", std::int64_t{q.bits}},
+                {"block_size", q.block_size},
+                {"accuracy_level", std::int64_t{format.accuracy_level}}});
+      break;
+    }
+  }
+  if (!bias.empty()) y = g.op("Add", {y, g.initializer_f32(g.scoped("bias"), {out_features}, bias)});
+  return y;
+}
+
+}  // namespace q3vl::builder

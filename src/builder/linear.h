@@ -1,0 +1,41 @@
+// linear(): the one place that decides how a weight matrix is stored and multiplied.
+//
+//   y = x W^T (+ b);  x: [..., in_features], W: [out_features, in_features] (HF nn.Linear)
+//
+// Storage per WeightPrecision (activations are float32 in every case; ORT's x86 CPU
+// kernels have no float16 MatMul):
+//   fp32  MatMul with W^T [in, out] float32            initializer "<scope>.weight"
+//   fp16  MatMul with Cast(W^T [in, out] float16)      (half the file; cast once at session load)
+//   int8  com.microsoft.MatMulNBits bits=8             "<scope>.weight" (packed), ".scales", ".zero_points"
+//   int4  com.microsoft.MatMulNBits bits=4
+// The caller opens the HF module scope ("model.language_model.layers.0.self_attn.q_proj")
+// so node and initializer names follow HF. The weight vector is consumed (freed on return).
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "builder/graph.h"
+#include "builder/quantize.h"
+
+namespace q3vl::builder {
+
+enum class WeightPrecision { fp32, fp16, int8, int4 };
+
+// "fp32" / "fp16" / "int8" / "int4"; throws q3vl::Error(usage) naming `flag` otherwise.
+WeightPrecision parse_weight_precision(std::string_view text, std::string_view flag = "--precision");
+const char* to_string(WeightPrecision precision);
+
+struct LinearFormat {
+  WeightPrecision precision = WeightPrecision::fp32;
+  QuantOptions quant;   // used for int8/int4 (bits is taken from precision)
+  int accuracy_level = 0;  // MatMulNBits accuracy_level: 0 exact float, 4 = int8 activations
+};
+
+// Adds y = x W^T (+ bias) in the current scope. `weight` is [out_features * in_features]
+// row-major; `bias` is empty or [out_features]. Throws q3vl::Error(usage) on size mismatch.
+Value linear(Graph& g, const Value& x, std::vector<float> weight, std::int64_t out_features,
+             std::int64_t in_features, const LinearFormat& format, std::vector<float> bias = {});
+
+}  // namespace q3vl::builder

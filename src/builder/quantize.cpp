@@ -1,0 +1,181 @@
+#include "builder/quantize.h"
+
+#include <algorithm>
+#include <cmath>
+#include <thread>
+
+#include "q3vl/error.h"
+
+namespace q3vl::builder {
+namespace {
+
+// Candidate clip ratios for the mse search: 1.0 (= rtn) down to 0.70.
+constexpr int kSearchSteps = 16;
+constexpr float kSearchStep = 0.02f;
+
+struct BlockParams {
+  float scale = 0.0f;
+  int zero_point = 0;
+};
+
+int quantize_value(float w, const BlockParams& p, int max_q) {
+  if (p.scale == 0.0f) return p.zero_point;
+  const float q = std::nearbyint(w / p.scale) + static_cast<float>(p.zero_point);
+  return static_cast<int>(std::clamp(q, 0.0f, static_cast<float>(max_q)));
+}
+
+double block_error(std::span<const float> x, const BlockParams& p, int max_q) {
+  double error = 0.0;
+  for (float w : x) {
+    const float r = static_cast<float>(quantize_value(w, p, max_q) - p.zero_point) * p.scale;
+    const double d = static_cast<double>(w) - r;
+    error += d * d;
+  }
+  return error;
+}
+
+BlockParams candidate(std::span<const float> x, const QuantOptions& o, float ratio) {
+  BlockParams p;
+  if (o.symmetric) {
+    float amax = 0.0f;
+    for (float w : x) amax = std::max(amax, std::abs(w));
+    p.zero_point = 1 << (o.bits - 1);
+    p.scale = ratio * amax / static_cast<float>((1 << (o.bits - 1)) - 1);
+  } else {
+    // The range always contains 0 so that zero weights (and padding) stay exact.
+    float lo = 0.0f, hi = 0.0f;
+    for (float w : x) {
+      lo = std::min(lo, w);
+      hi = std::max(hi, w);
+    }
+    const int max_q = (1 << o.bits) - 1;
+    p.scale = ratio * (hi - lo) / static_cast<float>(max_q);
+    p.zero_point = p.scale == 0.0f
+                       ? 0
+                       : static_cast<int>(std::clamp(std::nearbyint(-ratio * lo / p.scale), 0.0f,
+                                                     static_cast<float>(max_q)));
+  }
+  return p;
+}
+
+BlockParams choose(std::span<const float> x, const QuantOptions& o) {
+  const int max_q = (1 << o.bits) - 1;
+  BlockParams best = candidate(x, o, 1.0f);
+  if (o.method == QuantMethod::rtn) return best;
+  double best_error = block_error(x, best, max_q);
+  for (int i = 1; i < kSearchSteps; ++i) {
+    const BlockParams p = candidate(x, o, 1.0f - kSearchStep * static_cast<float>(i));
+    const double e = block_error(x, p, max_q);
+    if (e < best_error) {
+      best_error = e;
+      best = p;
+    }
+  }
+  return best;
+}
+
+void quantize_rows(std::span<const float> w, std::int64_t row_begin, std::int64_t row_end,
+                   const QuantOptions& o, QuantizedMatrix& q) {
+  const std::int64_t bs = o.block_size;
+  const std::int64_t blob = bs * o.bits / 8;
+  const std::int64_t zp_row = (q.k_blocks * o.bits + 7) / 8;
+  const int max_q = (1 << o.bits) - 1;
+  std::vector<float> block(static_cast<std::size_t>(bs));
+  std::vector<int> values(static_cast<std::size_t>(bs));
+  for (std::int64_t r = row_begin; r < row_end; ++r) {
+    for (std::int64_t b = 0; b < q.k_blocks; ++b) {
+      const std::int64_t begin = b * bs;
+      const std::int64_t count = std::min(bs, q.k - begin);
+      std::fill(block.begin(), block.end(), 0.0f);
+      std::copy_n(w.begin() + r * q.k + begin, count, block.begin());
+      const BlockParams p = choose(block, o);
+      q.scales[static_cast<std::size_t>(r * q.k_blocks + b)] = p.scale;
+      for (std::int64_t i = 0; i < bs; ++i) values[i] = quantize_value(block[i], p, max_q);
+      std::uint8_t* out = q.packed.data() + (r * q.k_blocks + b) * blob;
+      if (o.bits == 8) {
+        for (std::int64_t i = 0; i < bs; ++i) out[i] = static_cast<std::uint8_t>(values[i]);
+      } else {
+        for (std::int64_t i = 0; i < bs / 2; ++i) {
+          out[i] = static_cast<std::uint8_t>(values[2 * i] | (values[2 * i + 1] << 4));
+        }
+      }
+      if (!o.symmetric) {
+        std::uint8_t* zp = q.zero_points.data() + r * zp_row;
+        if (o.bits == 8) {
+          zp[b] = static_cast<std::uint8_t>(p.zero_point);
+        } else {
+          zp[b / 2] = static_cast<std::uint8_t>(zp[b / 2] | (p.zero_point << (4 * (b % 2))));
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+QuantMethod parse_quant_method(std::string_view text) {
+  if (text == "rtn") return QuantMethod::rtn;
+  if (text == "mse") return QuantMethod::mse;
+  throw_error(ErrorKind::usage, "", "--quant-method", "rtn or mse", std::string(text));
+}
+
+const char* to_string(QuantMethod method) { return method == QuantMethod::rtn ? "rtn" : "mse"; }
+
+QuantizedMatrix quantize_blockwise(std::span<const float> w, std::int64_t n, std::int64_t k,
+                                   const QuantOptions& options) {
+  if (options.bits != 4 && options.bits != 8) {
+    throw_error(ErrorKind::usage, "", "bits", "4 or 8", std::to_string(options.bits));
+  }
+  const std::int64_t bs = options.block_size;
+  if (bs < 16 || (bs & (bs - 1)) != 0) {
+    throw_error(ErrorKind::usage, "", "--block-size", "a power of two >= 16", std::to_string(bs));
+  }
+  if (n <= 0 || k <= 0 || static_cast<std::int64_t>(w.size()) != n * k) {
+    throw_error(ErrorKind::usage, "", "quantize_blockwise", std::to_string(n * k) + " values",
+                std::to_string(w.size()));
+  }
+  QuantizedMatrix q;
+  q.n = n;
+  q.k = k;
+  q.bits = options.bits;
+  q.block_size = bs;
+  q.k_blocks = (k + bs - 1) / bs;
+  q.packed.assign(static_cast<std::size_t>(n * q.k_blocks * bs * options.bits / 8), 0);
+  q.scales.assign(static_cast<std::size_t>(n * q.k_blocks), 0.0f);
+  if (!options.symmetric) {
+    q.zero_points.assign(static_cast<std::size_t>(n * ((q.k_blocks * options.bits + 7) / 8)), 0);
+  }
+  // Rows are independent, so splitting them over threads gives the same bytes.
+  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  const std::int64_t threads =
+      std::clamp<std::int64_t>(options.threads > 0 ? options.threads : hw, 1, n);
+  std::vector<std::thread> workers;
+  for (std::int64_t t = 0; t < threads; ++t) {
+    const std::int64_t begin = n * t / threads, end = n * (t + 1) / threads;
+    workers.emplace_back([&, begin, end] { quantize_rows(w, begin, end, options, q); });
+  }
+  for (auto& worker : workers) worker.join();
+  return q;
+}
+
+std::vector<float> dequantize(const QuantizedMatrix& q) {
+  std::vector<float> w(static_cast<std::size_t>(q.n * q.k));
+  const std::int64_t blob = q.block_size * q.bits / 8;
+  const std::int64_t zp_row = (q.k_blocks * q.bits + 7) / 8;
+  for (std::int64_t r = 0; r < q.n; ++r) {
+    for (std::int64_t c = 0; c < q.k; ++c) {
+      const std::int64_t b = c / q.block_size, i = c % q.block_size;
+      const std::uint8_t* blk = q.packed.data() + (r * q.k_blocks + b) * blob;
+      const int value = q.bits == 8 ? blk[i] : (blk[i / 2] >> (4 * (i % 2))) & 0xF;
+      int zp = 1 << (q.bits - 1);
+      if (!q.zero_points.empty()) {
+        const std::uint8_t byte = q.zero_points[r * zp_row + (q.bits == 8 ? b : b / 2)];
+        zp = q.bits == 8 ? byte : (byte >> (4 * (b % 2))) & 0xF;
+      }
+      w[r * q.k + c] = static_cast<float>(value - zp) * q.scales[r * q.k_blocks + b];
+    }
+  }
+  return w;
+}
+
+}  // namespace q3vl::builder

@@ -1,0 +1,66 @@
+// Block-wise weight quantization for com.microsoft.MatMulNBits, done in C++ while the
+// builder streams weights.
+//
+// A weight W [N, K] (HF nn.Linear layout: N output features, K input features) is cut
+// into blocks of `block_size` consecutive input features per output row; each block has
+// one float scale s and (asymmetric only) an integer zero point z:
+//     q = clamp(round(w / s) + z, 0, 2^bits - 1),   w ≈ (q - z) * s
+// Symmetric quantization uses z = 2^(bits-1) for every block (MatMulNBits' default when
+// no zero points are given). The last block of a row is zero-padded when K is not a
+// multiple of block_size.
+//
+// Methods:
+//   rtn  round-to-nearest with the block's full range: s = max|w| / (2^(bits-1) - 1)
+//        (symmetric) or s = (max - min) / (2^bits - 1) (asymmetric).
+//   mse  per-block search over shrunken ranges (clip ratios 1.0, 0.98, ..., 0.70 of the
+//        rtn range, plus the asymmetric-in-sign symmetric grid), keeping the candidate
+//        with the smallest squared reconstruction error. Never worse than rtn per block,
+//        since rtn's scale is one of the candidates.
+//
+// Layout of the result (what MatMulNBits reads, see shared/ort.md):
+//   packed       uint8 [N, k_blocks, block_size * bits / 8], LSB-first: element 2i is the
+//                low nibble for 4 bits
+//   scales       float [N, k_blocks]
+//   zero_points  uint8 [N, ceil(k_blocks * bits / 8)] (asymmetric), empty when symmetric
+//
+// Thread-safety: pure functions; quantize_blockwise uses up to `threads` worker threads.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace q3vl::builder {
+
+enum class QuantMethod { rtn, mse };
+
+// "rtn" / "mse"; throws q3vl::Error(usage) otherwise.
+QuantMethod parse_quant_method(std::string_view text);
+const char* to_string(QuantMethod method);
+
+struct QuantOptions {
+  int bits = 4;                 // 4 or 8
+  std::int64_t block_size = 32;  // power of two, >= 16
+  bool symmetric = true;
+  QuantMethod method = QuantMethod::mse;
+  int threads = 0;  // 0 = hardware concurrency
+};
+
+struct QuantizedMatrix {
+  std::int64_t n = 0, k = 0, k_blocks = 0;
+  int bits = 4;
+  std::int64_t block_size = 32;
+  std::vector<std::uint8_t> packed;
+  std::vector<float> scales;
+  std::vector<std::uint8_t> zero_points;  // empty = symmetric
+};
+
+// Throws q3vl::Error(usage) for unsupported bits / block sizes or w.size() != n * k.
+QuantizedMatrix quantize_blockwise(std::span<const float> w, std::int64_t n, std::int64_t k,
+                                   const QuantOptions& options);
+
+// The float matrix [N, K] the quantized one stands for (tests, error measurement).
+std::vector<float> dequantize(const QuantizedMatrix& q);
+
+}  // namespace q3vl::builder

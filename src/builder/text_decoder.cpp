@@ -1,0 +1,226 @@
+#include "builder/text_decoder.h"
+
+#include <cmath>
+#include <limits>
+
+#include "builder/text_rotary.h"
+#include "q3vl/error.h"
+
+namespace q3vl::builder {
+namespace {
+
+constexpr const char* kPrefix = "model.language_model";
+
+// What every layer shares: config, the MRoPE tables and GQA's sequence-length inputs.
+struct LayerContext {
+  const TextConfig& text;
+  const TextRotaryTables& rotary;
+  Value seqlens_k;              // i32 [B]: valid tokens per row - 1
+  Value total_sequence_length;  // i32 scalar
+};
+
+struct AttentionOutput {
+  Value hidden;
+  Value present_key;
+  Value present_value;
+};
+
+// Reads "<scope>.<module>.weight" [out, in] and adds y = x W^T (+ bias when the config has one).
+Value write_projection(Graph& g, WeightReader& w, const Value& x, const std::string& module,
+                       std::int64_t out, std::int64_t in, const LinearFormat& format, bool bias) {
+  auto scope = g.scope(module);
+  auto weight = w.f32(g.scoped("weight"), {out, in});
+  std::vector<float> b;
+  if (bias) b = w.f32(g.scoped("bias"), {out});
+  return linear(g, x, std::move(weight), out, in, format, std::move(b));
+}
+
+// y = weight * x / sqrt(mean(x^2, last axis) + eps);  x: [..., n]
+Value write_rms_norm(Graph& g, WeightReader& w, const Value& x, const std::string& module,
+                     std::int64_t n, double eps) {
+  auto scope = g.scope(module);
+  Value weight = g.initializer_f32(g.scoped("weight"), {n}, w.f32(g.scoped("weight"), {n}));
+  return g.op("SimplifiedLayerNormalization", {x, weight}, {{"axis", -1}, {"epsilon", eps}});
+}
+
+// Qwen3's per-head norm: rms_norm over each head's head_dim vector.
+// x: [B, T, heads * head_dim] -> [B, T, heads, head_dim] -> norm -> [B, T, heads * head_dim]
+Value write_head_norm(Graph& g, WeightReader& w, const Value& x, const std::string& module,
+                      std::int64_t heads, const TextConfig& text) {
+  Value per_head = g.op("Reshape", {x, g.constant_i64({0, 0, heads, text.head_dim})});
+  Value normed = write_rms_norm(g, w, per_head, module, text.head_dim, text.rms_norm_eps);
+  return g.op("Reshape", {normed, g.constant_i64({0, 0, heads * text.head_dim})});
+}
+
+// q = mrope(q_norm(x Wq^T)), k = mrope(k_norm(x Wk^T)), v = x Wv^T
+// o = softmax(q k^T / sqrt(head_dim) + causal) v  (GQA: kv head j serves q heads j*g .. j*g+g-1)
+// out = o Wo^T;   x: [B, T, hidden],  q: [B, T, heads * head_dim],  k, v: [B, T, kv_heads * head_dim]
+AttentionOutput write_attention(Graph& g, WeightReader& w, const Value& x, const Value& past_key,
+                                const Value& past_value, const LayerContext& ctx,
+                                const LinearFormat& format) {
+  auto scope = g.scope("self_attn");
+  const TextConfig& t = ctx.text;
+  const std::int64_t q_width = t.num_attention_heads * t.head_dim;
+  const std::int64_t kv_width = t.num_key_value_heads * t.head_dim;
+  const bool bias = t.attention_bias;
+
+  Value q = write_projection(g, w, x, "q_proj", q_width, t.hidden_size, format, bias);
+  Value k = write_projection(g, w, x, "k_proj", kv_width, t.hidden_size, format, bias);
+  Value v = write_projection(g, w, x, "v_proj", kv_width, t.hidden_size, format, bias);
+  q = apply_text_rotary(g, write_head_norm(g, w, q, "q_norm", t.num_attention_heads, t), ctx.rotary);
+  k = apply_text_rotary(g, write_head_norm(g, w, k, "k_norm", t.num_key_value_heads, t), ctx.rotary);
+
+  auto [o, present_key, present_value] = g.ops<3>(
+      "com.microsoft.GroupQueryAttention",
+      {q, k, v, past_key, past_value, ctx.seqlens_k, ctx.total_sequence_length},
+      {{"num_heads", t.num_attention_heads},
+       {"kv_num_heads", t.num_key_value_heads},
+       {"scale", 1.0 / std::sqrt(static_cast<double>(t.head_dim))},
+       {"do_rotary", 0}});
+  Value out = write_projection(g, w, o, "o_proj", t.hidden_size, q_width, format, bias);
+  return {out, present_key, present_value};
+}
+
+// y = down(silu(gate(x)) * up(x));  x: [B, T, hidden], gate/up: [B, T, intermediate]
+Value write_mlp(Graph& g, WeightReader& w, const Value& x, const TextConfig& t, const LinearFormat& format) {
+  auto scope = g.scope("mlp");
+  Value gate = write_projection(g, w, x, "gate_proj", t.intermediate_size, t.hidden_size, format, false);
+  Value up = write_projection(g, w, x, "up_proj", t.intermediate_size, t.hidden_size, format, false);
+  Value act = g.op("Mul", {gate, g.op("Sigmoid", {gate})});
+  return write_projection(g, w, g.op("Mul", {act, up}), "down_proj", t.hidden_size,
+                          t.intermediate_size, format, false);
+}
+
+// h = x + attention(rms_norm(x));  out = h + mlp(rms_norm(h));  x: [B, T, hidden]
+AttentionOutput write_decoder_layer(Graph& g, WeightReader& w, const Value& x, std::int64_t layer,
+                                    const Value& past_key, const Value& past_value,
+                                    const LayerContext& ctx, const LinearFormat& format) {
+  auto scope = g.scope("layers." + std::to_string(layer));
+  const TextConfig& t = ctx.text;
+  Value normed = write_rms_norm(g, w, x, "input_layernorm", t.hidden_size, t.rms_norm_eps);
+  AttentionOutput attn = write_attention(g, w, normed, past_key, past_value, ctx, format);
+  Value h = g.op("Add", {x, attn.hidden});
+  Value m = write_rms_norm(g, w, h, "post_attention_layernorm", t.hidden_size, t.rms_norm_eps);
+  attn.hidden = g.op("Add", {h, write_mlp(g, w, m, t, format)});
+  return attn;
+}
+
+void require(bool ok, const std::string& field, const std::string& expected, const std::string& got,
+             ErrorKind kind = ErrorKind::config) {
+  if (!ok) throw_error(kind, "config.json", field, expected, got);
+}
+
+}  // namespace
+
+std::string past_key_name(std::int64_t layer) { return "past_key_values." + std::to_string(layer) + ".key"; }
+std::string past_value_name(std::int64_t layer) { return "past_key_values." + std::to_string(layer) + ".value"; }
+std::string present_key_name(std::int64_t layer) { return "present." + std::to_string(layer) + ".key"; }
+std::string present_value_name(std::int64_t layer) { return "present." + std::to_string(layer) + ".value"; }
+
+void validate_decoder_config(const ModelConfig& config) {
+  const TextConfig& t = config.text;
+  auto positive = [](std::int64_t v, const char* field) {
+    require(v > 0, std::string("text_config.") + field, "positive integer", std::to_string(v));
+  };
+  positive(t.vocab_size, "vocab_size");
+  positive(t.hidden_size, "hidden_size");
+  positive(t.intermediate_size, "intermediate_size");
+  positive(t.num_hidden_layers, "num_hidden_layers");
+  positive(t.num_attention_heads, "num_attention_heads");
+  positive(t.num_key_value_heads, "num_key_value_heads");
+  positive(t.head_dim, "head_dim");
+  require(t.head_dim % 2 == 0, "text_config.head_dim", "an even number", std::to_string(t.head_dim));
+  require(t.num_attention_heads % t.num_key_value_heads == 0, "text_config.num_key_value_heads",
+          "a divisor of num_attention_heads (" + std::to_string(t.num_attention_heads) + ")",
+          std::to_string(t.num_key_value_heads));
+  const std::int64_t sections = t.mrope_section[0] + t.mrope_section[1] + t.mrope_section[2];
+  require(sections == t.head_dim / 2 && t.mrope_section[0] >= 0 && t.mrope_section[1] >= 0 &&
+              t.mrope_section[2] >= 0,
+          "text_config.rope_parameters.mrope_section",
+          "three non-negative counts summing to head_dim / 2 = " + std::to_string(t.head_dim / 2),
+          std::to_string(t.mrope_section[0]) + ", " + std::to_string(t.mrope_section[1]) + ", " +
+              std::to_string(t.mrope_section[2]));
+  require(t.rope_theta > 0, "text_config.rope_theta", "a positive number", std::to_string(t.rope_theta));
+  require(t.rope_type == "default", "text_config.rope_parameters.rope_type", "default", t.rope_type,
+          ErrorKind::unsupported);
+  require(t.hidden_act == "silu", "text_config.hidden_act", "silu", t.hidden_act, ErrorKind::unsupported);
+  const auto taps = static_cast<std::int64_t>(config.vision.deepstack_visual_indexes.size());
+  require(taps <= t.num_hidden_layers, "vision_config.deepstack_visual_indexes",
+          "at most num_hidden_layers (" + std::to_string(t.num_hidden_layers) + ") taps",
+          std::to_string(taps));
+}
+
+void write_decoder_graph(Graph& g, WeightReader& w, const ModelConfig& config,
+                         const DecoderGraphOptions& options) {
+  validate_decoder_config(config);
+  const TextConfig& t = config.text;
+  const std::int64_t taps = static_cast<std::int64_t>(config.vision.deepstack_visual_indexes.size());
+  const Shape hidden_shape{"batch_size", "sequence_length", t.hidden_size};
+  const Shape past_shape{"batch_size", t.num_key_value_heads, "past_sequence_length", t.head_dim};
+  const Shape present_shape{"batch_size", t.num_key_value_heads, "total_sequence_length", t.head_dim};
+
+  Value x = g.input(kDecoderInputsEmbeds, DType::f32, hidden_shape);
+  Value position_ids = g.input(kDecoderPositionIds, DType::i64, {3, "batch_size", "sequence_length"});
+  Value attention_mask = g.input(kDecoderAttentionMask, DType::i64, {"batch_size", "total_sequence_length"});
+  Value deepstack;
+  if (taps > 0) {
+    deepstack = g.input(kDecoderDeepstackEmbeds, DType::f32,
+                        {taps, "batch_size", "sequence_length", t.hidden_size});
+  }
+  std::vector<std::pair<Value, Value>> past;
+  for (std::int64_t i = 0; i < t.num_hidden_layers; ++i) {
+    past.emplace_back(g.input(past_key_name(i), DType::f32, past_shape),
+                      g.input(past_value_name(i), DType::f32, past_shape));
+  }
+
+  // GQA's lengths, from the mask: seqlens_k = sum(mask) - 1, total = mask width.
+  Value seqlens_k, total_length;
+  {
+    auto scope = g.scope("model.language_model.attention_lengths");
+    Value valid = g.op("ReduceSum", {attention_mask, g.constant_i64({1})}, {{"keepdims", 0}});
+    seqlens_k = g.op("Cast", {g.op("Sub", {valid, g.constant_i64({1}, {})})}, {{"to", 6}});
+    Value width = g.op("Gather", {g.op("Shape", {attention_mask}), g.constant_i64({1}, {})}, {{"axis", 0}});
+    total_length = g.op("Cast", {width}, {{"to", 6}});
+  }
+  const TextRotaryTables rotary = write_text_rotary(g, position_ids, t);
+  const LayerContext ctx{t, rotary, seqlens_k, total_length};
+
+  std::vector<std::pair<Value, Value>> present;
+  {
+    auto scope = g.scope(kPrefix);
+    for (std::int64_t i = 0; i < t.num_hidden_layers; ++i) {
+      const bool edge = i < options.num_edge_layers || i >= t.num_hidden_layers - options.num_edge_layers;
+      const LinearFormat& format = edge ? options.edge_layers : options.layers;
+      AttentionOutput layer = write_decoder_layer(g, w, x, i, past[i].first, past[i].second, ctx, format);
+      x = layer.hidden;
+      present.emplace_back(layer.present_key, layer.present_value);
+      // DeepStack (HF _deepstack_process): the k-th visual feature is added after layer k.
+      if (i < taps) {
+        auto ds = g.scope("deepstack." + std::to_string(i));
+        x = g.op("Add", {x, g.op("Gather", {deepstack, g.constant_i64({i}, {})}, {{"axis", 0}})});
+      }
+    }
+    if (options.logits == LogitsMode::last) {
+      x = g.op("Slice", {x, g.constant_i64({-1}), g.constant_i64({std::numeric_limits<std::int64_t>::max()}),
+                         g.constant_i64({1})});
+    }
+    x = write_rms_norm(g, w, x, "norm", t.hidden_size, t.rms_norm_eps);
+  }
+  // lm_head: tied checkpoints reuse the embedding table ([vocab, hidden] either way).
+  Value logits;
+  {
+    auto scope = g.scope("lm_head");
+    const std::string source = config.tie_word_embeddings ? std::string(kPrefix) + ".embed_tokens.weight"
+                                                          : "lm_head.weight";
+    auto weight = w.f32(source, {t.vocab_size, t.hidden_size});
+    logits = linear(g, x, std::move(weight), t.vocab_size, t.hidden_size, options.lm_head);
+  }
+  const Dim logits_len = options.logits == LogitsMode::last ? Dim(1) : Dim("sequence_length");
+  g.output(logits, kDecoderLogits, DType::f32, {"batch_size", logits_len, t.vocab_size});
+  for (std::int64_t i = 0; i < t.num_hidden_layers; ++i) {
+    g.output(present[i].first, present_key_name(i), DType::f32, present_shape);
+    g.output(present[i].second, present_value_name(i), DType::f32, present_shape);
+  }
+}
+
+}  // namespace q3vl::builder

@@ -1,0 +1,67 @@
+// The text decoder graph (decoder.onnx): HF Qwen3VLTextModel + lm_head, written
+// block by block from the checkpoint's `model.language_model.*` weights.
+//
+//   inputs  inputs_embeds               f32 [batch_size, sequence_length, hidden_size]
+//           position_ids                i64 [3, batch_size, sequence_length]   (T, H, W rows)
+//           attention_mask              i64 [batch_size, total_sequence_length] (past + new; 1 = token)
+//           deepstack_embeds            f32 [K, batch_size, sequence_length, hidden_size]
+//                                       (only when K = len(deepstack_visual_indexes) > 0; zero at
+//                                        non-visual positions, and all-zero [K, B, T, D] at decode)
+//           past_key_values.N.key/value f32 [batch_size, num_key_value_heads, past_sequence_length, head_dim]
+//   outputs logits                      f32 [batch_size, 1 | sequence_length, vocab_size]
+//           present.N.key/value         f32 [batch_size, num_key_value_heads, total_sequence_length, head_dim]
+//
+// Attention is com.microsoft.GroupQueryAttention (do_rotary = 0; MRoPE is applied before
+// it). Binding the same buffer to past_key_values.N.* and present.N.* (shape
+// [B, kv_heads, max_length, head_dim]) lets GQA append in place (shared/ort.md); then
+// present's sequence dim is the buffer's. Multi-token steps with a non-empty past need B = 1.
+// With LogitsMode::last the logits are those of the last position of each row only, so a
+// prefill of T tokens never materialises T x vocab floats (assumes no right padding).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "builder/graph.h"
+#include "builder/linear.h"
+#include "builder/weight_reader.h"
+#include "q3vl/config.h"
+
+namespace q3vl::builder {
+
+enum class LogitsMode {
+  last,  // logits [B, 1, V] for the last position (packages)
+  all,   // logits [B, T, V] (parity tests)
+};
+
+struct DecoderGraphOptions {
+  LinearFormat layers;         // q/k/v/o and MLP projections
+  LinearFormat edge_layers;    // projections of the first and last `num_edge_layers` layers
+  int num_edge_layers = 0;     // 0 = every layer uses `layers`
+  LinearFormat lm_head;
+  LogitsMode logits = LogitsMode::last;
+};
+
+inline constexpr const char* kDecoderInputsEmbeds = "inputs_embeds";
+inline constexpr const char* kDecoderPositionIds = "position_ids";
+inline constexpr const char* kDecoderAttentionMask = "attention_mask";
+inline constexpr const char* kDecoderDeepstackEmbeds = "deepstack_embeds";
+inline constexpr const char* kDecoderLogits = "logits";
+// "past_key_values.3.key", "present.3.value"
+std::string past_key_name(std::int64_t layer);
+std::string past_value_name(std::int64_t layer);
+std::string present_key_name(std::int64_t layer);
+std::string present_value_name(std::int64_t layer);
+
+// Checks every text-config field the decoder math depends on. Throws q3vl::Error(config)
+// naming config.json and the field (head_dim odd, heads not a multiple of kv heads,
+// mrope_section not summing to head_dim/2, DeepStack taps more than layers, ...).
+void validate_decoder_config(const ModelConfig& config);
+
+// Writes the whole decoder into `g` (the caller saves it). Weights are read one at a
+// time through `weights` (shape-checked) and streamed to g's weights file.
+void write_decoder_graph(Graph& g, WeightReader& weights, const ModelConfig& config,
+                         const DecoderGraphOptions& options);
+
+}  // namespace q3vl::builder

@@ -1,0 +1,43 @@
+// WeightReader: the one way graph writers read checkpoint tensors.
+//
+// Each call looks a tensor up by its HF name, checks its shape against what the config
+// implies, converts it to float32 (from BF16/F16/F32/F64) and reports the source bytes
+// to a Progress. Only the returned vector is held: callers convert/quantize it, hand it
+// to Graph (which streams it to disk) and drop it, so at most one tensor is in memory.
+//
+// Errors (q3vl::Error, message names the checkpoint directory and the tensor):
+//   shape        tensor missing, or a shape other than expected
+//   unsupported  an integer dtype where a float weight is expected
+//
+// Lifetime: the reader borrows the Checkpoint and the Progress; both must outlive it.
+// Thread-safety: none.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "io/safetensors.h"
+#include "q3vl/progress.h"
+
+namespace q3vl::builder {
+
+class WeightReader {
+ public:
+  WeightReader(const io::Checkpoint& checkpoint, Progress& progress)
+      : checkpoint_(checkpoint), progress_(progress) {}
+
+  // The tensor `name` as float32, row-major, after checking its shape is `shape`.
+  std::vector<float> f32(const std::string& name, const std::vector<std::int64_t>& shape);
+  bool contains(const std::string& name) const { return checkpoint_.contains(name); }
+  const io::Checkpoint& checkpoint() const { return checkpoint_; }
+
+ private:
+  const io::Checkpoint& checkpoint_;
+  Progress& progress_;
+};
+
+// "[64, 32]"
+std::string shape_text(const std::vector<std::int64_t>& shape);
+
+}  // namespace q3vl::builder
