@@ -1,0 +1,250 @@
+"""Writes the Hugging Face golden outputs q3vl is tested against (tests/goldens/model/).
+
+    /work/refvenv/bin/python tests/reference/make_goldens.py --q3vl build/q3vl
+
+builds the `tiny` and `tiny-untied` checkpoints with `q3vl make-checkpoint --seed 0`
+into a temporary directory (or takes them from --checkpoint PRESET=DIR), writes the
+synthetic media, runs the HF processor once per case (it does not depend on the
+preset) and the model once per case and preset, in float32 with eager attention.
+The format is described in tests/reference/README.md. Same inputs -> same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+sys.path.insert(0, str(HERE))
+
+import av  # noqa: E402
+import numpy as np  # noqa: E402
+import PIL  # noqa: E402
+import safetensors  # noqa: E402
+import tokenizers  # noqa: E402
+import torch  # noqa: E402
+import torchvision  # noqa: E402
+import transformers  # noqa: E402
+from transformers import AutoProcessor  # noqa: E402
+
+from golden_cases import CASES, MEDIA, TURN1_REPLY  # noqa: E402
+from golden_model import GREEDY_STEPS, load_model, run_each_image, run_model  # noqa: E402
+from golden_processor import encode_pixels, run_processor  # noqa: E402
+from golden_store import sha256_file, sha256_tree, write_json, write_tensors  # noqa: E402
+
+FORMAT = "q3vl-hf-goldens/1"
+PRESETS = ("tiny", "tiny-untied")
+TEMPLATE_SHA256 = "3636d0f0bd6bef02654cdffdc447b79cb2cef8ab02cc75267345946291a489e4"
+DEFAULT_TEMPLATE = REPO.parent / "shared" / "data" / "qwen3-vl-instruct.chat_template.jinja"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--q3vl", help="q3vl executable: build both checkpoints with make-checkpoint --seed 0")
+    source.add_argument("--checkpoint", action="append", metavar="PRESET=DIR",
+                        help="use an existing checkpoint (give both presets)")
+    parser.add_argument("--template", default=str(DEFAULT_TEMPLATE), help="the official Qwen3-VL chat template")
+    parser.add_argument("--out", default=str(REPO / "tests" / "goldens" / "model"), help="output directory")
+    return parser.parse_args()
+
+
+def make_checkpoints(args: argparse.Namespace, scratch: Path) -> dict:
+    if args.checkpoint:
+        dirs = dict(item.split("=", 1) for item in args.checkpoint)
+        if sorted(dirs) != sorted(PRESETS):
+            raise SystemExit(f"--checkpoint: expected presets {PRESETS}, got {sorted(dirs)}")
+        return {preset: Path(d) for preset, d in dirs.items()}
+    dirs = {}
+    for preset in PRESETS:
+        out = scratch / preset
+        subprocess.run([args.q3vl, "make-checkpoint", "--preset", preset, "--seed", "0", "--out", str(out)],
+                       check=True, stdout=subprocess.DEVNULL)
+        dirs[preset] = out
+    return dirs
+
+
+def library_versions() -> dict:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "transformers": transformers.__version__,
+        "tokenizers": tokenizers.__version__,
+        "numpy": np.__version__,
+        "av": av.__version__,
+        "pillow": PIL.__version__,
+        "safetensors": safetensors.__version__,
+    }
+
+
+def command_line() -> str:
+    """The command as run from the repository root (paths inside the repo made relative)."""
+    words = []
+    for word in sys.argv:
+        path = Path(word)
+        if path.is_absolute() and path.resolve().is_relative_to(REPO):
+            word = str(path.resolve().relative_to(REPO))
+        words.append(word)
+    return "python " + " ".join(words)
+
+
+def processor_tensors(features) -> dict:
+    """The per-case processor outputs; pixels are split off into the shared pixel store."""
+    tensors = {k: features[k].to(torch.int64) for k in ("input_ids", "attention_mask", "mm_token_type_ids")}
+    for grid in ("image_grid_thw", "video_grid_thw"):
+        if grid in features:
+            tensors[grid] = features[grid].to(torch.int64)
+    return tensors
+
+
+def add_pixels(store: dict, case, features) -> None:
+    """Splits the request's pixel_values per media item (HF preprocesses each image on
+    its own, so the request's rows are the concatenation of its items' rows) and keeps
+    each item's uint8 codes once; a medium seen before must give the same codes."""
+    streams = {"image": ("pixel_values", "image_grid_thw"), "video": ("pixel_values_videos", "video_grid_thw")}
+    keys = {"image": [k for k in case.media_keys() if MEDIA[k].kind != "video"],
+            "video": [k for k in case.media_keys() if MEDIA[k].kind == "video"]}
+    for kind, (values_key, grid_key) in streams.items():
+        if values_key not in features:
+            assert not keys[kind], f"{case.name}: {kind} media but no {values_key}"
+            continue
+        codes = encode_pixels(features[values_key])
+        grids = features[grid_key].to(torch.int64)
+        assert grids.shape[0] == len(keys[kind]), f"{case.name}: {grids.shape[0]} {kind} grids"
+        start = 0
+        for key, grid in zip(keys[kind], grids):
+            rows = int(grid.prod())
+            item = {"pixel_codes": codes[start:start + rows], "grid_thw": grid.reshape(1, 3).numpy()}
+            start += rows
+            if key in store:
+                assert all(np.array_equal(store[key][n], item[n]) for n in item), f"{case.name}: {key} differs"
+            store[key] = item
+        assert start == codes.shape[0], f"{case.name}: pixel rows do not match the grids"
+
+
+def same_tensors(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(np.asarray(a[k]), np.asarray(b[k])) for k in a)
+
+
+def main() -> None:
+    args = parse_args()
+    started = time.time()
+    torch.manual_seed(0)
+    torch.set_num_threads(1)  # fixed reduction order, so reruns are bit-exact
+    template_path = Path(args.template)
+    template = template_path.read_text(encoding="utf-8")
+    template_sha = sha256_file(template_path)
+    if template_sha != TEMPLATE_SHA256:
+        raise SystemExit(f"{template_path}: sha256 {template_sha}, expected the official {TEMPLATE_SHA256}")
+
+    out = Path(args.out)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for media in MEDIA.values():
+        media.write(out)
+
+    with tempfile.TemporaryDirectory(prefix="q3vl-goldens-") as scratch:
+        checkpoints = make_checkpoints(args, Path(scratch))
+        processors = {p: AutoProcessor.from_pretrained(str(d)) for p, d in checkpoints.items()}
+        models = {p: load_model(str(d)) for p, d in checkpoints.items()}
+        checkpoint_meta = {p: {"make_checkpoint": f"q3vl make-checkpoint --preset {p} --seed 0",
+                               "config": {"text_hidden_size": models[p].config.text_config.hidden_size,
+                                          "vocab_size": models[p].config.text_config.vocab_size,
+                                          "deepstack_visual_indexes":
+                                              list(models[p].config.vision_config.deepstack_visual_indexes),
+                                          "tie_word_embeddings": bool(models[p].config.tie_word_embeddings)},
+                               "files_sha256": sha256_tree(d)} for p, d in checkpoints.items()}
+
+        summary = []
+        pixel_store = {}
+        for case in CASES:
+            case_dir = out / "cases" / case.name
+            case_dir.mkdir(parents=True)
+            processed = {p: run_processor(processors[p], template, case.messages, out) for p in PRESETS}
+            first = processed[PRESETS[0]]
+            tensors = processor_tensors(first["features"])
+            for p in PRESETS[1:]:
+                assert processed[p]["prompt"] == first["prompt"], f"{case.name}: prompt differs for {p}"
+                assert same_tensors(processor_tensors(processed[p]["features"]), tensors), \
+                    f"{case.name}: processor outputs differ for {p}"
+            write_tensors(case_dir / "inputs.safetensors", tensors)
+            add_pixels(pixel_store, case, first["features"])
+
+            presets_meta = {}
+            for p in PRESETS:
+                result = run_model(models[p], first["features"])
+                if case.name == "two_images":
+                    result.update(run_each_image(models[p], first["features"]))
+                write_tensors(case_dir / f"{p}.safetensors", result)
+                ids = result["greedy_ids"].tolist()
+                margin = result["greedy_margin"]
+                presets_meta[p] = {
+                    "greedy_text": processors[p].tokenizer.decode(ids, skip_special_tokens=False),
+                    "min_greedy_margin": float(margin.min()),
+                    "min_greedy_margin_step": int(margin.argmin()),
+                }
+                summary.append((case.name, p, float(margin.min()), int(margin.argmin()),
+                                float(result["greedy_max_abs_logit"].max())))
+
+            write_json(case_dir / "case.json", {
+                "name": case.name,
+                "description": case.description,
+                "messages": case.messages,
+                "hf_messages": [_relative_parts(m, out) for m in first["hf_messages"]],
+                "add_generation_prompt": True,
+                "prompt": first["prompt"],
+                "image_files": [MEDIA[k].file for k in case.media_keys() if MEDIA[k].kind != "video"],
+                "video_files": [MEDIA[k].file for k in case.media_keys() if MEDIA[k].kind == "video"],
+                "video_sampling": first["video_info"],
+                "presets": presets_meta,
+            })
+
+    write_tensors(out / "pixels.safetensors",
+                  {f"{MEDIA[k].file}.{n}": v for k in MEDIA for n, v in pixel_store[k].items()})
+    write_json(out / "manifest.json", {
+        "format": FORMAT,
+        "command": command_line(),
+        "libraries": library_versions(),
+        "dtype": "float32",
+        "attn_implementation": "eager",
+        "torch_num_threads": 1,
+        "template": {"source": "shared/data/qwen3-vl-instruct.chat_template.jinja", "sha256": template_sha},
+        "checkpoints": checkpoint_meta,
+        "presets": list(PRESETS),
+        "greedy_steps": GREEDY_STEPS,
+        "greedy": "model.generate, do_sample=False, eos_token_id=None (never stops early), raw logits",
+        "pixel_codes": "pixel_values = (float32(code) - 127.5f) / 127.5f, bit-exact",
+        "turn1_reply": TURN1_REPLY,
+        "media": {m.file: sha256_file(out / m.file) for m in MEDIA.values()},
+        "cases": [c.name for c in CASES],
+    })
+
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    for name, p, margin, step, max_logit in summary:
+        print(f"{name:16s} {p:12s} min margin {margin:.6f} at step {step:2d}, max|logit| {max_logit:.2f}")
+    print(f"wrote {out} ({size / 1e6:.2f} MB) in {time.time() - started:.1f} s")
+
+
+def _relative_parts(message: dict, root: Path) -> dict:
+    if isinstance(message["content"], str):
+        return message
+    parts = []
+    for part in message["content"]:
+        part = dict(part)
+        if "path" in part:
+            part["path"] = str(Path(part["path"]).relative_to(root))
+        parts.append(part)
+    return {"role": message["role"], "content": parts}
+
+
+if __name__ == "__main__":
+    main()
