@@ -11,6 +11,17 @@
 // throws q3vl::Error naming the file and dotted field path. `qwen3_vl_moe` is
 // recognised and refused (ErrorKind::unsupported); any other model_type is an error.
 //
+// Missing fields: HF's Qwen3VL*Config classes default every field, but their size
+// defaults describe no shipped checkpoint (vision out_hidden_size 3584 vs text
+// hidden_size 4096), so q3vl requires every size, text rope_theta (HF's fallback
+// 500000 is not Qwen3-VL's 5000000), head_dim and deepstack_visual_indexes. Fields
+// whose HF default is the value every Qwen3-VL uses are defaulted like HF:
+// num_key_value_heads (= num_attention_heads), rms_norm_eps, hidden_act,
+// attention_bias, rope_type, mrope_section ([24, 20, 20]), vision in_channels,
+// patch_size, temporal_patch_size, spatial_merge_size, num_position_embeddings,
+// vision rope_theta, the token ids and tie_word_embeddings (false). HF reads
+// tie_word_embeddings from the top level only (text_config's copy is ignored).
+//
 // Thread-safety: plain values; safe to share read-only.
 #pragma once
 
@@ -41,6 +52,8 @@ struct TextConfig {
   bool mrope_interleaved = true;
   std::string hidden_act = "silu";
   bool attention_bias = false;
+
+  bool operator==(const TextConfig&) const = default;
 };
 
 struct VisionConfig {
@@ -65,6 +78,8 @@ struct VisionConfig {
   std::int64_t patch_input_size() const {
     return in_channels * temporal_patch_size * patch_size * patch_size;
   }
+
+  bool operator==(const VisionConfig&) const = default;
 };
 
 enum class ConfigLayout {
@@ -82,7 +97,16 @@ struct ModelConfig {
   std::int64_t vision_end_token_id = 151653;
   bool tie_word_embeddings = false;
   ConfigLayout layout = ConfigLayout::rope_scaling;  // the layout the file was read from
+
+  bool operator==(const ModelConfig&) const = default;
 };
+
+// Checks every relation the model math relies on (positive sizes, heads dividing,
+// mrope_section summing to head_dim / 2, DeepStack taps inside the vision depth,
+// out_hidden_size == text hidden_size, ...). parse_model_config calls it; call it
+// directly for a config built in code. Throws q3vl::Error(config or unsupported)
+// naming `file` and the dotted config.json field.
+void validate_model_config(const ModelConfig& config, const std::string& file = "config.json");
 
 // Parses and validates config.json text. `file` is only used in error messages.
 // Throws q3vl::Error (format: bad JSON; config: missing/invalid field;

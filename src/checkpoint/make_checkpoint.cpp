@@ -1,0 +1,169 @@
+#include "checkpoint/make_checkpoint.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "checkpoint/hf_files.h"
+#include "checkpoint/presets.h"
+#include "checkpoint/random_weights.h"
+#include "checkpoint/weight_layout.h"
+#include "io/json_file.h"
+#include "io/safetensors.h"
+#include "q3vl/error.h"
+
+namespace q3vl::checkpoint {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Tensors are generated and handed to the writer in blocks of this many
+// elements (32 MB of bf16), so memory stays flat however large the tensor.
+constexpr std::size_t kBlockElements = std::size_t{1} << 24;
+
+void check_out_dir(const fs::path& out) {
+  std::error_code error;
+  const auto status = fs::status(out, error);
+  if (!fs::exists(status)) return;
+  if (!fs::is_directory(status)) {
+    throw_error(ErrorKind::usage, out.string(), "--out", "a new or empty directory",
+                "an existing file");
+  }
+  if (!fs::is_empty(out, error) || error) {
+    throw_error(ErrorKind::usage, out.string(), "--out", "a new or empty directory",
+                "a non-empty directory");
+  }
+}
+
+// Owns the hidden staging directory next to `out` (and any parents it had to
+// create): removes them unless commit() renamed the staging directory to `out`.
+class StagingDir {
+ public:
+  explicit StagingDir(const fs::path& out) : out_(fs::absolute(out).lexically_normal()) {
+    if (!out_.has_filename()) out_ = out_.parent_path();
+    const fs::path parent = out_.parent_path();
+    for (fs::path p = parent; !p.empty() && !fs::exists(p); p = p.parent_path()) {
+      created_parents_.push_back(p);
+      if (p == p.parent_path()) break;
+    }
+    std::error_code error;
+    fs::create_directories(parent, error);
+    if (error) fail_create(parent, error);
+    path_ = parent / ("." + out_.filename().string() + ".partial-" + std::to_string(getpid()));
+    fs::remove_all(path_, error);
+    if (!fs::create_directory(path_, error) || error) fail_create(path_, error);
+  }
+  ~StagingDir() {
+    if (committed_) return;
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+    // Innermost first; remove() leaves a directory someone else filled meanwhile.
+    for (const auto& p : created_parents_) fs::remove(p, ignored);
+  }
+  StagingDir(const StagingDir&) = delete;
+  StagingDir& operator=(const StagingDir&) = delete;
+
+  const fs::path& path() const { return path_; }
+
+  void commit() {
+    std::error_code error;
+    if (fs::exists(out_)) fs::remove(out_, error);  // checked empty before
+    fs::rename(path_, out_, error);
+    if (error) {
+      throw_error(ErrorKind::io, out_.string(),
+                  "cannot rename " + path_.string() + " to it: " + error.message());
+    }
+    committed_ = true;
+  }
+
+ private:
+  [[noreturn]] void fail_create(const fs::path& dir, const std::error_code& error) {
+    std::error_code ignored;
+    for (const auto& p : created_parents_) fs::remove(p, ignored);
+    throw_error(ErrorKind::io, dir.string(),
+                "cannot create directory: " + (error ? error.message() : "already exists"));
+  }
+
+  fs::path out_;
+  fs::path path_;
+  std::vector<fs::path> created_parents_;  // innermost first
+  bool committed_ = false;
+};
+
+void write_text_file(const fs::path& path, std::string_view text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(text.data(), static_cast<std::streamsize>(text.size()));
+  out.close();
+  if (!out) throw_error(ErrorKind::io, path.string(), "write failed");
+}
+
+void write_weights(const fs::path& dir, const std::vector<WeightSpec>& weights,
+                   const MakeCheckpointOptions& options, unsigned threads, Progress& progress) {
+  std::vector<io::TensorSpec> specs;
+  specs.reserve(weights.size());
+  for (const auto& w : weights) specs.push_back({w.name, io::DType::bf16, w.shape});
+
+  std::vector<std::uint16_t> block;
+  std::size_t next = 0;
+  io::write_checkpoint(
+      dir, specs, options.max_shard_bytes,
+      [&](const io::TensorSpec& spec, const io::TensorSink& sink) {
+        // write_checkpoint asks for the specs in order.
+        const WeightSpec& weight = weights.at(next++);
+        if (weight.name != spec.name) {
+          throw_error(ErrorKind::runtime, dir.string(), spec.name, weight.name,
+                      "tensors requested out of order");
+        }
+        const auto total = static_cast<std::uint64_t>(weight.numel());
+        for (std::uint64_t first = 0; first < total; first += kBlockElements) {
+          const auto count = static_cast<std::size_t>(std::min<std::uint64_t>(kBlockElements, total - first));
+          block.resize(count);
+          fill_bf16_parallel(weight, options.seed, first, block, threads);
+          sink(std::as_bytes(std::span<const std::uint16_t>(block)));
+          progress.advance(count * sizeof(std::uint16_t), spec.name);
+        }
+      });
+}
+
+}  // namespace
+
+MakeCheckpointResult make_checkpoint(const MakeCheckpointOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  const ModelConfig config = preset_config(options.preset);
+  const fs::path tokenizer_dir =
+      options.tokenizer_dir.empty() ? default_tokenizer_dir() : options.tokenizer_dir;
+  if (options.out.empty()) throw_error(ErrorKind::usage, "", "--out", "a directory", "nothing");
+  check_out_dir(options.out);
+  const unsigned threads =
+      options.threads > 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+
+  const std::vector<WeightSpec> weights = qwen3vl_weights(config);
+  MakeCheckpointResult result;
+  result.tensor_count = weights.size();
+  for (const auto& w : weights) result.weight_bytes += static_cast<std::uint64_t>(w.numel()) * 2;
+
+  StagingDir staging(options.out);
+  const fs::path& dir = staging.path();
+  write_text_file(dir / "config.json", to_config_json(config, options.layout));
+  io::write_json_file(dir / "generation_config.json", qwen3vl_generation_config());
+  io::write_json_file(dir / "preprocessor_config.json", qwen3vl_preprocessor_config());
+  io::write_json_file(dir / "video_preprocessor_config.json", qwen3vl_video_preprocessor_config());
+  write_text_file(dir / "chat_template.jinja", qwen3vl_chat_template());
+  write_tokenizer_files(tokenizer_dir, dir);
+  {
+    Progress progress("make-checkpoint " + options.preset, result.weight_bytes,
+                      ProgressUnit::bytes, options.progress);
+    write_weights(dir, weights, options, threads, progress);
+  }
+  staging.commit();
+  result.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace q3vl::checkpoint

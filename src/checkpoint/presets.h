@@ -1,0 +1,26 @@
+// The named model configurations `q3vl make-checkpoint --preset NAME` knows.
+//
+//   tiny         real vocabulary (151936) and tokenizer, narrow widths, tied lm_head;
+//                for fast tests (about 21 MB of bf16 weights, most of it the embedding)
+//   tiny-untied  separate lm_head, another GQA ratio, widths, depths, DeepStack taps
+//                and mrope_section than tiny, so code cannot silently assume tiny's shapes
+//   2b, 4b       the real Qwen3-VL-2B/4B-Instruct dimensions (shared/spec/qwen3vl.md §1),
+//                for benchmarks (speed does not depend on weight values)
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "q3vl/config.h"
+
+namespace q3vl::checkpoint {
+
+// Preset names, in the order they are listed to users.
+std::vector<std::string> preset_names();
+
+// The validated config of a preset. Throws q3vl::Error(usage) naming the preset
+// and listing the known ones when `name` is not one of preset_names().
+ModelConfig preset_config(std::string_view name);
+
+}  // namespace q3vl::checkpoint

@@ -1,0 +1,58 @@
+// q3vl make-checkpoint: writes a deterministic random-weight Qwen3-VL checkpoint
+// in the Hugging Face layout (src/checkpoint/make_checkpoint.h).
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <map>
+
+#include "checkpoint/make_checkpoint.h"
+#include "checkpoint/presets.h"
+#include "subcommand.h"
+
+namespace q3vl::tools {
+namespace {
+
+RunFunction setup_make_checkpoint(CLI::App& command) {
+  auto options = std::make_shared<checkpoint::MakeCheckpointOptions>();
+  auto quiet = std::make_shared<bool>(false);
+  std::string presets;
+  for (const auto& name : checkpoint::preset_names()) presets += (presets.empty() ? "" : ", ") + name;
+
+  command.add_option("--preset", options->preset, "Model size: " + presets)->required();
+  command.add_option("--seed", options->seed, "Seed of the weight generator")->required();
+  command.add_option("--out", options->out, "Output directory (must not exist, or be empty)")
+      ->required();
+  command.add_option("--tokenizer-dir", options->tokenizer_dir,
+                     "Directory with the Qwen3 tokenizer.json + tokenizer_config.json "
+                     "(default: what scripts/setup.sh fetched)");
+  const std::map<std::string, ConfigLayout> layouts{
+      {"rope_scaling", ConfigLayout::rope_scaling},
+      {"rope_parameters", ConfigLayout::rope_parameters}};
+  command.add_option("--layout", options->layout,
+                     "config.json layout: rope_scaling (the Hub's, transformers 4.57) or "
+                     "rope_parameters (transformers 5.x)")
+      ->transform(CLI::CheckedTransformer(layouts, CLI::ignore_case));
+  command.add_option("--max-shard-bytes", options->max_shard_bytes,
+                     "Split the weights into shards above this many bytes (default 5e9, "
+                     "transformers 4.57's 5GB)");
+  command.add_option("--threads", options->threads, "Generator threads (default: all cores)");
+  command.add_flag("--quiet", *quiet, "Print nothing on success");
+
+  return [options, quiet]() {
+    if (*quiet) options->progress = ProgressMode::quiet;
+    const auto result = checkpoint::make_checkpoint(*options);
+    if (!*quiet) {
+      std::fprintf(stderr, "wrote %s: %zu tensors, %.3f GB of bf16 weights in %.1f s\n",
+                   options->out.string().c_str(), result.tensor_count,
+                   static_cast<double>(result.weight_bytes) / 1e9, result.seconds);
+    }
+    return 0;
+  };
+}
+
+}  // namespace
+}  // namespace q3vl::tools
+
+Q3VL_REGISTER_SUBCOMMAND("make-checkpoint",
+                         "Write a deterministic random-weight Hugging Face Qwen3-VL checkpoint",
+                         q3vl::tools::setup_make_checkpoint);
