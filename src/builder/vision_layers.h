@@ -1,0 +1,57 @@
+// Block writers of the vision encoder (HF Qwen3VLVisionModel's module tree), one
+// function per module. Each takes its input Value and returns its output Value and
+// names its nodes and weights by the module's HF path relative to the tower
+// ("blocks.3.attn" -> nodes "model.visual.blocks.3.attn/...", weights
+// "model.visual.blocks.3.attn.qkv.weight").
+//
+// Layout: hidden states are 2-D [N, C] with N = S * L (all segments' patches, each
+// segment's rows contiguous in merge-block order); only attention reshapes to
+// [S, L, ...] so that it runs per segment. Linear layers are Gemm(x, W^T) + b with W in
+// HF's [out, in] layout, so initializers are exactly the checkpoint's tensors.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "builder/graph.h"
+#include "builder/vision_weights.h"
+#include "q3vl/config.h"
+
+namespace q3vl::builder {
+
+// Values built once per graph and shared by every block. Non-owning: the Graph and
+// VisionWeights outlive the context (all live inside one write_vision_graph call).
+struct VisionContext {
+  Graph& graph;
+  VisionWeights& weights;
+  const VisionConfig& config;
+  Value shape_slc;   // int64 [3]: {S, L, C}
+  Value shape_qkv;   // int64 [5]: {S, L, 3, heads, head_dim}
+  Value rotary_cos;  // f32 [L, 1, 1, head_dim] (broadcasts over S, q|k and heads)
+  Value rotary_sin;
+};
+
+// y = LayerNorm(x) * weight + bias over the last axis (width), eps 1e-6 (HF nn.LayerNorm(eps=1e-6)).
+Value write_layer_norm(VisionContext& ctx, const std::string& path, Value x, std::int64_t width);
+
+// y = x W^T + b; x: [N, in], W: [out, in]. Precision is the weights' business.
+Value write_linear(VisionContext& ctx, const std::string& path, Value x, std::int64_t in,
+                   std::int64_t out);
+
+// x: [N, C] -> [N, C]. qkv -> 2-D rotary on q and k (fp32) -> per-segment softmax(q k^T / sqrt(d)) v
+// (com.microsoft.MultiHeadAttention, batch = segment) -> proj.
+Value write_vision_attention(VisionContext& ctx, const std::string& path, Value x);
+
+// x: [N, C] -> linear_fc2(act(linear_fc1(x))), act = config.hidden_act (tanh-GELU for Qwen3-VL).
+Value write_vision_mlp(VisionContext& ctx, const std::string& path, Value x);
+
+// x = x + attn(norm1(x)); x = x + mlp(norm2(x)).  x: [N, C]
+Value write_vision_block(VisionContext& ctx, std::int64_t index, Value x);
+
+// Qwen3VLVisionPatchMerger: x [N, C] -> [N / m^2, out_hidden_size].
+// postshuffle_norm = false (the final `merger`): LayerNorm over C, then group m^2 rows;
+// true (the `deepstack_merger_list` entries): group first, LayerNorm over m^2 * C.
+// Then linear_fc1 -> exact (erf) GELU -> linear_fc2.
+Value write_patch_merger(VisionContext& ctx, const std::string& path, Value x, bool postshuffle_norm);
+
+}  // namespace q3vl::builder
