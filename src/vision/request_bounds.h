@@ -1,0 +1,35 @@
+// The pixel bounds one request resolves to: the config's, overridden by the request's
+// min/max pixels, and capped by its max_tokens (tokens * factor^2 pixels, one token
+// per factor x factor block). Throws q3vl::Error(usage) if min > max.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "q3vl/error.h"
+#include "q3vl/processor.h"
+
+namespace q3vl::vision {
+
+struct PixelBounds {
+  std::int64_t min_pixels = 0;
+  std::int64_t max_pixels = 0;
+};
+
+inline PixelBounds request_bounds(std::int64_t min_pixels, std::int64_t max_pixels, std::int64_t factor,
+                                  const VisionRequest& request) {
+  PixelBounds b{request.min_pixels.value_or(min_pixels), request.max_pixels.value_or(max_pixels)};
+  if (request.max_tokens) {
+    if (*request.max_tokens <= 0) {
+      throw_error(ErrorKind::usage, "request", "max_tokens", "a positive number", std::to_string(*request.max_tokens));
+    }
+    b.max_pixels = std::min(b.max_pixels, *request.max_tokens * factor * factor);
+  }
+  if (b.min_pixels <= 0 || b.max_pixels <= 0 || b.min_pixels > b.max_pixels) {
+    throw_error(ErrorKind::usage, "request", "min_pixels/max_pixels", "0 < min_pixels <= max_pixels",
+                std::to_string(b.min_pixels) + " / " + std::to_string(b.max_pixels));
+  }
+  return b;
+}
+
+}  // namespace q3vl::vision
