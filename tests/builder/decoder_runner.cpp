@@ -1,0 +1,83 @@
+#include "decoder_runner.h"
+
+#include <random>
+
+#include "builder/graph.h"
+#include "builder/weight_reader.h"
+#include "io/safetensors.h"
+
+namespace q3vl::testing {
+
+std::vector<float> random_floats(std::size_t n, unsigned seed, float scale) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-scale, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+DecoderRunner::DecoderRunner(const std::filesystem::path& checkpoint_dir, const std::filesystem::path& out_dir,
+                             const ModelConfig& config, const builder::DecoderGraphOptions& options)
+    : config_(config) {
+  auto checkpoint = io::Checkpoint::open(checkpoint_dir);
+  builder::WeightReader reader(checkpoint, Progress::silent());
+  builder::Graph g("decoder", out_dir / "decoder.onnx.data");
+  builder::write_decoder_graph(g, reader, config, options);
+  g.save(out_dir / "decoder.onnx");
+  runtime::SessionConfig session_config;
+  session_config.intra_op_threads = 1;
+  session_ = std::make_unique<runtime::OrtSession>("decoder", out_dir / "decoder.onnx", session_config);
+}
+
+DecoderStep DecoderRunner::run(std::int64_t batch, std::int64_t tokens, std::vector<float> embeds,
+                               std::vector<std::int64_t> positions, std::vector<float> deepstack,
+                               std::vector<HostF32> past) {
+  const TextConfig& t = config_.text;
+  const std::int64_t D = t.hidden_size, L = t.num_hidden_layers;
+  const auto taps = static_cast<std::int64_t>(config_.vision.deepstack_visual_indexes.size());
+  const std::int64_t past_len = past.empty() ? 0 : past[0].shape[2];
+  if (past.empty()) {
+    for (std::int64_t i = 0; i < 2 * L; ++i) {
+      past.push_back(HostF32{{}, {batch, t.num_key_value_heads, 0, t.head_dim}});
+    }
+  }
+  if (deepstack.empty()) deepstack.assign(static_cast<std::size_t>(taps * batch * tokens * D), 0.0f);
+
+  HostF32 e{std::move(embeds), {batch, tokens, D}};
+  HostI64 p{std::move(positions), {3, batch, tokens}};
+  HostI64 m{std::vector<std::int64_t>(static_cast<std::size_t>(batch * (past_len + tokens)), 1),
+            {batch, past_len + tokens}};
+  HostF32 ds{std::move(deepstack), {taps, batch, tokens, D}};
+
+  std::vector<std::string> names = {builder::kDecoderInputsEmbeds, builder::kDecoderPositionIds,
+                                    builder::kDecoderAttentionMask};
+  std::vector<Ort::Value> values;
+  values.push_back(to_ort(e));
+  values.push_back(to_ort(p));
+  values.push_back(to_ort(m));
+  if (taps > 0) {
+    names.push_back(builder::kDecoderDeepstackEmbeds);
+    values.push_back(to_ort(ds));
+  }
+  for (std::int64_t i = 0; i < L; ++i) {
+    names.push_back(builder::past_key_name(i));
+    values.push_back(to_ort(past[2 * i]));
+    names.push_back(builder::past_value_name(i));
+    values.push_back(to_ort(past[2 * i + 1]));
+  }
+  std::vector<std::string> outputs = {builder::kDecoderLogits};
+  for (std::int64_t i = 0; i < L; ++i) {
+    outputs.push_back(builder::present_key_name(i));
+    outputs.push_back(builder::present_value_name(i));
+  }
+  std::vector<const char*> in_names, out_names;
+  for (auto& n : names) in_names.push_back(n.c_str());
+  for (auto& n : outputs) out_names.push_back(n.c_str());
+  auto result = session_->run(in_names, values, out_names);
+  DecoderStep step;
+  step.logits = to_host(result[0]);
+  for (std::size_t i = 1; i < result.size(); ++i) step.present.push_back(to_host(result[i]));
+  return step;
+}
+
+}  // namespace q3vl::testing

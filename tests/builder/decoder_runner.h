@@ -1,0 +1,44 @@
+// Builds a decoder graph from a checkpoint into a scratch directory and runs it with
+// host vectors (one batch row unless stated), for the decoder tests.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "builder/text_decoder.h"
+#include "ort_test_util.h"
+#include "q3vl/config.h"
+
+namespace q3vl::testing {
+
+struct DecoderStep {
+  HostF32 logits;
+  std::vector<HostF32> present;  // key0, value0, key1, value1, ...
+};
+
+class DecoderRunner {
+ public:
+  // Writes decoder.onnx (+ data) for `checkpoint_dir` into `out_dir` and opens a session.
+  DecoderRunner(const std::filesystem::path& checkpoint_dir, const std::filesystem::path& out_dir,
+                const ModelConfig& config, const builder::DecoderGraphOptions& options);
+
+  // embeds: [B, T, D]; positions: [3, B, T]; deepstack: [K, B, T, D] (zeros if empty);
+  // past: per layer key/value [B, kv, P, hd] (empty = P = 0). Mask = ones [B, P + T].
+  DecoderStep run(std::int64_t batch, std::int64_t tokens, std::vector<float> embeds,
+                  std::vector<std::int64_t> positions, std::vector<float> deepstack,
+                  std::vector<HostF32> past);
+
+  const ModelConfig& config() const { return config_; }
+
+ private:
+  ModelConfig config_;
+  std::unique_ptr<runtime::OrtSession> session_;
+};
+
+// Deterministic pseudo-random floats in [-scale, scale].
+std::vector<float> random_floats(std::size_t n, unsigned seed, float scale);
+
+}  // namespace q3vl::testing
