@@ -86,8 +86,11 @@ float f16_to_f32(std::uint16_t bits) {
   const std::uint32_t sign = static_cast<std::uint32_t>(bits & 0x8000u) << 16;
   const std::uint32_t exponent = (bits >> 10) & 0x1Fu;
   std::uint32_t mantissa = bits & 0x3FFu;
-  if (exponent == 0x1F) {  // infinity or NaN: keep the payload
-    return std::bit_cast<float>(sign | 0x7F800000u | (mantissa << 13));
+  if (exponent == 0x1F) {
+    // Infinity, or NaN: keep the payload and set the quiet bit, as the x86 F16C
+    // conversion torch's vectorised path uses does for a signalling NaN.
+    const std::uint32_t quiet = mantissa != 0 ? 0x400000u : 0u;
+    return std::bit_cast<float>(sign | 0x7F800000u | quiet | (mantissa << 13));
   }
   if (exponent != 0) {  // normal: rebias 15 -> 127
     return std::bit_cast<float>(sign | ((exponent + 112u) << 23) | (mantissa << 13));

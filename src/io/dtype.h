@@ -23,8 +23,9 @@ bool is_float(DType dtype);
 // (F8_E4M3, U32, ...), kind format for any other string.
 DType parse_dtype(std::string_view name, const std::string& file, const std::string& tensor);
 
-// IEEE binary16 / bfloat16 <-> binary32, bit-exact with torch's CPU conversions.
-// Widening is exact (subnormals, infinities and NaN payloads are kept).
+// IEEE binary16 / bfloat16 <-> binary32, bit-exact with torch's (vectorised) CPU
+// tensor conversions. Widening is exact for every number, subnormals included;
+// bf16 NaNs keep their bits, f16 NaNs keep sign and payload and become quiet.
 // Narrowing rounds to nearest, ties to even; values beyond the largest finite
 // result become infinity; subnormal results are produced, not flushed. NaN stays
 // NaN: f32_to_bf16 returns torch's canonical 0x7FC0 for every NaN, f32_to_f16
