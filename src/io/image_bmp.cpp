@@ -5,11 +5,13 @@
 extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavutil/imgutils.h>
+#include <libavutil/log.h>
 #include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
 }
 
 #include <cstdlib>
+#include <mutex>
 #include <cstring>
 #include <memory>
 
@@ -45,19 +47,37 @@ std::string av_message(int code) {
 
 }  // namespace
 
+void quiet_ffmpeg_logging() {
+  // FFmpeg logs to stderr by default; library code must not print. Our errors carry
+  // FFmpeg's message instead. (Process-wide, set once.)
+  static std::once_flag once;
+  std::call_once(once, [] { av_log_set_level(AV_LOG_QUIET); });
+}
+
 RawImage decode_bmp(std::span<const std::uint8_t> bytes, const std::string& name, const ImageLimits& limits) {
   // BITMAPFILEHEADER (14 bytes) + at least the BITMAPINFOHEADER width/height fields.
   if (bytes.size() < 26) throw_corrupt(name, "BMP header shorter than 26 bytes");
   const std::uint32_t info_size = static_cast<std::uint32_t>(le32(&bytes[14]));
   std::int64_t width = 0, height = 0;
+  bool ignore_alpha = false;
   if (info_size == 12) {  // OS/2 BITMAPCOREHEADER: 16-bit sizes
     width = bytes[18] | (bytes[19] << 8);
     height = bytes[20] | (bytes[21] << 8);
   } else {
     width = le32(&bytes[18]);
     height = std::llabs(static_cast<long long>(le32(&bytes[22])));  // negative = top-down rows
+    // 32-bit BI_RGB: the 4th byte is padding, not alpha (PIL reads it as RGB; libavcodec
+    // reports BGRA).
+    if (bytes.size() >= 34) ignore_alpha = (bytes[28] | (bytes[29] << 8)) == 32 && le32(&bytes[30]) == 0;
   }
   check_dimensions(width, height, limits, name);
+  // bfSize: libavcodec would decode a short file "anyway"; PIL calls it truncated.
+  const auto declared = static_cast<std::uint32_t>(le32(&bytes[2]));
+  if (declared > bytes.size()) {
+    throw_corrupt(name, "BMP header declares " + std::to_string(declared) + " bytes, the input has " +
+                            std::to_string(bytes.size()));
+  }
+  quiet_ffmpeg_logging();
 
   const AVCodec* codec = avcodec_find_decoder(AV_CODEC_ID_BMP);
   if (codec == nullptr) throw_error(ErrorKind::unsupported, name, "this FFmpeg build has no BMP decoder");
@@ -80,7 +100,7 @@ RawImage decode_bmp(std::span<const std::uint8_t> bytes, const std::string& name
 
   const auto format = static_cast<AVPixelFormat>(frame->format);
   const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(format);
-  const bool alpha = desc != nullptr && (desc->flags & AV_PIX_FMT_FLAG_ALPHA) != 0;
+  const bool alpha = !ignore_alpha && desc != nullptr && (desc->flags & AV_PIX_FMT_FLAG_ALPHA) != 0;
   RawImage image;
   image.width = frame->width;
   image.height = frame->height;

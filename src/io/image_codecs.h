@@ -35,6 +35,9 @@ RawImage decode_webp(std::span<const std::uint8_t> bytes, const std::string& nam
 RawImage decode_gif(std::span<const std::uint8_t> bytes, const std::string& name, const ImageLimits& limits);
 RawImage decode_bmp(std::span<const std::uint8_t> bytes, const std::string& name, const ImageLimits& limits);
 
+// Silences FFmpeg's own stderr logging, once per process (BMP and video decoding).
+void quiet_ffmpeg_logging();
+
 // EXIF orientation tag (1..8) in a TIFF-structured EXIF payload; 1 when absent or malformed.
 int exif_orientation(std::span<const std::uint8_t> tiff);
 

@@ -47,6 +47,7 @@ struct OpenVideo {
 };
 
 OpenVideo open_video(const std::filesystem::path& path) {
+  io::quiet_ffmpeg_logging();
   if (!std::filesystem::is_regular_file(path)) throw_error(ErrorKind::io, path.string(), "no such file");
   if (std::filesystem::file_size(path) == 0) {
     throw_error(ErrorKind::format, path.string(), "video", "a video file", "an empty (zero-byte) file");
