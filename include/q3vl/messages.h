@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -87,6 +88,12 @@ struct ChatRequest {
   std::optional<std::string> tools_json;
 };
 ChatRequest parse_chat_request_json(std::string_view json, const std::string& source);
+// Reads a file and parses it with parse_chat_request_json. Throws q3vl::Error(io)
+// if it cannot be read, (format) as above.
+ChatRequest read_chat_request_file(const std::filesystem::path& path);
+// Reads a JSON file holding an array of tool definitions and returns it as
+// compact JSON text (key order kept). Throws q3vl::Error(io) / (format).
+std::string read_tools_file(const std::filesystem::path& path);
 
 // Turns an OpenAI/HF media url (as in image_url.url) into a MediaSource.
 // Throws q3vl::Error(format) naming `source` and `field` for an empty url or an

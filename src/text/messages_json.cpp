@@ -2,6 +2,8 @@
 // Every error names the input and the JSON path of the offending value.
 #include <algorithm>
 #include <cctype>
+#include <fstream>
+#include <sstream>
 #include <initializer_list>
 
 #include <nlohmann/json.hpp>
@@ -191,6 +193,14 @@ int hex_value(char c) {
   return -1;
 }
 
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw_error(ErrorKind::io, path.string(), "cannot open file");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
 }  // namespace
 
 MediaSource parse_media_url(std::string_view url, const std::string& source, const std::string& field) {
@@ -256,6 +266,16 @@ ChatRequest parse_chat_request_json(std::string_view json, const std::string& so
     request.tools_json = it->dump();
   }
   return request;
+}
+
+ChatRequest read_chat_request_file(const std::filesystem::path& path) {
+  return parse_chat_request_json(read_file(path), path.string());
+}
+
+std::string read_tools_file(const std::filesystem::path& path) {
+  const Json tools = parse(read_file(path), path.string());
+  if (!tools.is_array()) Walker{path.string()}.fail("", "array of tool definitions", describe(tools));
+  return tools.dump();
 }
 
 }  // namespace q3vl::text
