@@ -169,8 +169,9 @@ void write_decoder_graph(Graph& g, WeightReader& w, const ModelConfig& config,
   }
   std::vector<std::pair<Value, Value>> past;
   for (std::int64_t i = 0; i < t.num_hidden_layers; ++i) {
-    past.emplace_back(g.input(past_key_name(i), DType::f32, past_shape),
-                      g.input(past_value_name(i), DType::f32, past_shape));
+    Value key = g.input(past_key_name(i), DType::f32, past_shape);  // key before value, in order
+    Value value = g.input(past_value_name(i), DType::f32, past_shape);
+    past.emplace_back(key, value);
   }
 
   // GQA's lengths, from the mask: seqlens_k = sum(mask) - 1, total = mask width.

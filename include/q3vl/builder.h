@@ -1,0 +1,53 @@
+// q3vl build: a Hugging Face Qwen3-VL checkpoint directory -> a q3vl package
+// (vision.onnx, embed.onnx, decoder.onnx + external weights, q3vl.json, and the
+// tokenizer / chat template / processor / generation configs copied as they are).
+//
+// The package is written into a temporary directory next to `out_dir` and renamed
+// into place at the end, so `out_dir` never holds a half-written package: after any
+// failure (bad checkpoint, full disk, an exception) the temporary directory is removed
+// and an existing `out_dir` is left untouched. Weights are streamed one tensor at a
+// time (peak memory ~ the largest tensor in float32, a few times over, not the model).
+// Same checkpoint + same options -> byte-identical package files.
+//
+// Thread-safety: build_package may run concurrently for different out_dirs.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "q3vl/package.h"
+#include "q3vl/progress.h"
+
+namespace q3vl {
+
+struct BuildOptions {
+  std::filesystem::path model_dir;  // HF checkpoint: config.json + *.safetensors (+ tokenizer, ...)
+  std::filesystem::path out_dir;    // the package directory to create
+  std::string precision = "fp32";         // decoder: fp32 | fp16 | int8 | int4
+  std::string vision_precision = "fp32";  // vision + embedding graphs: fp32 | fp16
+  // MatMulNBits options (int8 / int4).
+  std::int64_t block_size = 32;  // power of two >= 16
+  bool symmetric = true;         // false: per-block zero points (--asymmetric)
+  int accuracy_level = 0;        // 0 = float math (exact); 4 = int8 activations (faster, approximate)
+  std::string quant_method = "mse";  // rtn | mse (per-block scale search, lower error)
+  bool lm_head_int8 = false;         // with int4: keep lm_head at int8
+  std::int64_t int8_edge_layers = 0;  // with int4: keep the first and last N layers at int8
+  bool all_logits = false;  // decoder returns logits for every position (tests; default: last only)
+  bool include_vision = true;
+  bool force = false;  // replace an existing out_dir
+  ProgressMode progress = ProgressMode::automatic;
+};
+
+struct BuildResult {
+  PackageManifest manifest;
+  std::uint64_t package_bytes = 0;
+};
+
+// Builds the package. Throws q3vl::Error: usage (bad option, out_dir exists without
+// force), io (unreadable input, unwritable output, full disk: names the file), config /
+// unsupported (config.json the builder cannot handle: names the field), shape (a missing or
+// misshaped tensor: names it and both shapes). Nothing is left under out_dir on failure.
+BuildResult build_package(const BuildOptions& options);
+
+}  // namespace q3vl

@@ -1,0 +1,97 @@
+// A q3vl package: the directory `q3vl build` writes (graphs + q3vl.json + the tokenizer,
+// chat template and processor configs copied from the HF checkpoint), and its manifest.
+//
+// q3vl.json (format_version 1) records everything the runtime needs without reading the
+// HF directory again: the source config.json, the precisions and quantization options,
+// each graph's file, weights file and IO (names, dtypes, shapes with symbolic dims by
+// name), the special token ids, preprocessing parameters, the builder version and the
+// size + sha256 of every file in the package.
+//
+// Thread-safety: plain values.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace q3vl {
+
+inline constexpr int kPackageFormatVersion = 1;
+inline constexpr const char* kManifestFileName = "q3vl.json";
+
+struct PackageTensor {
+  std::string name;
+  std::string dtype;               // "float32", "float16", "int64", "int32", "uint8"
+  std::vector<std::string> shape;  // "2048" for a fixed size, "batch_size" for a symbolic dim
+};
+
+struct PackageGraph {
+  std::string name;          // "vision", "embed", "decoder"
+  std::string file;          // "decoder.onnx" (relative to the package)
+  std::string weights_file;  // "decoder.onnx.data"
+  std::string precision;     // "fp32", "fp16", "int8", "int4"
+  std::vector<PackageTensor> inputs;
+  std::vector<PackageTensor> outputs;
+};
+
+struct PackageFile {
+  std::string path;  // relative to the package, '/'-separated
+  std::uint64_t size = 0;
+  std::string sha256;
+};
+
+struct QuantizationInfo {
+  std::string method;  // "rtn" / "mse" ("" when no graph is quantized)
+  std::int64_t block_size = 0;
+  bool symmetric = true;
+  int accuracy_level = 0;
+  std::string lm_head_precision;
+  std::int64_t int8_edge_layers = 0;  // first/last layers kept at int8
+};
+
+struct TokenIds {
+  std::int64_t image_token_id = 0;
+  std::int64_t video_token_id = 0;
+  std::int64_t vision_start_token_id = 0;
+  std::int64_t vision_end_token_id = 0;
+  std::vector<std::int64_t> eos_token_ids;  // generation_config.json (or text_config) eos
+  std::int64_t pad_token_id = -1;           // -1 = none given
+};
+
+struct PackageManifest {
+  int format_version = kPackageFormatVersion;
+  std::string builder_version;
+  std::string model_type;
+  std::string decoder_precision;
+  std::string vision_precision;
+  std::string logits_mode;  // "last": logits hold the last position only
+  QuantizationInfo quantization;
+  TokenIds tokens;
+  // Decoder facts the runtime sizes its KV cache and DeepStack input with.
+  std::int64_t num_hidden_layers = 0;
+  std::int64_t num_key_value_heads = 0;
+  std::int64_t head_dim = 0;
+  std::int64_t hidden_size = 0;
+  std::int64_t vocab_size = 0;
+  std::int64_t deepstack_layers = 0;
+  std::vector<PackageGraph> graphs;
+  std::vector<PackageFile> files;
+  std::string source_config_json;   // config.json of the checkpoint, as JSON text
+  std::string preprocessing_json;   // {"patch_size", ..., "image": {...}, "video": {...}} as JSON text
+
+  // The graph named `name`; throws q3vl::Error(format) naming q3vl.json if absent.
+  const PackageGraph& graph(const std::string& name) const;
+  bool has_graph(const std::string& name) const;
+};
+
+// Reads DIR/q3vl.json. Throws q3vl::Error: io (missing/unreadable), format (bad JSON),
+// config (missing field or wrong type, naming the dotted field), unsupported (a newer
+// format_version).
+PackageManifest load_package_manifest(const std::filesystem::path& package_dir);
+
+// Recomputes every listed file's size and sha256 and throws q3vl::Error(format) naming
+// the first file that is missing or differs.
+void verify_package_files(const std::filesystem::path& package_dir, const PackageManifest& manifest);
+
+}  // namespace q3vl

@@ -1,0 +1,232 @@
+// build_package: orchestrates one `q3vl build` (include/q3vl/builder.h).
+
+#include <functional>
+
+#include "builder/embed_graph.h"
+#include "builder/graph.h"
+#include "builder/package_files.h"
+#include "builder/text_decoder.h"
+#include "builder/vision_graph.h"
+#include "builder/weight_reader.h"
+#include "io/json_file.h"
+#include "io/manifest.h"
+#include "io/safetensors.h"
+#include "q3vl/builder.h"
+#include "q3vl/config.h"
+#include "q3vl/error.h"
+#include "q3vl/version.h"
+
+namespace q3vl {
+namespace {
+
+using builder::WeightPrecision;
+
+const char* dtype_text(io::DType dtype) {
+  switch (dtype) {
+    case io::DType::f32: return "float32";
+    case io::DType::f16: return "float16";
+    case io::DType::i64: return "int64";
+    case io::DType::i32: return "int32";
+    case io::DType::u8: return "uint8";
+    default: return io::dtype_name(dtype);
+  }
+}
+
+std::vector<PackageTensor> describe(const std::vector<builder::GraphTensor>& tensors) {
+  std::vector<PackageTensor> out;
+  for (const auto& t : tensors) {
+    PackageTensor p{t.name, dtype_text(t.dtype), {}};
+    for (const auto& d : t.shape) p.shape.push_back(d.symbolic() ? d.param : std::to_string(d.value));
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+builder::DecoderGraphOptions decoder_options(const BuildOptions& o) {
+  builder::LinearFormat base;
+  base.precision = builder::parse_weight_precision(o.precision, "--precision");
+  base.quant.block_size = o.block_size;
+  base.quant.symmetric = o.symmetric;
+  base.quant.method = builder::parse_quant_method(o.quant_method);
+  base.accuracy_level = o.accuracy_level;
+  const bool quantized = base.precision == WeightPrecision::int8 || base.precision == WeightPrecision::int4;
+  if (o.accuracy_level != 0 && o.accuracy_level != 1 && o.accuracy_level != 2 && o.accuracy_level != 3 &&
+      o.accuracy_level != 4) {
+    throw_error(ErrorKind::usage, "", "--accuracy-level", "0..4", std::to_string(o.accuracy_level));
+  }
+  if ((o.lm_head_int8 || o.int8_edge_layers > 0) && base.precision != WeightPrecision::int4) {
+    throw_error(ErrorKind::usage, "", o.lm_head_int8 ? "--lm-head-int8" : "--int8-edge-layers",
+                "--precision int4", "--precision " + o.precision);
+  }
+  if (quantized) {  // validates block size early (before any weight is read)
+    builder::QuantOptions probe = base.quant;
+    builder::quantize_blockwise(std::vector<float>(static_cast<std::size_t>(o.block_size), 0.0f), 1,
+                                o.block_size, probe);
+  }
+  if (o.int8_edge_layers < 0) {
+    throw_error(ErrorKind::usage, "", "--int8-edge-layers", "a non-negative count",
+                std::to_string(o.int8_edge_layers));
+  }
+  builder::LinearFormat int8 = base;
+  int8.precision = WeightPrecision::int8;
+  builder::DecoderGraphOptions d;
+  d.layers = base;
+  d.edge_layers = int8;
+  d.num_edge_layers = static_cast<int>(o.int8_edge_layers);
+  d.lm_head = o.lm_head_int8 ? int8 : base;
+  d.logits = o.all_logits ? builder::LogitsMode::all : builder::LogitsMode::last;
+  return d;
+}
+
+// Preprocessing parameters: the processor files as HF wrote them (Hub layout or
+// transformers 5.x processor_config.json), plus the geometry from config.json.
+io::Json preprocessing_json(const std::filesystem::path& model_dir, const ModelConfig& config) {
+  io::Json j;
+  j["patch_size"] = config.vision.patch_size;
+  j["temporal_patch_size"] = config.vision.temporal_patch_size;
+  j["merge_size"] = config.vision.spatial_merge_size;
+  j["image"] = io::Json::object();
+  j["video"] = io::Json::object();
+  if (std::filesystem::exists(model_dir / "preprocessor_config.json")) {
+    j["image"] = io::read_json_file(model_dir / "preprocessor_config.json");
+  }
+  if (std::filesystem::exists(model_dir / "video_preprocessor_config.json")) {
+    j["video"] = io::read_json_file(model_dir / "video_preprocessor_config.json");
+  }
+  if (std::filesystem::exists(model_dir / "processor_config.json")) {
+    const auto p = io::read_json_file(model_dir / "processor_config.json");
+    if (p.contains("image_processor")) j["image"] = p["image_processor"];
+    if (p.contains("video_processor")) j["video"] = p["video_processor"];
+  }
+  return j;
+}
+
+TokenIds token_ids(const std::filesystem::path& model_dir, const ModelConfig& config, const io::Json& source) {
+  TokenIds t;
+  t.image_token_id = config.image_token_id;
+  t.video_token_id = config.video_token_id;
+  t.vision_start_token_id = config.vision_start_token_id;
+  t.vision_end_token_id = config.vision_end_token_id;
+  auto read_ids = [&t](const io::Json& j) {
+    if (j.contains("eos_token_id")) {
+      const auto& eos = j["eos_token_id"];
+      t.eos_token_ids.clear();
+      if (eos.is_number_integer()) t.eos_token_ids.push_back(eos.get<std::int64_t>());
+      if (eos.is_array()) {
+        for (const auto& e : eos) {
+          if (e.is_number_integer()) t.eos_token_ids.push_back(e.get<std::int64_t>());
+        }
+      }
+    }
+    if (j.contains("pad_token_id") && j["pad_token_id"].is_number_integer()) {
+      t.pad_token_id = j["pad_token_id"].get<std::int64_t>();
+    }
+  };
+  if (source.contains("text_config")) read_ids(source["text_config"]);
+  read_ids(source);
+  if (std::filesystem::exists(model_dir / "generation_config.json")) {
+    read_ids(io::read_json_file(model_dir / "generation_config.json"));
+  }
+  return t;
+}
+
+std::uint64_t tensor_bytes(const io::Checkpoint& c, const std::string& prefix) {
+  std::uint64_t total = 0;
+  for (const auto& name : c.names()) {
+    if (name.rfind(prefix, 0) == 0) total += c.tensor(name).data.size();
+  }
+  return total;
+}
+
+void write_graph(const std::string& name, const std::filesystem::path& dir, const std::string& precision,
+                 PackageManifest& manifest, const std::function<void(builder::Graph&)>& body) {
+  builder::Graph g(name, dir / (name + ".onnx.data"));
+  body(g);
+  g.add_metadata("q3vl.graph", name);
+  g.add_metadata("q3vl.precision", precision);
+  g.save(dir / (name + ".onnx"));
+  manifest.graphs.push_back(PackageGraph{name, name + ".onnx", name + ".onnx.data", precision,
+                                         describe(g.inputs()), describe(g.outputs())});
+}
+
+}  // namespace
+
+BuildResult build_package(const BuildOptions& o) {
+  if (o.model_dir.empty()) throw_error(ErrorKind::usage, "", "--model", "an HF checkpoint directory", "nothing");
+  if (o.out_dir.empty()) throw_error(ErrorKind::usage, "", "--out", "a package directory", "nothing");
+  if (std::filesystem::exists(o.out_dir) && !o.force) {
+    throw_error(ErrorKind::usage, o.out_dir.string(), "", "a path that does not exist (pass --force to replace it)",
+                "an existing file or directory");
+  }
+  const builder::DecoderGraphOptions decoder = decoder_options(o);
+  const auto vision_precision = builder::parse_vision_precision(o.vision_precision);
+  const WeightPrecision embed_precision =
+      vision_precision == builder::VisionPrecision::fp16 ? WeightPrecision::fp16 : WeightPrecision::fp32;
+
+  const ModelConfig config = load_model_config(o.model_dir);
+  builder::validate_decoder_config(config);
+  const io::Json source_config = io::read_json_file(o.model_dir / "config.json");
+  const io::Checkpoint checkpoint = io::Checkpoint::open(o.model_dir);
+
+  const std::string embed_name = "model.language_model.embed_tokens.weight";
+  const std::uint64_t embed_bytes = checkpoint.contains(embed_name) ? checkpoint.tensor(embed_name).data.size() : 0;
+  const std::uint64_t vision_bytes = o.include_vision ? tensor_bytes(checkpoint, "model.visual.") +
+                                                            tensor_bytes(checkpoint, "visual.")
+                                                      : 0;
+  const std::uint64_t total = tensor_bytes(checkpoint, "model.language_model.") + tensor_bytes(checkpoint, "lm_head.") +
+                              embed_bytes * (config.tie_word_embeddings ? 1 : 0) + vision_bytes;
+  Progress progress("q3vl build", total, ProgressUnit::bytes, o.progress);
+  builder::WeightReader weights(checkpoint, progress);
+
+  builder::StagingDir staging(o.out_dir);
+  const auto& dir = staging.path();
+  PackageManifest m;
+  m.builder_version = kVersion;
+  m.model_type = config.model_type;
+  m.decoder_precision = o.precision;
+  m.vision_precision = o.vision_precision;
+  m.logits_mode = o.all_logits ? "all" : "last";
+  if (o.precision == "int8" || o.precision == "int4") {
+    m.quantization = QuantizationInfo{o.quant_method, o.block_size, o.symmetric, o.accuracy_level,
+                                      o.lm_head_int8 ? "int8" : o.precision, o.int8_edge_layers};
+  } else {
+    m.quantization.lm_head_precision = o.precision;
+  }
+  m.tokens = token_ids(o.model_dir, config, source_config);
+  m.num_hidden_layers = config.text.num_hidden_layers;
+  m.num_key_value_heads = config.text.num_key_value_heads;
+  m.head_dim = config.text.head_dim;
+  m.hidden_size = config.text.hidden_size;
+  m.vocab_size = config.text.vocab_size;
+  m.deepstack_layers = static_cast<std::int64_t>(config.vision.deepstack_visual_indexes.size());
+
+  if (o.include_vision) {
+    write_graph("vision", dir, o.vision_precision, m, [&](builder::Graph& g) {
+      builder::VisionGraphOptions options;
+      options.precision = vision_precision;
+      builder::write_vision_graph(g, checkpoint, config, options);
+      progress.advance(vision_bytes, "model.visual");
+    });
+  }
+  write_graph("embed", dir, builder::to_string(embed_precision), m, [&](builder::Graph& g) {
+    builder::write_embed_graph(g, weights, config, embed_precision);
+  });
+  write_graph("decoder", dir, o.precision, m, [&](builder::Graph& g) {
+    builder::write_decoder_graph(g, weights, config, decoder);
+  });
+  progress.finish();
+
+  builder::copy_side_files(o.model_dir, dir);
+  m.source_config_json = source_config.dump();
+  m.preprocessing_json = preprocessing_json(o.model_dir, config).dump();
+  m.files = builder::list_package_files(dir);
+  io::write_json_file(dir / kManifestFileName, io::manifest_to_json(m));
+
+  BuildResult result;
+  for (const auto& f : m.files) result.package_bytes += f.size;
+  result.manifest = std::move(m);
+  staging.commit(o.force);
+  return result;
+}
+
+}  // namespace q3vl

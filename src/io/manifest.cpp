@@ -1,0 +1,195 @@
+#include "io/manifest.h"
+
+#include "core/sha256.h"
+#include "q3vl/error.h"
+
+namespace q3vl::io {
+namespace {
+
+Json tensor_json(const PackageTensor& t) {
+  Json j;
+  j["name"] = t.name;
+  j["dtype"] = t.dtype;
+  j["shape"] = t.shape;
+  return j;
+}
+
+std::vector<PackageTensor> tensors_from(const JsonObject& parent, std::string_view key) {
+  std::vector<PackageTensor> out;
+  const Json& list = parent.json().at(std::string(key));
+  if (!list.is_array()) parent.fail(key, "array of tensors");
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    JsonObject t(list[i], parent.file(), parent.field_path(key) + "[" + std::to_string(i) + "]");
+    PackageTensor tensor{t.get_string("name"), t.get_string("dtype"), {}};
+    const Json& shape = t.json().at("shape");
+    for (const auto& d : shape) {
+      if (!d.is_string()) t.fail("shape", "array of strings");
+      tensor.shape.push_back(d.get<std::string>());
+    }
+    out.push_back(std::move(tensor));
+  }
+  return out;
+}
+
+}  // namespace
+
+Json manifest_to_json(const PackageManifest& m) {
+  Json j;
+  j["format_version"] = m.format_version;
+  j["builder_version"] = m.builder_version;
+  j["model_type"] = m.model_type;
+  j["decoder_precision"] = m.decoder_precision;
+  j["vision_precision"] = m.vision_precision;
+  j["logits_mode"] = m.logits_mode;
+  Json q;
+  q["method"] = m.quantization.method;
+  q["block_size"] = m.quantization.block_size;
+  q["symmetric"] = m.quantization.symmetric;
+  q["accuracy_level"] = m.quantization.accuracy_level;
+  q["lm_head_precision"] = m.quantization.lm_head_precision;
+  q["int8_edge_layers"] = m.quantization.int8_edge_layers;
+  j["quantization"] = q;
+  Json tokens;
+  tokens["image_token_id"] = m.tokens.image_token_id;
+  tokens["video_token_id"] = m.tokens.video_token_id;
+  tokens["vision_start_token_id"] = m.tokens.vision_start_token_id;
+  tokens["vision_end_token_id"] = m.tokens.vision_end_token_id;
+  tokens["eos_token_ids"] = m.tokens.eos_token_ids;
+  tokens["pad_token_id"] = m.tokens.pad_token_id;
+  j["tokens"] = tokens;
+  Json text;
+  text["num_hidden_layers"] = m.num_hidden_layers;
+  text["num_key_value_heads"] = m.num_key_value_heads;
+  text["head_dim"] = m.head_dim;
+  text["hidden_size"] = m.hidden_size;
+  text["vocab_size"] = m.vocab_size;
+  text["deepstack_layers"] = m.deepstack_layers;
+  j["decoder"] = text;
+  Json graphs = Json::array();
+  for (const auto& g : m.graphs) {
+    Json gj;
+    gj["name"] = g.name;
+    gj["file"] = g.file;
+    gj["weights_file"] = g.weights_file;
+    gj["precision"] = g.precision;
+    gj["inputs"] = Json::array();
+    for (const auto& t : g.inputs) gj["inputs"].push_back(tensor_json(t));
+    gj["outputs"] = Json::array();
+    for (const auto& t : g.outputs) gj["outputs"].push_back(tensor_json(t));
+    graphs.push_back(gj);
+  }
+  j["graphs"] = graphs;
+  Json files = Json::array();
+  for (const auto& f : m.files) {
+    Json fj;
+    fj["path"] = f.path;
+    fj["size"] = f.size;
+    fj["sha256"] = f.sha256;
+    files.push_back(fj);
+  }
+  j["files"] = files;
+  j["preprocessing"] = m.preprocessing_json.empty() ? Json::object() : parse_json(m.preprocessing_json, "preprocessing");
+  j["source_config"] = m.source_config_json.empty() ? Json::object() : parse_json(m.source_config_json, "config.json");
+  return j;
+}
+
+PackageManifest manifest_from_json(const Json& json, const std::string& file) {
+  JsonObject root(json, file);
+  PackageManifest m;
+  m.format_version = static_cast<int>(root.get_int("format_version"));
+  if (m.format_version > kPackageFormatVersion) {
+    throw_error(ErrorKind::unsupported, file, "format_version",
+                "at most " + std::to_string(kPackageFormatVersion) + " (rebuild the package or update q3vl)",
+                std::to_string(m.format_version));
+  }
+  m.builder_version = root.get_string("builder_version");
+  m.model_type = root.get_string("model_type");
+  m.decoder_precision = root.get_string("decoder_precision");
+  m.vision_precision = root.get_string("vision_precision");
+  m.logits_mode = root.get_string("logits_mode");
+  const JsonObject q = root.object("quantization");
+  m.quantization.method = q.get_string("method");
+  m.quantization.block_size = q.get_int("block_size");
+  m.quantization.symmetric = q.get_bool("symmetric");
+  m.quantization.accuracy_level = static_cast<int>(q.get_int("accuracy_level"));
+  m.quantization.lm_head_precision = q.get_string("lm_head_precision");
+  m.quantization.int8_edge_layers = q.get_int("int8_edge_layers");
+  const JsonObject tokens = root.object("tokens");
+  m.tokens.image_token_id = tokens.get_int("image_token_id");
+  m.tokens.video_token_id = tokens.get_int("video_token_id");
+  m.tokens.vision_start_token_id = tokens.get_int("vision_start_token_id");
+  m.tokens.vision_end_token_id = tokens.get_int("vision_end_token_id");
+  m.tokens.eos_token_ids = tokens.get_int_array("eos_token_ids");
+  m.tokens.pad_token_id = tokens.get_int("pad_token_id");
+  const JsonObject text = root.object("decoder");
+  m.num_hidden_layers = text.get_int("num_hidden_layers");
+  m.num_key_value_heads = text.get_int("num_key_value_heads");
+  m.head_dim = text.get_int("head_dim");
+  m.hidden_size = text.get_int("hidden_size");
+  m.vocab_size = text.get_int("vocab_size");
+  m.deepstack_layers = text.get_int("deepstack_layers");
+  if (!json.contains("graphs") || !json["graphs"].is_array()) root.fail("graphs", "array of graphs");
+  for (std::size_t i = 0; i < json["graphs"].size(); ++i) {
+    JsonObject g(json["graphs"][i], file, "graphs[" + std::to_string(i) + "]");
+    PackageGraph graph{g.get_string("name"), g.get_string("file"), g.get_string("weights_file"),
+                       g.get_string("precision"), {}, {}};
+    if (!g.has("inputs")) g.fail("inputs", "array of tensors");
+    if (!g.has("outputs")) g.fail("outputs", "array of tensors");
+    graph.inputs = tensors_from(g, "inputs");
+    graph.outputs = tensors_from(g, "outputs");
+    m.graphs.push_back(std::move(graph));
+  }
+  if (!json.contains("files") || !json["files"].is_array()) root.fail("files", "array of files");
+  for (std::size_t i = 0; i < json["files"].size(); ++i) {
+    JsonObject f(json["files"][i], file, "files[" + std::to_string(i) + "]");
+    m.files.push_back(PackageFile{f.get_string("path"), static_cast<std::uint64_t>(f.get_int("size")),
+                                  f.get_string("sha256")});
+  }
+  if (json.contains("preprocessing")) m.preprocessing_json = json["preprocessing"].dump();
+  if (json.contains("source_config")) m.source_config_json = json["source_config"].dump();
+  return m;
+}
+
+}  // namespace q3vl::io
+
+namespace q3vl {
+
+const PackageGraph& PackageManifest::graph(const std::string& name) const {
+  for (const auto& g : graphs) {
+    if (g.name == name) return g;
+  }
+  throw_error(ErrorKind::format, kManifestFileName, "graphs", "a graph named " + name, "none");
+}
+
+bool PackageManifest::has_graph(const std::string& name) const {
+  for (const auto& g : graphs) {
+    if (g.name == name) return true;
+  }
+  return false;
+}
+
+PackageManifest load_package_manifest(const std::filesystem::path& package_dir) {
+  const auto path = package_dir / kManifestFileName;
+  if (!std::filesystem::exists(path)) {
+    throw_error(ErrorKind::io, path.string(), "", "a q3vl package manifest (build one with `q3vl build`)",
+                "no such file");
+  }
+  return io::manifest_from_json(io::read_json_file(path), path.string());
+}
+
+void verify_package_files(const std::filesystem::path& package_dir, const PackageManifest& manifest) {
+  for (const auto& f : manifest.files) {
+    const auto path = package_dir / f.path;
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(path, ec);
+    if (ec) throw_error(ErrorKind::format, path.string(), "", "a file listed in q3vl.json", "missing");
+    if (size != f.size) {
+      throw_error(ErrorKind::format, path.string(), "size", std::to_string(f.size) + " bytes",
+                  std::to_string(size) + " bytes");
+    }
+    const auto digest = core::sha256_file_hex(path);
+    if (digest != f.sha256) throw_error(ErrorKind::format, path.string(), "sha256", f.sha256, digest);
+  }
+}
+
+}  // namespace q3vl

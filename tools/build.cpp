@@ -1,0 +1,64 @@
+// q3vl build: HF checkpoint directory -> q3vl package (include/q3vl/builder.h).
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+
+#include "q3vl/builder.h"
+#include "subcommand.h"
+
+namespace q3vl::tools {
+namespace {
+
+RunFunction setup_build(CLI::App& command) {
+  auto options = std::make_shared<BuildOptions>();
+  auto quiet = std::make_shared<bool>(false);
+  auto asymmetric = std::make_shared<bool>(false);
+  auto no_vision = std::make_shared<bool>(false);
+
+  command.add_option("--model", options->model_dir, "Hugging Face checkpoint directory")->required();
+  command.add_option("--out", options->out_dir, "Package directory to create")->required();
+  command.add_option("--precision", options->precision, "Decoder weights: fp32, fp16, int8, int4")
+      ->check(CLI::IsMember({"fp32", "fp16", "int8", "int4"}));
+  command.add_option("--vision-precision", options->vision_precision,
+                     "Vision + embedding graphs: fp32, fp16, int8")
+      ->check(CLI::IsMember({"fp32", "fp16", "int8"}));
+  command.add_option("--block-size", options->block_size, "int8/int4 block size (power of two >= 16; default 32)");
+  command.add_flag("--asymmetric", *asymmetric, "int8/int4 with per-block zero points");
+  command.add_option("--accuracy-level", options->accuracy_level,
+                     "MatMulNBits accuracy_level: 0 exact float math (default), 4 int8 activations (faster)");
+  command.add_option("--quant-method", options->quant_method,
+                     "rtn (round to nearest) or mse (per-block scale search; default)")
+      ->check(CLI::IsMember({"rtn", "mse"}));
+  command.add_flag("--lm-head-int8", options->lm_head_int8, "With int4: keep lm_head at int8");
+  command.add_option("--int8-edge-layers", options->int8_edge_layers,
+                     "With int4: keep the first and last N decoder layers at int8");
+  command.add_flag("--all-logits", options->all_logits,
+                   "Decoder returns logits for every position (default: last position only)");
+  command.add_flag("--no-vision", *no_vision, "Skip the vision graph (text-only package)");
+  command.add_flag("--force", options->force, "Replace an existing output directory");
+  command.add_flag("--quiet", *quiet, "No progress output");
+
+  return [options, quiet, asymmetric, no_vision]() {
+    options->symmetric = !*asymmetric;
+    options->include_vision = !*no_vision;
+    if (*quiet) options->progress = ProgressMode::quiet;
+    const auto start = std::chrono::steady_clock::now();
+    const auto result = build_package(*options);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!*quiet) {
+      std::fprintf(stderr, "wrote %s: %zu graphs, %.3f GB, decoder %s, vision %s, in %.1f s\n",
+                   options->out_dir.string().c_str(), result.manifest.graphs.size(),
+                   static_cast<double>(result.package_bytes) / 1e9, result.manifest.decoder_precision.c_str(),
+                   result.manifest.vision_precision.c_str(), seconds);
+    }
+    return 0;
+  };
+}
+
+}  // namespace
+}  // namespace q3vl::tools
+
+Q3VL_REGISTER_SUBCOMMAND("build", "Build a q3vl package (ONNX graphs + manifest) from a Hugging Face checkpoint",
+                         q3vl::tools::setup_build);

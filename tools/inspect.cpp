@@ -1,0 +1,111 @@
+// q3vl inspect: prints a package's manifest and each graph's IO, and creates an ONNX
+// Runtime session per graph (non-zero exit if any fails or its IO differs from q3vl.json).
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <memory>
+
+#include "io/json_file.h"
+#include "io/manifest.h"
+#include "q3vl/error.h"
+#include "q3vl/package.h"
+#include "runtime/ort_session.h"
+#include "subcommand.h"
+
+namespace q3vl::tools {
+namespace {
+
+std::string shape_text(const std::vector<std::string>& shape) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + shape[i];
+  return s + "]";
+}
+
+// The session's IO must be what the manifest promises (names, dtypes, shapes).
+std::vector<std::string> compare_io(const std::vector<PackageTensor>& expected,
+                                    const std::vector<runtime::TensorInfo>& actual, const char* kind) {
+  std::vector<std::string> problems;
+  if (expected.size() != actual.size()) {
+    problems.push_back(std::string(kind) + " count: manifest " + std::to_string(expected.size()) + ", session " +
+                       std::to_string(actual.size()));
+    return problems;
+  }
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    const auto& e = expected[i];
+    const auto& a = actual[i];
+    const std::string got = a.name + " " + runtime::element_type_name(a.element_type) + " " + runtime::format_shape(a);
+    const std::string want = e.name + " " + e.dtype + " " + shape_text(e.shape);
+    if (got != want) problems.push_back(std::string(kind) + " " + std::to_string(i) + ": manifest " + want + ", session " + got);
+  }
+  return problems;
+}
+
+RunFunction setup_inspect(CLI::App& command) {
+  auto dir = std::make_shared<std::filesystem::path>();
+  auto json = std::make_shared<bool>(false);
+  auto verify = std::make_shared<bool>(false);
+  command.add_option("package", *dir, "Package directory (written by q3vl build)")->required();
+  command.add_flag("--json", *json, "Print the manifest plus a per-graph session report as JSON");
+  command.add_flag("--verify", *verify, "Also check every file's size and sha256");
+
+  return [dir, json, verify]() {
+    const PackageManifest manifest = load_package_manifest(*dir);
+    if (*verify) verify_package_files(*dir, manifest);
+    io::Json report = io::Json::array();
+    int failures = 0;
+    if (!*json) {
+      std::printf("package %s\n  format %d, builder %s, model %s\n  decoder %s, vision %s, logits %s\n",
+                  dir->string().c_str(), manifest.format_version, manifest.builder_version.c_str(),
+                  manifest.model_type.c_str(), manifest.decoder_precision.c_str(),
+                  manifest.vision_precision.c_str(), manifest.logits_mode.c_str());
+      std::printf("  layers %lld, kv heads %lld, head_dim %lld, hidden %lld, vocab %lld, deepstack %lld\n",
+                  static_cast<long long>(manifest.num_hidden_layers), static_cast<long long>(manifest.num_key_value_heads),
+                  static_cast<long long>(manifest.head_dim), static_cast<long long>(manifest.hidden_size),
+                  static_cast<long long>(manifest.vocab_size), static_cast<long long>(manifest.deepstack_layers));
+      std::printf("  files %zu\n", manifest.files.size());
+    }
+    for (const auto& graph : manifest.graphs) {
+      io::Json entry;
+      entry["name"] = graph.name;
+      std::vector<std::string> problems;
+      try {
+        runtime::OrtSession session(graph.name, *dir / graph.file);
+        auto in = compare_io(graph.inputs, session.inputs(), "input");
+        auto out = compare_io(graph.outputs, session.outputs(), "output");
+        problems.insert(problems.end(), in.begin(), in.end());
+        problems.insert(problems.end(), out.begin(), out.end());
+      } catch (const Error& e) {
+        problems.push_back(e.what());
+      }
+      entry["session"] = problems.empty() ? "ok" : "failed";
+      entry["problems"] = problems;
+      failures += problems.empty() ? 0 : 1;
+      report.push_back(entry);
+      if (!*json) {
+        std::printf("graph %s (%s, %s): session %s\n", graph.name.c_str(), graph.file.c_str(),
+                    graph.precision.c_str(), problems.empty() ? "ok" : "FAILED");
+        for (const auto& t : graph.inputs) std::printf("  in  %-28s %-8s %s\n", t.name.c_str(), t.dtype.c_str(), shape_text(t.shape).c_str());
+        for (const auto& t : graph.outputs) std::printf("  out %-28s %-8s %s\n", t.name.c_str(), t.dtype.c_str(), shape_text(t.shape).c_str());
+        for (const auto& p : problems) std::printf("  problem: %s\n", p.c_str());
+      }
+    }
+    if (*json) {
+      io::Json j;
+      j["manifest"] = io::manifest_to_json(manifest);
+      j["sessions"] = report;
+      std::printf("%s\n", j.dump(2).c_str());
+    }
+    if (failures > 0) {
+      throw_error(ErrorKind::runtime, dir->string(), "",
+                  "a session for every graph with the manifest's IO",
+                  std::to_string(failures) + " graph(s) failed");
+    }
+    return 0;
+  };
+}
+
+}  // namespace
+}  // namespace q3vl::tools
+
+Q3VL_REGISTER_SUBCOMMAND("inspect", "Print a package's manifest and graph IO; open an ONNX Runtime session per graph",
+                         q3vl::tools::setup_inspect);
