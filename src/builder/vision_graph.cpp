@@ -80,13 +80,15 @@ Value write_pos_embed(VisionContext& ctx, Value x, Value indices, Value weights)
 VisionPrecision parse_vision_precision(std::string_view text) {
   if (text == "fp32") return VisionPrecision::fp32;
   if (text == "fp16") return VisionPrecision::fp16;
-  throw_error(ErrorKind::usage, "", "--vision-precision", "fp32 or fp16", std::string(text));
+  if (text == "int8") return VisionPrecision::int8;
+  throw_error(ErrorKind::usage, "", "--vision-precision", "fp32, fp16 or int8", std::string(text));
 }
 
 const char* to_string(VisionPrecision precision) {
   switch (precision) {
     case VisionPrecision::fp32: return "fp32";
     case VisionPrecision::fp16: return "fp16";
+    case VisionPrecision::int8: return "int8";
   }
   return "unknown";
 }

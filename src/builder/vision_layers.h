@@ -34,7 +34,8 @@ struct VisionContext {
 // y = LayerNorm(x) * weight + bias over the last axis (width), eps 1e-6 (HF nn.LayerNorm(eps=1e-6)).
 Value write_layer_norm(VisionContext& ctx, const std::string& path, Value x, std::int64_t width);
 
-// y = x W^T + b; x: [N, in], W: [out, in]. Precision is the weights' business.
+// y = x W^T + b; x: [N, in], W: [out, in]. Gemm with float weights, or at int8 precision
+// DynamicQuantizeMatMul with per-output-channel int8 weights.
 Value write_linear(VisionContext& ctx, const std::string& path, Value x, std::int64_t in,
                    std::int64_t out);
 

@@ -1,5 +1,7 @@
 #include "builder/vision_weights.h"
 
+#include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "io/dtype.h"
@@ -52,13 +54,37 @@ Value VisionWeights::matrix(const std::string& name, const std::vector<std::int6
                             std::int64_t rows, std::int64_t cols) {
   const std::vector<float> values = read(name, shape);
   const std::string graph_name = kGraphPrefix + name;
-  if (precision_ == VisionPrecision::fp32) {
+  if (precision_ != VisionPrecision::fp16) {
     return graph_.initializer_f32(graph_name, {rows, cols}, values);
   }
   std::vector<std::uint16_t> half(values.size());
   for (std::size_t i = 0; i < values.size(); ++i) half[i] = io::f32_to_f16(values[i]);
   const Value stored = graph_.initializer_f16(graph_name, {rows, cols}, half);
   return graph_.op("Cast", {stored}, {{"to", 1}});  // 1 = FLOAT
+}
+
+VisionWeights::Quantized VisionWeights::quantized_matrix(const std::string& name, std::int64_t rows,
+                                                         std::int64_t cols) {
+  const std::vector<float> values = read(name, {rows, cols});
+  std::vector<std::int8_t> quantized(values.size());
+  std::vector<float> scales(static_cast<std::size_t>(rows));
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* row = values.data() + r * cols;
+    float top = 0.0f;
+    for (std::int64_t c = 0; c < cols; ++c) top = std::max(top, std::fabs(row[c]));
+    const float scale = top > 0.0f ? top / 127.0f : 1.0f;
+    scales[static_cast<std::size_t>(r)] = scale;
+    for (std::int64_t c = 0; c < cols; ++c) {
+      const float q = std::clamp(std::nearbyint(row[c] / scale), -127.0f, 127.0f);
+      quantized[static_cast<std::size_t>(c * rows + r)] = static_cast<std::int8_t>(q);
+    }
+  }
+  const std::string graph_name = kGraphPrefix + name;
+  Quantized out;
+  out.weight = graph_.initializer(graph_name + ".int8", DType::i8, {cols, rows},
+                                  std::as_bytes(std::span<const std::int8_t>(quantized)));
+  out.scale = graph_.initializer_f32(graph_name + ".scale", {rows}, scales);
+  return out;
 }
 
 Value VisionWeights::vector(const std::string& name, const std::vector<std::int64_t>& shape) {

@@ -6,10 +6,11 @@
 // layout) or "visual." (older exports), found once at construction; the initializer is
 // always named "model.visual.<name>" so graphs look the same whatever the source.
 //
-// Precision: matrix() stores large matrices as float32, or float16 followed by a Cast
-// to float32 (ORT folds the Cast into a float32 constant when the session loads, so the
-// file is half the size and the math stays float32). vector() (biases, norms, the
-// position table) is always float32.
+// Precision: matrix() stores large matrices as float32, or (fp16) float16 followed by a
+// Cast to float32 (ORT folds the Cast into a float32 constant when the session loads, so
+// the file is half the size and the math stays float32); at int8 it stays float32 (the
+// patch embedding). quantized_matrix() is the int8 linears' form. vector() (biases,
+// norms, the position table) is always float32.
 //
 // Every read checks the tensor exists and has the expected shape; a failure throws
 // q3vl::Error(shape) naming the checkpoint key, the expected and the actual shape.
@@ -40,8 +41,20 @@ class VisionWeights {
   // embedding's [C, 3, 2, 16, 16] convolution kernel is read as [C, 1536]).
   Value matrix(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t rows,
                std::int64_t cols);
+  // int8 form of a linear's [rows = out, cols = in] weight for DynamicQuantizeMatMul:
+  // `weight` int8 [in, out] (transposed: the op computes x @ B) and `scale` f32 [out], one
+  // symmetric scale per output channel: scale = max|w_row| / 127, q = round_half_even(w / scale).
+  // Initializers "<name>.int8" and "<name>.scale".
+  struct Quantized {
+    Value weight;
+    Value scale;
+  };
+  Quantized quantized_matrix(const std::string& name, std::int64_t rows, std::int64_t cols);
+
   // A float32 tensor with the checkpoint's shape.
   Value vector(const std::string& name, const std::vector<std::int64_t>& shape);
+
+  VisionPrecision precision() const { return precision_; }
 
  private:
   Graph& graph_;

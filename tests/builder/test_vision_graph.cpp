@@ -159,28 +159,49 @@ TEST(VisionGraph, NoDeepstackTapsGivesEmptyFeatures) {
   check_call(session, reference, config.vision, 2, 4, 4, 301);
 }
 
-TEST(VisionGraph, Fp16WeightsStayCloseToFp32) {
+double cosine(std::span<const float> a, std::span<const float> b) {
+  double dot = 0, na = 0, nb = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    dot += double(a[i]) * b[i];
+    na += double(a[i]) * a[i];
+    nb += double(b[i]) * b[i];
+  }
+  return dot / std::sqrt(na * nb);
+}
+
+// Cosine of each output (merged, and every DeepStack feature separately) against fp32.
+void expect_cosine_at_least(const testing::VisionRun& ref, const testing::VisionRun& got,
+                            std::int64_t k, double bound, const std::string& what) {
+  EXPECT_GE(cosine(ref.merged, got.merged), bound) << what << " merged";
+  const std::size_t n = ref.deepstack.size() / static_cast<std::size_t>(k);
+  for (std::int64_t j = 0; j < k; ++j) {
+    const auto offset = static_cast<std::size_t>(j) * n;
+    EXPECT_GE(cosine(std::span(ref.deepstack).subspan(offset, n), std::span(got.deepstack).subspan(offset, n)), bound)
+        << what << " deepstack " << j;
+  }
+}
+
+TEST(VisionGraph, Fp16AndInt8StayCloseToFp32) {
   const ModelConfig config = config_a();
   const Built b32 = build("a-fp32", config, VisionPrecision::fp32, 11);
   const Built b16 = build("a-fp16", config, VisionPrecision::fp16, 11);
+  const Built b8 = build("a-int8", config, VisionPrecision::int8, 11);
   runtime::OrtSession s32("vision", b32.dir / "vision.onnx");
   runtime::OrtSession s16("vision", b16.dir / "vision.onnx");
+  runtime::OrtSession s8("vision", b8.dir / "vision.onnx");
   const auto pixels = testing::random_uniform(2 * 24 * 96, 401);
   const auto r32 = testing::run_vision_graph(s32, config.vision, pixels, 2, 4, 6);
   const auto r16 = testing::run_vision_graph(s16, config.vision, pixels, 2, 4, 6);
-  for (auto [a, b] : {std::pair{&r32.merged, &r16.merged}, std::pair{&r32.deepstack, &r16.deepstack}}) {
-    double dot = 0, na = 0, nb = 0;
-    for (std::size_t i = 0; i < a->size(); ++i) {
-      dot += double((*a)[i]) * (*b)[i];
-      na += double((*a)[i]) * (*a)[i];
-      nb += double((*b)[i]) * (*b)[i];
-    }
-    // fp16 weights carry 11 significant bits (relative error 2^-12 per weight).
-    EXPECT_GE(dot / std::sqrt(na * nb), 0.9999);
-  }
-  // The fp16 weights file is about half the fp32 one.
-  EXPECT_LT(std::filesystem::file_size(b16.dir / "vision.onnx.data"),
-            0.6 * double(std::filesystem::file_size(b32.dir / "vision.onnx.data")));
+  const auto r8 = testing::run_vision_graph(s8, config.vision, pixels, 2, 4, 6);
+  // fp16 weights carry 11 significant bits (relative error <= 2^-12 per weight).
+  expect_cosine_at_least(r32, r16, 2, 0.9999, "fp16");
+  // int8: the project's vision target (shared/peers.md: merged-token cosine >= 0.999 vs FP32).
+  expect_cosine_at_least(r32, r8, 2, 0.999, "int8");
+  // fp16 halves every matrix; int8 quarters all but qkv and the patch embedding.
+  const double fp32_bytes = double(std::filesystem::file_size(b32.dir / "vision.onnx.data"));
+  const double fp16_bytes = double(std::filesystem::file_size(b16.dir / "vision.onnx.data"));
+  EXPECT_LT(fp16_bytes, 0.6 * fp32_bytes);
+  EXPECT_LT(double(std::filesystem::file_size(b8.dir / "vision.onnx.data")), fp16_bytes);
 }
 
 TEST(VisionGraph, SameInputsGiveByteIdenticalFiles) {
@@ -237,6 +258,7 @@ TEST(VisionGraph, ErrorsNameTheTensorOrField) {
   }
 
   EXPECT_THROW(parse_vision_precision("int3"), Error);
+  EXPECT_EQ(parse_vision_precision("int8"), VisionPrecision::int8);
   EXPECT_EQ(parse_vision_precision("fp16"), VisionPrecision::fp16);
 }
 
