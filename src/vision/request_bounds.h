@@ -1,6 +1,6 @@
 // The pixel bounds one request resolves to: the config's, overridden by the request's
 // min/max pixels, and capped by its max_tokens (tokens * factor^2 pixels, one token
-// per factor x factor block). Throws q3vl::Error(usage) if min > max.
+// per factor x factor block). Throws q3vl::Error(usage) for a non-positive bound.
 #pragma once
 
 #include <cstdint>
@@ -25,8 +25,9 @@ inline PixelBounds request_bounds(std::int64_t min_pixels, std::int64_t max_pixe
     }
     b.max_pixels = std::min(b.max_pixels, *request.max_tokens * factor * factor);
   }
-  if (b.min_pixels <= 0 || b.max_pixels <= 0 || b.min_pixels > b.max_pixels) {
-    throw_error(ErrorKind::usage, "request", "min_pixels/max_pixels", "0 < min_pixels <= max_pixels",
+  // min > max is allowed, as in HF: smart_resize then takes its max_pixels branch.
+  if (b.min_pixels <= 0 || b.max_pixels <= 0) {
+    throw_error(ErrorKind::usage, "request", "min_pixels/max_pixels", "positive pixel counts",
                 std::to_string(b.min_pixels) + " / " + std::to_string(b.max_pixels));
   }
   return b;

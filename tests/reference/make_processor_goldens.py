@@ -8,6 +8,7 @@ Writes tests/goldens/processor/ deterministically (same bytes on every run):
   media/                       the synthetic inputs (odd sizes, extreme aspect ratios, alpha, palette
                                with tRNS, grayscale, 16-bit, EXIF orientation, WebP, GIF, BMP, videos)
   decoded/<case>.png           the RGB uint8 image the reference decodes from each input
+  decoded/pillow_<case>.png    PIL's Image.resize(BICUBIC) of it to the processor's size (a few cases)
   pixels/<case>.png            pixel_values as uint8 codes, one 8-bit gray row per pixel_values row
                                (values are (u8 - 127.5) / 127.5; the script asserts that exactly)
   cases.json                   grid_thw, token counts, frame indices, timestamps, per case
@@ -63,6 +64,10 @@ VIDEO_CONFIG = {
     "processor_class": "Qwen3VLProcessor",
     "video_processor_type": "Qwen3VLVideoProcessor",
 }
+
+
+# Cases whose Pillow Image.resize(BICUBIC) result is also stored (decoded/pillow_<case>.png).
+PILLOW_CASES = ("odd_jpeg", "tie", "wide", "tiny")
 
 
 def pattern(h, w, seed, channels=3):
@@ -231,6 +236,10 @@ def main():
         codes = to_codes(out["pixel_values"])
         write_gray_png(os.path.join(OUT, "pixels", name + ".png"), codes)
         grid = out["image_grid_thw"].tolist()
+        if name in PILLOW_CASES:  # the slow processor's resize, for ResampleOrder::pillow
+            size_hw = (grid[0][1] * 16, grid[0][2] * 16)
+            Image.fromarray(decoded).resize(size_hw[::-1], Image.Resampling.BICUBIC).save(
+                os.path.join(OUT, "decoded", "pillow_" + name + ".png"), optimize=True)
         cases.append({
             "name": name, "kind": "image", "media": [file], "reference_decoder": "PIL" if pil else "torchvision",
             "size": size, "decoded_shape": list(decoded.shape), "grid_thw": grid,

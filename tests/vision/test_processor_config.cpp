@@ -94,8 +94,9 @@ TEST(VisionRequest, OverridesAndMaxTokens) {
   EXPECT_EQ(raised.resized_height, 896);
   EXPECT_EQ(raised.resized_width, 1184);
   request = {};
-  request.min_pixels = 10;
-  request.max_pixels = 5;
+  request.max_pixels = 1000;  // below the config's min_pixels: HF's max branch, one 32x32 block
+  EXPECT_EQ(preprocess_image(image, config, request).num_tokens, 1);
+  request.max_pixels = 0;
   EXPECT_THROW(preprocess_image(image, config, request), Error);
 }
 
