@@ -79,10 +79,10 @@ void BM_EndToEnd(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(BM_Decode)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_Resize)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_Patchify)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_EndToEnd)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Decode)->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime();
+BENCHMARK(BM_Resize)->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime();
+BENCHMARK(BM_Patchify)->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime();
+BENCHMARK(BM_EndToEnd)->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime();
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);

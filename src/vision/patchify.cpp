@@ -1,5 +1,6 @@
 #include "vision/patchify.h"
 
+#include <cstring>
 #include <string>
 
 #include "q3vl/error.h"
@@ -63,8 +64,14 @@ std::vector<float> patchify(const std::vector<const Image*>& frames, const Patch
             for (int c = 0; c < 3; ++c) {
               const float* lut = table[c].data();
               for (std::int64_t tp = 0; tp < tps; ++tp) {
-                const Image& frame = *frames[static_cast<std::size_t>(g * tps + tp)];
+                const Image* frame_ptr = frames[static_cast<std::size_t>(g * tps + tp)];
                 float* d = row + (c * tps + tp) * p * p;
+                if (tp > 0 && frame_ptr == frames[static_cast<std::size_t>(g * tps)]) {
+                  // An image's duplicated frame: copy the block just written.
+                  std::memcpy(d, row + c * tps * p * p, static_cast<std::size_t>(p * p) * sizeof(float));
+                  continue;
+                }
+                const Image& frame = *frame_ptr;
                 for (std::int64_t dy = 0; dy < p; ++dy, d += p) {
                   const std::uint8_t* s =
                       frame.rgb.data() + ((py * p + dy) * width + px * p) * 3 + c;
