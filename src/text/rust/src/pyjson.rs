@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use minijinja::value::{Value, ValueKind};
+use minijinja::value::{Kwargs, Rest, Value, ValueKind};
 use minijinja::{Error, ErrorKind};
 
 use crate::pyrepr::{as_float, float_repr};
@@ -162,27 +162,20 @@ fn bad_argument(name: &str, want: &str, got: &Value) -> Error {
 
 /// The filter: `x | tojson(ensure_ascii=False, indent=None, separators=None, sort_keys=False)`,
 /// arguments by position or by name as in Python.
-pub fn tojson_filter(value: Value, args: minijinja::value::Rest<Value>) -> Result<String, Error> {
-    const NAMES: [&str; 4] = ["ensure_ascii", "indent", "separators", "sort_keys"];
+pub fn tojson_filter(value: Value, positional: Rest<Value>, kwargs: Kwargs) -> Result<String, Error> {
+    if positional.len() > 4 {
+        return Err(Error::new(ErrorKind::TooManyArguments, "tojson: at most 4 positional arguments"));
+    }
     let mut given: [Value; 4] = Default::default();
-    let mut positional = 0;
-    for arg in args.iter() {
-        if arg.is_kwargs() {
-            for key in arg.try_iter()? {
-                let name = key.as_str().unwrap_or_default();
-                let Some(slot) = NAMES.iter().position(|n| *n == name) else {
-                    return Err(Error::new(ErrorKind::TooManyArguments, format!("tojson: unexpected argument '{name}'")));
-                };
-                given[slot] = arg.get_item(&key)?;
-            }
-        } else {
-            if positional >= NAMES.len() {
-                return Err(Error::new(ErrorKind::TooManyArguments, "tojson: too many arguments"));
-            }
-            given[positional] = arg.clone();
-            positional += 1;
+    for (slot, v) in positional.iter().enumerate() {
+        given[slot] = v.clone();
+    }
+    for (slot, name) in ["ensure_ascii", "indent", "separators", "sort_keys"].iter().enumerate() {
+        if let Some(v) = kwargs.get::<Option<Value>>(name)? {
+            given[slot] = v;
         }
     }
+    kwargs.assert_all_used()?;
     let [ensure_ascii, indent, separators, sort_keys] = given;
     let set = |v: &Value| !v.is_undefined() && !v.is_none();
     let indent = if !set(&indent) {

@@ -7,7 +7,7 @@
 //! and Python's printing of floats, booleans, None, lists and dicts.
 
 use minijinja::syntax::SyntaxConfig;
-use minijinja::value::{Rest, Serde, Value};
+use minijinja::value::{Serde, Value};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind};
 
 use crate::ffi::*;
@@ -55,7 +55,7 @@ fn make_environment(strftime: StrftimeFn) -> Result<Environment<'static>, Error>
         str_into(value, &mut text);
         out.write_str(&text).map_err(Error::from)
     });
-    env.add_filter("tojson", |value: Value, args: Rest<Value>| tojson_filter(value, args));
+    env.add_filter("tojson", tojson_filter);
     env.add_function("raise_exception", |message: String| -> Result<Value, Error> {
         Err(Error::new(ErrorKind::InvalidOperation, format!("raise_exception: {message}")))
     });
