@@ -3,9 +3,9 @@
 // What the decoders produce is chosen to match the reference, Hugging Face
 // transformers 5.23 given an image *path* (transformers.image_utils.load_image_as_tensor
 // -> torchvision.io.decode_image(mode=RGB, apply_exif_orientation=True)):
-//   - EXIF orientation IS applied (JPEG APP1, PNG eXIf, WebP EXIF), so the result is
-//     the upright image; `DecodeOptions::apply_exif_orientation = false` keeps the
-//     stored orientation.
+//   - EXIF orientation IS applied for JPEG (APP1) and PNG (eXIf), so the result is the
+//     upright image; `DecodeOptions::apply_exif_orientation = false` keeps the stored
+//     orientation. WebP and GIF keep their stored orientation, as torchvision does.
 //   - Alpha and palette transparency are dropped by default: the stored RGB values are
 //     kept, as torchvision's RGB mode does. `AlphaMode::composite_white` blends onto
 //     white instead, as transformers does for PIL images (and PIL-based servers do).

@@ -131,6 +131,12 @@ VisionInput preprocess_video_frames(const std::vector<Image>& frames,
                                     const VideoProcessorConfig& config,
                                     const VisionRequest& request = {});
 
+// The text that replaces a video's "<|video_pad|>" in the prompt (Qwen3VLProcessor.
+// replace_video_token): per temporal group, "<x.x seconds><|vision_start|>" + h*w/merge^2
+// "<|video_pad|>" + "<|vision_end|>". The chat template's own vision_start/end around
+// the original pad stay, so each group's span nests inside them.
+std::string video_placeholder_text(const VisionInput& video, std::int64_t merge_size);
+
 // Decodes, samples (when config.do_sample_frames) and preprocesses a video file.
 VisionInput preprocess_video_file(const std::filesystem::path& path, const VideoProcessorConfig& config,
                                   const VisionRequest& request = {}, const ImageLimits& limits = {});

@@ -205,6 +205,7 @@ def main():
     assert image_processor.backend == "torchvision"
     save_processor_config(cfg_dir, image_processor, video_processor)
 
+    text_processor = make_text_processor(image_processor, video_processor)
     cases = []
     image_cases = [
         # name, file, PIL decode (see module doc), size override
@@ -255,6 +256,8 @@ def main():
         indices = [int(i) for i in md.frames_indices]
         grid = out["video_grid_thw"].tolist()
         stamps = Qwen3VLProcessor._calculate_timestamps(None, list(indices), md.fps, 2)
+        placeholder = text_processor.replace_video_token(
+            {"video_grid_thw": out["video_grid_thw"], "video_metadata": out["video_metadata"]}, 0)
         codes = to_codes(out["pixel_values_videos"])
         write_gray_png(os.path.join(OUT, "pixels", name + ".png"), codes)
         sampled = frames[indices]
@@ -265,6 +268,7 @@ def main():
             "fps": float(md.fps), "frame_indices": indices, "grid_thw": grid,
             "num_tokens": int(np.prod(grid[0]) // 4), "tokens_per_group": int(grid[0][1] * grid[0][2] // 4),
             "timestamps": [f"<{t:.1f} seconds>" for t in stamps],
+            "placeholder": placeholder,
             "pixel_values_shape": list(out["pixel_values_videos"].shape),
             "decoded_shape": list(sampled.shape),
         })
@@ -306,15 +310,20 @@ def main():
     print(f"wrote {len(cases)} cases to {os.path.normpath(OUT)}")
 
 
-def save_processor_config(cfg_dir, image_processor, video_processor):
-    """The transformers 5.x layout: one processor_config.json holding both sub-processors."""
+def make_text_processor(image_processor, video_processor):
+    """Qwen3VLProcessor (needs the Qwen3 tokenizer from scripts/setup.sh)."""
     tok_dir = os.path.join(HERE, "..", "..", "third_party", "qwen3-tokenizer")
     if not os.path.isfile(os.path.join(tok_dir, "tokenizer.json")):
-        sys.exit(f"need the Qwen3 tokenizer in {tok_dir} (scripts/setup.sh) to write processor_config.json")
+        sys.exit(f"need the Qwen3 tokenizer in {tok_dir} (scripts/setup.sh)")
     from transformers import AutoTokenizer
     tokenizer = AutoTokenizer.from_pretrained(tok_dir)
-    processor = Qwen3VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
-                                 video_processor=video_processor, chat_template="")
+    return Qwen3VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
+                            video_processor=video_processor, chat_template="")
+
+
+def save_processor_config(cfg_dir, image_processor, video_processor):
+    """The transformers 5.x layout: one processor_config.json holding both sub-processors."""
+    processor = make_text_processor(image_processor, video_processor)
     with tempfile.TemporaryDirectory() as tmp:
         processor.save_pretrained(tmp)
         with open(os.path.join(tmp, "processor_config.json")) as f:

@@ -32,6 +32,9 @@ void expect_matches_golden(const VisionInput& got, const nlohmann::json& c, doub
   EXPECT_EQ(std::vector<std::int64_t>(got.grid_thw.begin(), got.grid_thw.end()), grid) << name;
   EXPECT_EQ(got.num_tokens, c["num_tokens"].get<std::int64_t>()) << name;
   EXPECT_EQ(got.grid_thw[1] * got.grid_thw[2] / 4, c["tokens_per_group"].get<std::int64_t>()) << name;
+  if (c.contains("placeholder")) {  // HF's Qwen3VLProcessor.replace_video_token text
+    EXPECT_EQ(video_placeholder_text(got, 2), c["placeholder"].get<std::string>()) << name;
+  }
   ASSERT_EQ(got.rows, c["pixel_values_shape"][0].get<std::int64_t>()) << name;
   ASSERT_EQ(got.cols, c["pixel_values_shape"][1].get<std::int64_t>()) << name;
 
