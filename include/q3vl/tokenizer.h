@@ -111,7 +111,8 @@ class Tokenizer {
   const std::filesystem::path& file() const;
 
   // A new streaming decoder over this tokenizer. The stream keeps a pointer to
-  // this Tokenizer, which must outlive it (and not be moved from meanwhile).
+  // this Tokenizer's loaded state: the Tokenizer (or whatever it was moved
+  // into) must outlive the stream.
   DecodeStream decode_stream(bool skip_special_tokens = false) const;
 
  private:
@@ -142,8 +143,10 @@ class DecodeStream {
 
  private:
   struct State;
-  DecodeStream(const Tokenizer* tokenizer, bool skip_special_tokens);
-  const Tokenizer* tokenizer_;  // not owned; outlives the stream (see decode_stream)
+  DecodeStream(const Tokenizer::Impl* tokenizer, bool skip_special_tokens);
+  // Not owned: the Tokenizer's heap state, stable across moves of the Tokenizer,
+  // which outlives the stream (see Tokenizer::decode_stream).
+  const Tokenizer::Impl* tokenizer_;
   std::unique_ptr<State> state_;
   friend class Tokenizer;
 };

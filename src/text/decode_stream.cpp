@@ -14,7 +14,7 @@ struct DecodeStream::State {
   rust::DecodeStreamHandle handle;
 };
 
-DecodeStream::DecodeStream(const Tokenizer* tokenizer, bool skip_special_tokens)
+DecodeStream::DecodeStream(const Tokenizer::Impl* tokenizer, bool skip_special_tokens)
     : tokenizer_(tokenizer), state_(std::make_unique<State>()) {
   state_->handle.reset(q3vl_decode_stream_new(skip_special_tokens));
 }
@@ -26,16 +26,16 @@ DecodeStream::~DecodeStream() = default;
 std::string DecodeStream::step(TokenId id) {
   Q3vlTextBytes out{};
   Q3vlTextError err{};
-  rust::check(q3vl_decode_stream_step(state_->handle.get(), tokenizer_->impl_->handle.get(), id, &out, &err), err,
-              {tokenizer_->file().string(), "decode_stream"});
+  rust::check(q3vl_decode_stream_step(state_->handle.get(), tokenizer_->handle.get(), id, &out, &err), err,
+              {tokenizer_->file.string(), "decode_stream"});
   return rust::take_string(out);
 }
 
 std::string DecodeStream::flush() {
   Q3vlTextBytes out{};
   Q3vlTextError err{};
-  rust::check(q3vl_decode_stream_flush(state_->handle.get(), tokenizer_->impl_->handle.get(), &out, &err), err,
-              {tokenizer_->file().string(), "decode_stream"});
+  rust::check(q3vl_decode_stream_flush(state_->handle.get(), tokenizer_->handle.get(), &out, &err), err,
+              {tokenizer_->file.string(), "decode_stream"});
   return rust::take_string(out);
 }
 

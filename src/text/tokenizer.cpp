@@ -90,7 +90,7 @@ const SpecialTokens& Tokenizer::special_tokens() const { return impl_->special_t
 const std::filesystem::path& Tokenizer::file() const { return impl_->file; }
 
 DecodeStream Tokenizer::decode_stream(bool skip_special_tokens) const {
-  return DecodeStream(this, skip_special_tokens);
+  return DecodeStream(impl_.get(), skip_special_tokens);
 }
 
 }  // namespace q3vl::text

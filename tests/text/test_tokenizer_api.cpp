@@ -60,6 +60,22 @@ TEST(TokenizerApi, SpecialTokenParsingAndSkipping) {
   EXPECT_EQ(tok.decode(std::vector<TokenId>{}), "");
 }
 
+// Generated ids can fall in the model's padded vocabulary rows (151669..151935):
+// decode skips ids with no token, as HF does (Python gives 'Hello!' here).
+TEST(TokenizerApi, IdsWithoutTokenDecodeToNothingLikeHf) {
+  const auto tok = Tokenizer::load(q3vl::testing::tokenizer_dir());
+  EXPECT_EQ(tok.decode(std::vector<TokenId>{9707, 151700, 151669, 0}), "Hello!");
+}
+
+TEST(TokenizerApi, StreamSurvivesMovingTheTokenizer) {
+  auto tok = Tokenizer::load(q3vl::testing::tokenizer_dir());
+  auto stream = tok.decode_stream();
+  const Tokenizer moved = std::move(tok);
+  EXPECT_EQ(stream.step(9707), "Hello");
+  EXPECT_EQ(stream.step(0), "!");
+  EXPECT_EQ(stream.flush(), "");
+}
+
 TEST(TokenizerApi, LoadErrorsNameTheFile) {
   const auto dir = q3vl::testing::work_dir() / "text-tokenizer-errors";
   std::filesystem::remove_all(dir);
