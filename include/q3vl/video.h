@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <vector>
 
 #include "q3vl/image.h"
@@ -39,5 +40,12 @@ VideoMetadata probe_video(const std::filesystem::path& path);
 std::vector<Image> decode_video_frames(const std::filesystem::path& path,
                                        const std::vector<std::int64_t>& indices,
                                        const ImageLimits& limits = {});
+
+// Streaming form: calls on_frame(position in `indices`, frame) for each requested frame
+// as soon as it is decoded, so a caller that shrinks frames holds one full-size frame
+// at a time (a long 4K clip would otherwise need gigabytes). Exceptions from on_frame
+// propagate.
+void decode_video_frames(const std::filesystem::path& path, const std::vector<std::int64_t>& indices,
+                         const ImageLimits& limits, const std::function<void(std::size_t, Image)>& on_frame);
 
 }  // namespace q3vl

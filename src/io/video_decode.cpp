@@ -88,7 +88,14 @@ VideoMetadata probe_video(const std::filesystem::path& path) {
 
 std::vector<Image> decode_video_frames(const std::filesystem::path& path, const std::vector<std::int64_t>& indices,
                                        const ImageLimits& limits) {
-  if (indices.empty()) return {};
+  std::vector<Image> out(indices.size());
+  decode_video_frames(path, indices, limits, [&](std::size_t position, Image image) { out[position] = std::move(image); });
+  return out;
+}
+
+void decode_video_frames(const std::filesystem::path& path, const std::vector<std::int64_t>& indices,
+                         const ImageLimits& limits, const std::function<void(std::size_t, Image)>& on_frame) {
+  if (indices.empty()) return;
   if (!std::is_sorted(indices.begin(), indices.end()) || indices.front() < 0) {
     throw_error(ErrorKind::usage, path.string(), "frame indices", "ascending, non-negative", "unsorted or negative");
   }
@@ -109,8 +116,6 @@ std::vector<Image> decode_video_frames(const std::filesystem::path& path, const 
   std::unique_ptr<AVPacket, PacketFree> packet(av_packet_alloc());
   std::unique_ptr<AVFrame, FrameFree> frame(av_frame_alloc());
   std::unique_ptr<SwsContext, SwsFree> sws;
-  std::vector<Image> out;
-  out.reserve(indices.size());
   std::size_t next = 0;
   std::int64_t frame_number = 0;
 
@@ -150,10 +155,8 @@ std::vector<Image> decode_video_frames(const std::filesystem::path& path, const 
       if (rc < 0) throw_error(ErrorKind::format, path.string(), "video decoding failed: " + av_message(rc));
       if (indices[next] == frame_number) {
         Image image = convert();
-        while (next < indices.size() && indices[next] == frame_number) {
-          out.push_back(image);
-          ++next;
-        }
+        while (next + 1 < indices.size() && indices[next + 1] == frame_number) on_frame(next++, image);
+        on_frame(next++, std::move(image));
       }
       ++frame_number;
       av_frame_unref(frame.get());
@@ -182,7 +185,6 @@ std::vector<Image> decode_video_frames(const std::filesystem::path& path, const 
     throw_error(ErrorKind::format, path.string(), "frame " + std::to_string(indices[next]),
                 "a decodable frame", "the stream ended after " + std::to_string(frame_number) + " frames");
   }
-  return out;
 }
 
 }  // namespace q3vl
