@@ -65,8 +65,8 @@ def make_checkpoints(args: argparse.Namespace, scratch: Path) -> dict:
     dirs = {}
     for preset in PRESETS:
         out = scratch / preset
-        subprocess.run([args.q3vl, "make-checkpoint", "--preset", preset, "--seed", "0", "--out", str(out)],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([args.q3vl, "make-checkpoint", "--preset", preset, "--seed", "0", "--out", str(out),
+                        "--quiet"], check=True)
         dirs[preset] = out
     return dirs
 
@@ -86,13 +86,22 @@ def library_versions() -> dict:
 
 
 def command_line() -> str:
-    """The command as run from the repository root (paths inside the repo made relative)."""
+    """The command as run from the repository root. Paths inside the repo are made
+    relative; the q3vl executable and checkpoint directories are named generically
+    (the checkpoint hashes pin what they produced), so reruns record the same text."""
     words = []
+    previous = ""
     for word in sys.argv:
-        path = Path(word)
-        if path.is_absolute() and path.resolve().is_relative_to(REPO):
-            word = str(path.resolve().relative_to(REPO))
+        if previous == "--q3vl":
+            word = "Q3VL"
+        elif previous == "--checkpoint":
+            word = word.split("=", 1)[0] + "=DIR"
+        else:
+            path = Path(word)
+            if path.is_absolute() and path.resolve().is_relative_to(REPO):
+                word = str(path.resolve().relative_to(REPO))
         words.append(word)
+        previous = word
     return "python " + " ".join(words)
 
 
@@ -128,6 +137,16 @@ def add_pixels(store: dict, case, features) -> None:
                 assert all(np.array_equal(store[key][n], item[n]) for n in item), f"{case.name}: {key} differs"
             store[key] = item
         assert start == codes.shape[0], f"{case.name}: pixel rows do not match the grids"
+
+
+def expanded_prompt(tokenizer, input_ids: torch.Tensor) -> str:
+    """The text the processor tokenized: placeholders expanded per grid and, for video,
+    the `<t seconds>` frame markers. Asserted to tokenize back to input_ids."""
+    ids = input_ids[0].tolist()
+    text = tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    again = tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert again == ids, "expanded prompt does not tokenize back to input_ids"
+    return text
 
 
 def same_tensors(a: dict, b: dict) -> bool:
@@ -202,6 +221,7 @@ def main() -> None:
                 "hf_messages": [_relative_parts(m, out) for m in first["hf_messages"]],
                 "add_generation_prompt": True,
                 "prompt": first["prompt"],
+                "prompt_expanded": expanded_prompt(processors[PRESETS[0]].tokenizer, tensors["input_ids"]),
                 "image_files": [MEDIA[k].file for k in case.media_keys() if MEDIA[k].kind != "video"],
                 "video_files": [MEDIA[k].file for k in case.media_keys() if MEDIA[k].kind == "video"],
                 "video_sampling": first["video_info"],
