@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/sha256.h"
 #include "q3vl/error.h"
 #include "support/golden.h"
 
@@ -172,6 +173,49 @@ TEST_P(GoldenCaseTest, ProcessorOutputsAgreeWithGrids) {
   std::int64_t frames = 0;
   for (std::int64_t i = 0; i < videos.dim(0); ++i) frames += videos.values[3 * i];
   EXPECT_EQ(count_substr(expanded, " seconds><|vision_start|>"), frames);
+}
+
+TEST_P(GoldenCaseTest, MessagesNameTheCommittedMedia) {
+  // The OpenAI-shape messages (what the runtime replays) and the HF-shape messages
+  // (what was rendered) name the same files, in the order pixel_values stacks them,
+  // and each file is the one whose hash the manifest recorded.
+  std::vector<std::string> images, videos, hf_images, hf_videos;
+  for (const auto& message : c.json().at("messages")) {
+    if (message.at("content").is_string()) continue;
+    for (const auto& part : message.at("content")) {
+      const std::string type = part.at("type").get<std::string>();
+      if (type == "image_url") images.push_back(part.at("image_url").at("url").get<std::string>());
+      if (type == "video_url") videos.push_back(part.at("video_url").at("url").get<std::string>());
+    }
+  }
+  for (const auto& message : c.json().at("hf_messages")) {
+    if (message.at("content").is_string()) continue;
+    for (const auto& part : message.at("content")) {
+      const std::string type = part.at("type").get<std::string>();
+      if (type == "image") hf_images.push_back(part.at("path").get<std::string>());
+      if (type == "video") hf_videos.push_back(part.at("path").get<std::string>());
+    }
+  }
+  EXPECT_EQ(images, c.image_files());
+  EXPECT_EQ(videos, c.video_files());
+  EXPECT_EQ(hf_images, images);
+  EXPECT_EQ(hf_videos, videos);
+  const auto& hashes = goldens().manifest().at("media");
+  for (const auto& files : {images, videos}) {
+    for (const std::string& file : files) {
+      EXPECT_EQ(core::sha256_file_hex(goldens().dir() / file), hashes.at(file).get<std::string>())
+          << file;
+    }
+  }
+  // HF samples an even number of frames per temporal patch (padding an odd count
+  // with the last frame): t = ceil(sampled / 2).
+  const auto& sampling = c.json().at("video_sampling");
+  ASSERT_EQ(sampling.size(), videos.size());
+  const GoldenI64 video_grids = grids_or_empty(c, "video_grid_thw");
+  for (std::size_t i = 0; i < sampling.size(); ++i) {
+    const auto sampled = static_cast<std::int64_t>(sampling[i].at("frames_indices").size());
+    EXPECT_EQ(video_grids.values[3 * i], (sampled + 1) / 2) << videos[i];
+  }
 }
 
 TEST_P(GoldenCaseTest, PositionIdsHaveHfShapeAndDelta) {
