@@ -32,6 +32,7 @@ import tokenizers  # noqa: E402
 import torch  # noqa: E402
 import torchvision  # noqa: E402
 import transformers  # noqa: E402
+from PIL import Image  # noqa: E402
 from transformers import AutoProcessor  # noqa: E402
 
 from golden_cases import CASES, MEDIA, TURN1_REPLY  # noqa: E402
@@ -139,6 +140,22 @@ def add_pixels(store: dict, case, features) -> None:
         assert start == codes.shape[0], f"{case.name}: pixel rows do not match the grids"
 
 
+def check_transparency_dropped(processor, store: dict, root: Path) -> None:
+    """Path inputs: HF decodes with torchvision in RGB mode, dropping alpha and palette
+    transparency but keeping the stored colour. Check that independently: the stored
+    RGB planes (PIL, no compositing) must preprocess to the same codes."""
+    for key, media in MEDIA.items():
+        if media.kind not in ("rgba", "palette"):
+            continue
+        with Image.open(root / media.file) as img:
+            rgba = np.asarray(img.convert("RGBA"))
+        assert (rgba[..., 3] == 0).any(), f"{media.file}: has no transparent pixel"
+        rgb = rgba[..., :3]
+        tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).contiguous()
+        values = processor.image_processor(images=[tensor], return_tensors="pt")["pixel_values"]
+        assert np.array_equal(encode_pixels(values), store[key]["pixel_codes"]), f"{media.file}: alpha not dropped"
+
+
 def expanded_prompt(tokenizer, input_ids: torch.Tensor) -> str:
     """The text the processor tokenized: placeholders expanded per grid and, for video,
     the `<t seconds>` frame markers. Asserted to tokenize back to input_ids."""
@@ -228,6 +245,7 @@ def main() -> None:
                 "presets": presets_meta,
             })
 
+    check_transparency_dropped(processors[PRESETS[0]], pixel_store, out)
     write_tensors(out / "pixels.safetensors",
                   {f"{MEDIA[k].file}.{n}": v for k in MEDIA for n, v in pixel_store[k].items()})
     write_json(out / "manifest.json", {
