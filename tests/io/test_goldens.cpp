@@ -352,6 +352,16 @@ TEST(Goldens, TwoImagesAloneMatchTheBatchedRequest) {
   }
 }
 
+TEST(Goldens, ComparableGreedyStepsStopAtTheFirstNearTie) {
+  const GoldenF32 margins{{5}, {0.5f, 0.3f, 0.01f, 0.9f, 0.0f}};
+  EXPECT_EQ(comparable_greedy_steps(margins, 0.001f), 4);  // 0.0 is a tie at any error
+  EXPECT_EQ(comparable_greedy_steps(margins, 0.005f), 2);  // 0.01 <= 2 * 0.005
+  EXPECT_EQ(comparable_greedy_steps(margins, 0.2f), 1);
+  EXPECT_EQ(comparable_greedy_steps(margins, 1.0f), 0);
+  const GoldenF32 clear{{3}, {1.0f, 1.0f, 1.0f}};
+  EXPECT_EQ(comparable_greedy_steps(clear, 0.1f), 3);
+}
+
 TEST(Goldens, MissingTensorIsAnErrorNamingIt) {
   const GoldenCase c = goldens().load_case("text_only");
   EXPECT_FALSE(c.has_input("image_grid_thw"));

@@ -110,6 +110,15 @@ GoldenI64 GoldenCase::model_i64(const std::string& preset, const std::string& te
   return copy_tensor<std::int64_t>(dir_ / (preset + ".safetensors"), tensor, io::DType::i64);
 }
 
+std::int64_t comparable_greedy_steps(const GoldenF32& margins, float logit_error) {
+  std::int64_t steps = 0;
+  // Each of the top two logits may be off by logit_error in opposite directions.
+  while (steps < margins.numel() && margins.values[static_cast<std::size_t>(steps)] > 2.0f * logit_error) {
+    ++steps;
+  }
+  return steps;
+}
+
 GoldenSet GoldenSet::open(const std::filesystem::path& dir) {
   GoldenSet set;
   set.dir_ = dir.empty() ? golden_dir() / "model" : dir;

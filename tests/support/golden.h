@@ -44,6 +44,12 @@ using GoldenI64 = GoldenTensor<std::int64_t>;
 // Patch width of pixel_values rows: 3 channels x temporal 2 x 16 x 16.
 inline constexpr std::int64_t kGoldenPatchValues = 1536;
 
+// How many leading greedy tokens an implementation whose logits differ from HF's
+// by at most `logit_error` must reproduce: the steps before the first one whose
+// top-1/top-2 margin is within 2 * logit_error (there the argmax may flip, and
+// every later step depends on it). `margins` is a case's greedy_margin.
+std::int64_t comparable_greedy_steps(const GoldenF32& margins, float logit_error);
+
 class GoldenCase {
  public:
   const std::string& name() const { return name_; }
