@@ -85,8 +85,8 @@ class SafetensorsFile {
 // A whole checkpoint directory: DIR/model.safetensors if it exists, else the
 // shards listed by DIR/model.safetensors.index.json (its "weight_map": tensor name
 // -> shard file name in DIR; every shard is opened and validated by open(), and
-// every listed tensor must be in the shard that the index names). Tensors a shard
-// holds but the index does not list are not visible, as with HF's loader.
+// every listed tensor must be in the shard that the index names). The index is
+// the authority: tensors a shard holds but the index does not list are not visible.
 // Move-only; views live as long as the Checkpoint does.
 class Checkpoint {
  public:

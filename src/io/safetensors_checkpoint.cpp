@@ -37,6 +37,13 @@ bool is_plain_file_name(const std::string& name) {
          name.find('\0') == std::string::npos;
 }
 
+// Whether `path` names something that exists (a non-file there then fails in
+// open() with a precise message); never throws, unlike std::filesystem::exists.
+bool exists_no_throw(const std::filesystem::path& path) {
+  std::error_code ignored;
+  return std::filesystem::exists(path, ignored);
+}
+
 }  // namespace
 
 struct Checkpoint::Impl {
@@ -50,12 +57,12 @@ Checkpoint Checkpoint::open(const std::filesystem::path& dir, SafetensorsLimits 
   impl->dir = dir;
   const std::filesystem::path single = dir / kSingleFile;
   const std::filesystem::path index_path = dir / kIndexFile;
-  if (std::filesystem::exists(single)) {
+  if (exists_no_throw(single)) {
     impl->shards.push_back(SafetensorsFile::open(single, limits));
     for (const std::string& name : impl->shards[0].names()) impl->shard_of.emplace(name, 0);
     return Checkpoint(std::move(impl));
   }
-  if (!std::filesystem::exists(index_path)) {
+  if (!exists_no_throw(index_path)) {
     throw_error(ErrorKind::io, dir.string(), "checkpoint",
                 std::string(kSingleFile) + " or " + kIndexFile, "neither file");
   }
@@ -82,7 +89,7 @@ Checkpoint Checkpoint::open(const std::filesystem::path& dir, SafetensorsLimits 
     auto found = shard_number.find(shard_name);
     if (found == shard_number.end()) {
       const std::filesystem::path shard_path = dir / shard_name;
-      if (!std::filesystem::exists(shard_path)) {
+      if (!exists_no_throw(shard_path)) {
         throw_error(ErrorKind::io, index_file, "weight_map." + name,
                     "names shard " + shard_path.string() + ", which does not exist");
       }

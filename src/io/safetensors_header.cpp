@@ -28,7 +28,7 @@ std::string range_text(std::uint64_t begin, std::uint64_t end) {
 
 class HeaderParser {
  public:
-  HeaderParser(const std::string& file) : file_(file) {}
+  explicit HeaderParser(const std::string& file) : file_(file) {}
 
   TensorEntry parse_tensor(const std::string& name, const json& value) const {
     if (!value.is_object()) {
