@@ -39,8 +39,8 @@ std::int64_t centred_irwin_hall(std::uint64_t key, std::uint64_t index) {
   return static_cast<std::int64_t>(sum) - 131070;
 }
 
-// 1 / standard deviation of the centred sum: sqrt(3 / (2^32 - 1)).
-double unit_scale() { return std::sqrt(3.0 / 4294967295.0); }
+// Standard deviation of the centred sum: sqrt((2^32 - 1) / 3).
+double irwin_hall_sigma() { return std::sqrt(4294967295.0 / 3.0); }
 
 }  // namespace
 
@@ -49,13 +49,14 @@ std::uint64_t tensor_stream_key(std::uint64_t seed, std::string_view name) {
 }
 
 float standard_value(std::uint64_t key, std::uint64_t index) {
-  return static_cast<float>(static_cast<double>(centred_irwin_hall(key, index)) * unit_scale());
+  return static_cast<float>(static_cast<double>(centred_irwin_hall(key, index)) *
+                            (1.0 / irwin_hall_sigma()));
 }
 
 void fill_bf16(const WeightSpec& spec, std::uint64_t seed, std::uint64_t first,
                std::span<std::uint16_t> out) {
   const std::uint64_t key = tensor_stream_key(seed, spec.name);
-  const double scale = spec.std * unit_scale();
+  const double scale = spec.std / irwin_hall_sigma();
   const double offset = spec.init == Init::one_plus ? 1.0 : 0.0;
   for (std::size_t i = 0; i < out.size(); ++i) {
     const double centred = static_cast<double>(centred_irwin_hall(key, first + i)) * scale;

@@ -66,7 +66,10 @@ void read_text_rope(const JsonObject& text, TextConfig& out, ConfigLayout& layou
   } else {
     // HF would fall back to 500000 (Qwen3VLTextConfig.default_theta), which is not
     // Qwen3-VL's 5000000: refuse to guess.
-    fail(text.file(), rope ? rope->field_path("rope_theta") : text.field_path("rope_theta"),
+    // Name the place each layout keeps it.
+    fail(text.file(),
+         layout == ConfigLayout::rope_parameters ? rope->field_path("rope_theta")
+                                                 : text.field_path("rope_theta"),
          "number", "missing");
   }
   if (!rope) {
