@@ -89,7 +89,8 @@ enum class ResampleOrder {
 struct VisionRequest {
   std::optional<std::int64_t> min_pixels;
   std::optional<std::int64_t> max_pixels;
-  // Maximum placeholder tokens: caps max_pixels at tokens * (patch_size * merge_size)^2.
+  // Maximum placeholder tokens: caps max_pixels at tokens * (patch_size * merge_size)^2
+  // (and min_pixels at that cap). Not an HF option; HF's equivalent is size.longest_edge.
   std::optional<std::int64_t> max_tokens;
   ResampleOrder resample = ResampleOrder::torch;
 };

@@ -1,6 +1,6 @@
 // The pixel bounds one request resolves to: the config's, overridden by the request's
 // min/max pixels, and capped by its max_tokens (tokens * factor^2 pixels, one token
-// per factor x factor block). Throws q3vl::Error(usage) for a non-positive bound.
+// per factor x factor block; min_pixels is lowered to that cap when above it). Throws q3vl::Error(usage) for a non-positive bound.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +24,9 @@ inline PixelBounds request_bounds(std::int64_t min_pixels, std::int64_t max_pixe
       throw_error(ErrorKind::usage, "request", "max_tokens", "a positive number", std::to_string(*request.max_tokens));
     }
     b.max_pixels = std::min(b.max_pixels, *request.max_tokens * factor * factor);
+    // A token cap must hold even below the config's min_pixels (65536 px = 64 tokens for
+    // Qwen3-VL), so the lower bound follows it down.
+    b.min_pixels = std::min(b.min_pixels, b.max_pixels);
   }
   // min > max is allowed, as in HF: smart_resize then takes its max_pixels branch.
   if (b.min_pixels <= 0 || b.max_pixels <= 0) {

@@ -87,6 +87,13 @@ TEST(VisionRequest, OverridesAndMaxTokens) {
   EXPECT_EQ(capped.resized_height, 256);
   EXPECT_EQ(capped.resized_width, 352);
   EXPECT_EQ(capped.num_tokens, 88);
+  // A cap below the config's min_pixels (64 tokens) still holds.
+  request.max_tokens = 20;
+  Image small;
+  small.width = 173;
+  small.height = 131;
+  small.rgb.assign(173 * 131 * 3, 7);
+  EXPECT_LE(preprocess_image(small, config, request).num_tokens, 20);
   request = {};
   request.min_pixels = 1000000;
   // beta = sqrt(1e6 / 307200): ceil(480 * beta / 32) = 28, ceil(640 * beta / 32) = 37.
