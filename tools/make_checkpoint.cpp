@@ -3,7 +3,8 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
-#include <map>
+#include <memory>
+#include <string>
 
 #include "checkpoint/make_checkpoint.h"
 #include "checkpoint/presets.h"
@@ -25,21 +26,21 @@ RunFunction setup_make_checkpoint(CLI::App& command) {
   command.add_option("--tokenizer-dir", options->tokenizer_dir,
                      "Directory with the Qwen3 tokenizer.json + tokenizer_config.json "
                      "(default: what scripts/setup.sh fetched)");
-  const std::map<std::string, ConfigLayout> layouts{
-      {"rope_scaling", ConfigLayout::rope_scaling},
-      {"rope_parameters", ConfigLayout::rope_parameters}};
-  command.add_option("--layout", options->layout,
+  auto layout = std::make_shared<std::string>("rope_scaling");
+  command.add_option("--layout", *layout,
                      "config.json layout: rope_scaling (the Hub's, transformers 4.57) or "
                      "rope_parameters (transformers 5.x)")
-      ->transform(CLI::CheckedTransformer(layouts, CLI::ignore_case));
+      ->check(CLI::IsMember({"rope_scaling", "rope_parameters"}));
   command.add_option("--max-shard-bytes", options->max_shard_bytes,
                      "Split the weights into shards above this many bytes (default 5e9, "
                      "transformers 4.57's 5GB)");
   command.add_option("--threads", options->threads, "Generator threads (default: all cores)");
   command.add_flag("--quiet", *quiet, "Print nothing on success");
 
-  return [options, quiet]() {
+  return [options, quiet, layout]() {
     if (*quiet) options->progress = ProgressMode::quiet;
+    options->layout = *layout == "rope_parameters" ? ConfigLayout::rope_parameters
+                                                   : ConfigLayout::rope_scaling;
     const auto result = checkpoint::make_checkpoint(*options);
     if (!*quiet) {
       std::fprintf(stderr, "wrote %s: %zu tensors, %.3f GB of bf16 weights in %.1f s\n",

@@ -85,8 +85,9 @@ class StagingDir {
   [[noreturn]] void fail_create(const fs::path& dir, const std::error_code& error) {
     std::error_code ignored;
     for (const auto& p : created_parents_) fs::remove(p, ignored);
-    throw_error(ErrorKind::io, dir.string(),
-                "cannot create directory: " + (error ? error.message() : "already exists"));
+    throw_error(ErrorKind::io, out_.string(),
+                "cannot create directory " + dir.string() + ": " +
+                    (error ? error.message() : "already exists"));
   }
 
   fs::path out_;
