@@ -4,6 +4,8 @@
 // replaced exactly as bytes.decode("utf-8", errors="replace") does.
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "golden_files.h"
 #include "q3vl/error.h"
 #include "q3vl/tokenizer.h"
@@ -76,6 +78,26 @@ TEST(TokenizerParity, InvalidUtf8IsRejectedAtPythonsOffsetOrReplacedLikePython) 
     ASSERT_EQ(tok.encode(bytes, replace), ids_of(row["ids"])) << "replace " << row["hex"];
   }
   EXPECT_GE(invalid, 300u);
+}
+
+// The header promises concurrent encode/decode on one Tokenizer: two threads
+// share it over the same goldens and must both get Python's ids.
+TEST(TokenizerParity, ConcurrentEncodeOnOneTokenizer) {
+  const auto rows = read_jsonl(text_golden_dir() / "tokenizer_parity.jsonl");
+  const auto& tok = qwen_tokenizer();
+  std::vector<int> mismatches(2, 0);
+  auto work = [&](int t) {
+    for (std::size_t i = static_cast<std::size_t>(t); i < 2000 && i < rows.size(); i += 1) {
+      if (!rows[i].contains("s")) continue;
+      const auto ids = tok.encode(rows[i]["s"].get<std::string>());
+      if (ids != ids_of(rows[i]["ids"]) || tok.decode(ids).empty() != rows[i]["ids"].empty()) ++mismatches[t];
+    }
+  };
+  std::thread a(work, 0), b(work, 1);
+  a.join();
+  b.join();
+  EXPECT_EQ(mismatches[0], 0);
+  EXPECT_EQ(mismatches[1], 0);
 }
 
 }  // namespace
