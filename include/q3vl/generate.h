@@ -1,0 +1,83 @@
+// Generation requests and results: options, the streaming callback, and the one-shot
+// q3vl::generate() over a whole conversation. Multi-turn use with a kept KV cache is
+// q3vl::Chat (chat.h); generate() is a Chat used once.
+//
+// Units: tokens for counts, milliseconds for times, pixels for image limits.
+// Thread-safety: plain values; generate() may run concurrently on one shared Model.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "q3vl/messages.h"
+#include "q3vl/sampler.h"
+
+namespace q3vl {
+
+class Model;
+
+struct GenerateOptions {
+  SamplingOptions sampling;
+  std::int64_t max_new_tokens = 256;  // >= 1
+  std::vector<std::string> stop_strings;           // matched across token boundaries
+  std::vector<std::int64_t> stop_token_ids;        // generation_config.json eos ids by default
+  // Per-request image / video pixel bounds (HF processor `size`); unset = package config.
+  std::optional<std::int64_t> image_min_pixels;
+  std::optional<std::int64_t> image_max_pixels;
+  std::optional<std::int64_t> video_min_pixels;  // all sampled frames together
+  std::optional<std::int64_t> video_max_pixels;
+  std::optional<std::string> tools_json;  // OpenAI `tools` array text for the template
+};
+
+enum class FinishReason {
+  stop,         // a stop token id was generated (it is in token_ids, not in text)
+  length,       // max_new_tokens reached (or the context is full)
+  stop_string,  // a stop string completed (text ends before it)
+  cancelled,    // the streaming callback returned false
+};
+const char* to_string(FinishReason reason);  // "stop", "length", "stop_string", "cancelled"
+
+struct Usage {
+  std::int64_t prompt_tokens = 0;      // whole prompt incl. image / video placeholder tokens
+  std::int64_t completion_tokens = 0;  // generated tokens (incl. a final stop token)
+  std::int64_t cached_tokens = 0;      // prompt tokens reused from a Chat's KV cache
+  std::int64_t image_tokens = 0;       // of prompt_tokens: image placeholders
+  std::int64_t video_tokens = 0;       // of prompt_tokens: video placeholders
+};
+
+struct Timings {
+  double vision_ms = 0.0;        // media decoding + preprocessing + vision graph
+  double prefill_ms = 0.0;       // embedding + decoder over the new prompt tokens
+  double prefill_tokens_per_s = 0.0;
+  double decode_ms = 0.0;        // every decode step after the first token
+  double decode_tokens_per_s = 0.0;
+  double ttft_ms = 0.0;          // request start -> first token chosen
+  double total_ms = 0.0;
+};
+
+struct GenerateResult {
+  std::string text;                     // generated text (stop string / stop token excluded)
+  std::vector<std::int64_t> token_ids;  // generated ids
+  FinishReason finish_reason = FinishReason::length;
+  Usage usage;
+  Timings timings;
+};
+
+// Receives each new piece of text (valid UTF-8, never empty) as it streams; return false
+// to stop generating (finish_reason cancelled). Called on the generating thread.
+using StreamCallback = std::function<bool(std::string_view piece)>;
+
+// Generates the assistant's reply to `conversation` (HF chat template with the generation
+// prompt). Throws q3vl::Error: limit (prompt + 1 token over the context length), io /
+// format (unreadable or undecodable media: names it), unsupported (http media), usage
+// (bad options), runtime (ONNX Runtime failure, naming the graph).
+GenerateResult generate(const std::shared_ptr<const Model>& model,
+                        const std::vector<text::Message>& conversation,
+                        const GenerateOptions& options, const StreamCallback& on_text = {});
+
+}  // namespace q3vl

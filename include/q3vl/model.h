@@ -1,0 +1,64 @@
+// q3vl::Model — a loaded q3vl package (the directory `q3vl build` writes), ready to generate.
+//
+// Loading reads q3vl.json, checks its format version and that every graph and config file
+// it needs exists, and creates one ONNX Runtime session per graph (vision, embed, decoder)
+// on the process-wide environment (runtime/ort_env.h), plus the tokenizer, chat template,
+// processor configs and generation_config.json defaults.
+//
+// Thread-safety: a Model is immutable after load; share it (std::shared_ptr<const Model>)
+// between any number of threads. Per-request state (KV cache, vision cache) lives in
+// q3vl::Chat (chat.h), one per conversation.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+
+#include "q3vl/generate.h"
+#include "q3vl/package.h"
+
+namespace q3vl {
+
+namespace runtime {
+struct ModelParts;  // sessions, tokenizer, template, configs (src/runtime/model_parts.h)
+}
+
+struct ModelOptions {
+  int intra_op_threads = 0;  // threads inside one op; 0 = ONNX Runtime's default (all cores)
+  int inter_op_threads = 1;  // 1 = sequential node execution
+  // Tokens per prefill call: long prompts run in chunks of this many tokens, bounding the
+  // activations (not the KV cache). Must be >= 1.
+  std::int64_t prefill_chunk_tokens = 512;
+};
+
+class Model {
+ public:
+  // Loads the package in `package_dir`. Throws q3vl::Error: io (directory, q3vl.json, a
+  // graph or config file missing: names the file), format / config (malformed manifest),
+  // unsupported (manifest format_version newer than this build reads), runtime (ONNX
+  // Runtime cannot create a session: names the graph), usage (bad options).
+  static std::shared_ptr<const Model> load(const std::filesystem::path& package_dir,
+                                           const ModelOptions& options = {});
+
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const std::filesystem::path& dir() const;
+  const PackageManifest& manifest() const;
+  const ModelOptions& options() const;
+  // Decoding defaults from the package's generation_config.json (sampling, eos ids as stop
+  // token ids). Start from these and override what a request sets.
+  const GenerateOptions& default_options() const;
+  // Longest sequence (prompt + generated tokens) the model accepts: max_position_embeddings.
+  std::int64_t context_length() const;
+
+  // Internal parts for the runtime implementation; valid while this Model lives.
+  const runtime::ModelParts& parts() const { return *parts_; }
+
+ private:
+  explicit Model(std::unique_ptr<runtime::ModelParts> parts);
+  std::unique_ptr<runtime::ModelParts> parts_;
+};
+
+}  // namespace q3vl

@@ -1,0 +1,124 @@
+#include "runtime/decoder_runner.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "q3vl/error.h"
+
+namespace q3vl::runtime {
+namespace {
+
+// Graph IO names: the contract in src/builder/text_decoder.h and embed_graph.h.
+constexpr const char* kInputsEmbeds = "inputs_embeds";
+constexpr const char* kPositionIds = "position_ids";
+constexpr const char* kAttentionMask = "attention_mask";
+constexpr const char* kDeepstackEmbeds = "deepstack_embeds";
+constexpr const char* kLogits = "logits";
+constexpr const char* kInputIds = "input_ids";
+
+template <typename T>
+Ort::Value view(const Ort::MemoryInfo& cpu, std::span<const T> data, std::initializer_list<std::int64_t> shape) {
+  return Ort::Value::CreateTensor<T>(cpu, const_cast<T*>(data.data()), data.size(), shape.begin(), shape.size());
+}
+
+}  // namespace
+
+DecoderRunner::DecoderRunner(const ModelParts& parts)
+    : parts_(parts),
+      hidden_(parts.manifest.hidden_size),
+      deepstack_(parts.manifest.deepstack_layers),
+      vocab_(parts.manifest.vocab_size),
+      layers_(parts.manifest.num_hidden_layers),
+      last_logits_only_(parts.manifest.logits_mode == "last"),
+      cache_(parts.manifest.num_hidden_layers, parts.manifest.num_key_value_heads, parts.manifest.head_dim),
+      cpu_(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault)),
+      logits_(static_cast<std::size_t>(parts.manifest.vocab_size)) {
+  for (std::int64_t l = 0; l < layers_; ++l) {
+    past_names_.push_back("past_key_values." + std::to_string(l) + ".key");
+    past_names_.push_back("past_key_values." + std::to_string(l) + ".value");
+    present_names_.push_back("present." + std::to_string(l) + ".key");
+    present_names_.push_back("present." + std::to_string(l) + ".value");
+  }
+}
+
+void DecoderRunner::embed(std::span<const std::int64_t> ids, std::vector<float>& out) {
+  for (const std::int64_t id : ids) {
+    if (id < 0 || id >= vocab_) {
+      throw_error(ErrorKind::limit, "", "input_ids", "ids in [0, " + std::to_string(vocab_) + ")",
+                  std::to_string(id));
+    }
+  }
+  const auto t = static_cast<std::int64_t>(ids.size());
+  out.resize(static_cast<std::size_t>(t * hidden_));
+  Ort::Value input = view<std::int64_t>(cpu_, ids, {1, t});
+  Ort::Value output = view<float>(cpu_, std::span<const float>(out), {1, t, hidden_});
+  const char* in_names[] = {kInputIds};
+  const char* out_names[] = {kInputsEmbeds};
+  try {
+    parts_.embed.session().Run(Ort::RunOptions{nullptr}, in_names, &input, 1, out_names, &output, 1);
+  } catch (const Ort::Exception& e) {
+    throw_error(ErrorKind::runtime, parts_.embed.name(), "input_ids", e.what());
+  }
+}
+
+std::span<const float> DecoderRunner::run(std::span<const float> embeds, std::span<const float> deepstack,
+                                          std::span<const std::int64_t> positions) {
+  const auto t = static_cast<std::int64_t>(positions.size() / 3);
+  const std::int64_t past = cache_.length();
+  const std::int64_t total = past + t;
+  if (total > cache_.capacity()) {
+    throw_error(ErrorKind::runtime, "", "kv_cache", "room for " + std::to_string(total) + " tokens",
+                std::to_string(cache_.capacity()));
+  }
+  if (ones_.size() < static_cast<std::size_t>(total)) ones_.assign(static_cast<std::size_t>(cache_.capacity()), 1);
+  std::span<const float> ds = deepstack;
+  if (deepstack_ > 0 && ds.empty()) {
+    const auto need = static_cast<std::size_t>(deepstack_ * t * hidden_);
+    if (zero_deepstack_.size() < need) zero_deepstack_.assign(need, 0.0f);
+    ds = std::span<const float>(zero_deepstack_.data(), need);
+  }
+
+  Ort::Session& session = parts_.decoder.session();
+  Ort::IoBinding binding(session);
+  Ort::Value embeds_value = view<float>(cpu_, embeds, {1, t, hidden_});
+  Ort::Value positions_value = view<std::int64_t>(cpu_, positions, {3, 1, t});
+  Ort::Value mask_value = view<std::int64_t>(cpu_, std::span<const std::int64_t>(ones_.data(), static_cast<std::size_t>(total)), {1, total});
+  binding.BindInput(kInputsEmbeds, embeds_value);
+  binding.BindInput(kPositionIds, positions_value);
+  binding.BindInput(kAttentionMask, mask_value);
+  std::optional<Ort::Value> ds_value;
+  if (deepstack_ > 0) {
+    ds_value.emplace(view<float>(cpu_, ds, {deepstack_, 1, t, hidden_}));
+    binding.BindInput(kDeepstackEmbeds, *ds_value);
+  }
+  for (std::int64_t l = 0; l < layers_; ++l) {
+    const auto i = static_cast<std::size_t>(2 * l);
+    binding.BindInput(past_names_[i].c_str(), cache_.key(l));
+    binding.BindInput(past_names_[i + 1].c_str(), cache_.value(l));
+    binding.BindOutput(present_names_[i].c_str(), cache_.key(l));
+    binding.BindOutput(present_names_[i + 1].c_str(), cache_.value(l));
+  }
+  std::optional<Ort::Value> logits_value;
+  if (last_logits_only_) {
+    logits_value.emplace(view<float>(cpu_, std::span<const float>(logits_), {1, 1, vocab_}));
+    binding.BindOutput(kLogits, *logits_value);
+  } else {
+    binding.BindOutput(kLogits, cpu_);
+  }
+  try {
+    session.Run(Ort::RunOptions{nullptr}, binding);
+  } catch (const Ort::Exception& e) {
+    throw_error(ErrorKind::runtime, parts_.decoder.name(), "run",
+                std::string(e.what()) + " (past " + std::to_string(past) + ", new " + std::to_string(t) + ")");
+  }
+  if (!last_logits_only_) {
+    std::vector<Ort::Value> outputs = binding.GetOutputValues();
+    // The logits output is bound after the present tensors: it is the last one.
+    const float* all = outputs.back().GetTensorData<float>();
+    std::memcpy(logits_.data(), all + (t - 1) * vocab_, static_cast<std::size_t>(vocab_) * sizeof(float));
+  }
+  cache_.set_length(total);
+  return logits_;
+}
+
+}  // namespace q3vl::runtime

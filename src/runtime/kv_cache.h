@@ -1,0 +1,49 @@
+// KvCache: the decoder's past/present key and value buffers, one pair per layer, each
+// [1, num_key_value_heads, capacity, head_dim] float32, allocated once and bound as BOTH
+// the past input and the present output of every decoder call, so GroupQueryAttention
+// appends the new rows in place (shared/ort.md). Rows [0, length) are valid.
+//
+// Capacity is what the caller asks for (prompt + max_new_tokens), never the model's whole
+// context. grow() reallocates and copies the valid rows: the only copy of the cache, done
+// when a chat turn needs more room than an earlier one reserved.
+// Not thread-safe; owned by one Chat.
+#pragma once
+
+#include <onnxruntime_cxx_api.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace q3vl::runtime {
+
+class KvCache {
+ public:
+  KvCache(std::int64_t num_layers, std::int64_t num_kv_heads, std::int64_t head_dim);
+
+  std::int64_t capacity() const { return capacity_; }
+  std::int64_t length() const { return length_; }
+  // Valid rows; the caller sets it after a decoder call appended rows, or truncates it
+  // to reuse a prefix (rows beyond are overwritten by the next call).
+  void set_length(std::int64_t length);
+
+  // Ensures capacity >= `tokens`, keeping rows [0, length).
+  void reserve(std::int64_t tokens);
+  // Frees the buffers (capacity 0, length 0).
+  void clear();
+
+  // Tensors over layer `layer`'s buffers, shape [1, kv_heads, capacity, head_dim]. They
+  // view memory owned by this cache: valid until the next reserve()/clear().
+  Ort::Value& key(std::int64_t layer) { return keys_[static_cast<std::size_t>(layer)]; }
+  Ort::Value& value(std::int64_t layer) { return values_[static_cast<std::size_t>(layer)]; }
+
+ private:
+  void make_views();
+
+  std::int64_t num_layers_, num_kv_heads_, head_dim_;
+  std::int64_t capacity_ = 0;
+  std::int64_t length_ = 0;
+  std::vector<std::vector<float>> key_data_, value_data_;
+  std::vector<Ort::Value> keys_, values_;
+};
+
+}  // namespace q3vl::runtime

@@ -1,0 +1,60 @@
+#include "runtime/runtime_fixture.h"
+
+#include <cstdlib>
+#include <map>
+#include <mutex>
+
+#include "q3vl/error.h"
+#include "support/test_paths.h"
+
+namespace q3vl::testing {
+
+std::filesystem::path runtime_package(const std::string& preset) {
+  static std::mutex mutex;
+  std::lock_guard lock(mutex);
+  const auto dir = work_dir() / ("rt-package-" + preset);
+  if (std::filesystem::exists(dir / "q3vl.json")) return dir;
+  const std::string command = "'" + q3vl_exe().string() + "' build --model '" +
+                              checkpoint_dir(preset.c_str()).string() + "' --out '" + dir.string() +
+                              "' --force --quiet > /dev/null 2>&1";
+  if (std::system(command.c_str()) != 0) {
+    throw_error(ErrorKind::runtime, dir.string(), "", "q3vl build to succeed", "failure: " + command);
+  }
+  return dir;
+}
+
+std::shared_ptr<const Model> runtime_model(const std::string& preset, const ModelOptions& options) {
+  static std::mutex mutex;
+  static std::map<std::string, std::shared_ptr<const Model>> models;
+  const std::string key = preset + "/" + std::to_string(options.prefill_chunk_tokens);
+  const auto package = runtime_package(preset);
+  std::lock_guard lock(mutex);
+  auto& slot = models[key];
+  if (!slot) slot = Model::load(package, options);
+  return slot;
+}
+
+std::vector<text::Message> golden_messages(const GoldenCase& c) {
+  std::vector<text::Message> messages =
+      text::parse_messages_json(c.json().at("messages").dump(), c.name() + "/case.json");
+  const auto root = golden_dir() / "model";
+  for (auto& message : messages) {
+    auto* parts = std::get_if<std::vector<text::ContentPart>>(&message.content);
+    if (parts == nullptr) continue;
+    for (auto& part : *parts) {
+      if (part.type != text::ContentPart::Type::text) part.media.location = (root / part.media.location).string();
+    }
+  }
+  return messages;
+}
+
+GenerateOptions greedy_options(const Model& model, std::int64_t steps) {
+  GenerateOptions options = model.default_options();
+  options.sampling.do_sample = false;
+  options.sampling.temperature = 0.0f;
+  options.max_new_tokens = steps;
+  options.stop_token_ids.clear();
+  return options;
+}
+
+}  // namespace q3vl::testing

@@ -1,0 +1,29 @@
+// Shared setup of the runtime tests: FP32 packages of the CTest fixture checkpoints
+// (tiny, tiny-untied), built once per test run with `q3vl build`, and the golden cases'
+// OpenAI-shape messages with media paths made absolute.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "q3vl/messages.h"
+#include "q3vl/model.h"
+#include "support/golden.h"
+
+namespace q3vl::testing {
+
+// work_dir()/rt-package-<preset>, built from checkpoint_dir(preset) if absent.
+// Fails the calling test (ASSERT) via an exception if `q3vl build` fails.
+std::filesystem::path runtime_package(const std::string& preset);
+// Loaded once per process and preset.
+std::shared_ptr<const Model> runtime_model(const std::string& preset, const ModelOptions& options = {});
+
+// case.json "messages" with every media url resolved against the goldens directory.
+std::vector<text::Message> golden_messages(const GoldenCase& c);
+
+// Greedy options: temperature 0, `steps` tokens, no stop token / string.
+GenerateOptions greedy_options(const Model& model, std::int64_t steps);
+
+}  // namespace q3vl::testing

@@ -1,0 +1,115 @@
+// End-to-end: the q3vl executable's `run` and `chat` subcommands on the FP32 tiny package.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "runtime/runtime_fixture.h"
+#include "support/golden.h"
+#include "support/test_paths.h"
+
+namespace q3vl::testing {
+namespace {
+
+struct Output {
+  int status = 0;
+  std::string out;
+};
+
+Output run_shell(const std::string& command) {
+  Output result;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return {-1, ""};
+  char buffer[4096];
+  std::size_t n;
+  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) result.out.append(buffer, n);
+  result.status = pclose(pipe);
+  return result;
+}
+
+std::string quote(const std::filesystem::path& p) { return "'" + p.string() + "'"; }
+
+// case.json messages with media urls made absolute, written to a file for --messages.
+std::filesystem::path messages_file(const GoldenCase& c) {
+  nlohmann::json messages = c.json().at("messages");
+  for (auto& message : messages) {
+    if (!message["content"].is_array()) continue;
+    for (auto& part : message["content"]) {
+      for (const char* key : {"image_url", "video_url"}) {
+        if (part.contains(key)) part[key]["url"] = (golden_dir() / "model" / part[key]["url"].get<std::string>()).string();
+      }
+    }
+  }
+  const auto path = work_dir() / ("rt-messages-" + c.name() + ".json");
+  std::ofstream(path) << messages.dump();
+  return path;
+}
+
+TEST(Cli, RunJsonGreedyMatchesHf) {
+  for (const char* name : {"image_small", "two_images", "video", "two_turn"}) {
+    const GoldenCase c = GoldenSet::open().load_case(name);
+    const auto package = runtime_package("tiny");
+    const Output r = run_shell(quote(q3vl_exe()) + " run --model " + quote(package) + " --messages " +
+                               quote(messages_file(c)) + " --temperature 0 --max-new-tokens 32 --json --threads 1");
+    ASSERT_EQ(r.status, 0) << r.out;
+    const nlohmann::json j = nlohmann::json::parse(r.out);
+    const auto ids = j.at("token_ids").get<std::vector<std::int64_t>>();
+    const GoldenI64 hf = c.model_i64("tiny", "greedy_ids");
+    const GoldenF32 margin = c.model_f32("tiny", "greedy_margin");
+    ASSERT_FALSE(ids.empty());
+    // Stops early only at a generation_config eos id (HF's goldens never stop).
+    if (ids.size() < hf.values.size()) {
+      EXPECT_EQ(j.at("finish_reason"), "stop");
+    }
+    for (std::size_t s = 0; s < ids.size(); ++s) {
+      ASSERT_EQ(ids[s], hf.values[s]) << name << " step " << s;
+      if (margin.values[s] < 2 * 5e-4f) break;
+    }
+    EXPECT_EQ(j.at("usage").at("prompt_tokens"), c.input_i64("input_ids").numel());
+    EXPECT_EQ(j.at("usage").at("completion_tokens"), static_cast<std::int64_t>(ids.size()));
+    for (const char* key : {"vision_ms", "prefill_ms", "prefill_tokens_per_s", "decode_tokens_per_s", "ttft_ms"}) {
+      EXPECT_TRUE(j.at("timings").contains(key)) << key;
+    }
+  }
+}
+
+TEST(Cli, RunErrorsAreOneLineAndNonZero) {
+  const auto package = runtime_package("tiny");
+  const std::string exe = quote(q3vl_exe());
+  struct Case {
+    std::string args;
+    std::string needle;
+  };
+  const std::vector<Case> cases = {
+      {"run --model " + quote(work_dir() / "no-such-package") + " --prompt hi", "no-such-package"},
+      {"run --model " + quote(package) + " --image " + quote(work_dir() / "missing.png") + " --prompt hi", "missing.png"},
+      {"run --model " + quote(package), "--prompt / --messages"},
+  };
+  for (const auto& c : cases) {
+    const Output r = run_shell(exe + " " + c.args + " 2>&1");
+    EXPECT_NE(r.status, 0) << c.args;
+    EXPECT_NE(r.out.find(c.needle), std::string::npos) << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  }
+}
+
+TEST(Cli, ChatScriptedSession) {
+  const auto package = runtime_package("tiny");
+  const auto image = golden_dir() / "model" / "media" / "small_120x64.png";
+  const auto script = work_dir() / "rt-chat-script.txt";
+  std::ofstream(script) << "/image " << image.string() << "\nWhat is this?\n/stats\nAnd now?\n/stats\n/reset\n/stats\n/bogus\n";
+  const Output r = run_shell(quote(q3vl_exe()) + " chat --model " + quote(package) +
+                             " --temperature 0 --max-new-tokens 4 --threads 1 < " + quote(script) + " 2>&1");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("[attached image"), std::string::npos) << r.out;
+  // First turn encodes the image once; the second turn reuses the cache and the image.
+  EXPECT_NE(r.out.find("[chat] vision calls 1, vision cache hits 0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[chat] vision calls 1, vision cache hits 1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[reset]"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[chat] vision calls 0, vision cache hits 0, prefilled 0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[unknown command /bogus"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace q3vl::testing

@@ -1,0 +1,157 @@
+// q3vl run: one generation from a package, streamed to stdout.
+//   q3vl run --model PKG [--image F]... [--video F] (--prompt TEXT | --messages F.json)
+//            [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
+//            [--max-pixels N] [--json] [--stats] [--threads N]
+// Unset sampling flags keep the package's generation_config.json values; --temperature 0
+// is greedy. --json prints one object {"text", "token_ids", "finish_reason", "usage",
+// "timings"} instead of streaming; --stats prints usage and timings to stderr.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <memory>
+#include <optional>
+
+#include "q3vl/chat.h"
+#include "q3vl/error.h"
+#include "q3vl/messages.h"
+#include "q3vl/model.h"
+#include "subcommand.h"
+
+namespace q3vl::tools {
+namespace {
+
+struct RunArgs {
+  std::filesystem::path model;
+  std::vector<std::string> images;
+  std::vector<std::string> videos;
+  std::optional<std::string> prompt;
+  std::optional<std::filesystem::path> messages;
+  std::optional<std::int64_t> max_new_tokens;
+  std::optional<float> temperature;
+  std::optional<std::int64_t> top_k;
+  std::optional<float> top_p;
+  std::optional<std::uint64_t> seed;
+  std::optional<std::int64_t> max_pixels;
+  bool json = false;
+  bool stats = false;
+  int threads = 0;
+};
+
+text::ContentPart media_part(text::ContentPart::Type type, const std::string& path) {
+  text::ContentPart part;
+  part.type = type;
+  part.media.kind = text::MediaSource::Kind::path;
+  part.media.location = path;
+  return part;
+}
+
+std::vector<text::Message> conversation_of(const RunArgs& args, std::optional<std::string>& tools_json) {
+  if (args.messages) {
+    if (!args.images.empty() || !args.videos.empty()) {
+      throw_error(ErrorKind::usage, "", "--image / --video", "media inside the --messages file", "both");
+    }
+    text::ChatRequest request = text::read_chat_request_file(*args.messages);
+    tools_json = request.tools_json;
+    return request.messages;
+  }
+  // HF's convention for a single user turn: media first, then the text.
+  std::vector<text::ContentPart> parts;
+  for (const auto& image : args.images) parts.push_back(media_part(text::ContentPart::Type::image, image));
+  for (const auto& video : args.videos) parts.push_back(media_part(text::ContentPart::Type::video, video));
+  text::ContentPart prompt;
+  prompt.text = *args.prompt;
+  parts.push_back(prompt);
+  text::Message user;
+  user.role = "user";
+  user.content = std::move(parts);
+  return {user};
+}
+
+nlohmann::ordered_json result_json(const GenerateResult& r) {
+  nlohmann::ordered_json out;
+  out["text"] = r.text;
+  out["token_ids"] = r.token_ids;
+  out["finish_reason"] = to_string(r.finish_reason);
+  out["usage"] = {{"prompt_tokens", r.usage.prompt_tokens},
+                  {"completion_tokens", r.usage.completion_tokens},
+                  {"total_tokens", r.usage.prompt_tokens + r.usage.completion_tokens},
+                  {"cached_tokens", r.usage.cached_tokens},
+                  {"image_tokens", r.usage.image_tokens},
+                  {"video_tokens", r.usage.video_tokens}};
+  const Timings& t = r.timings;
+  out["timings"] = {{"vision_ms", t.vision_ms},         {"prefill_ms", t.prefill_ms},
+                    {"prefill_tokens_per_s", t.prefill_tokens_per_s}, {"decode_ms", t.decode_ms},
+                    {"decode_tokens_per_s", t.decode_tokens_per_s},   {"ttft_ms", t.ttft_ms},
+                    {"total_ms", t.total_ms}};
+  return out;
+}
+
+int run(const RunArgs& args) {
+  if (args.prompt.has_value() == args.messages.has_value()) {
+    throw_error(ErrorKind::usage, "", "--prompt / --messages", "exactly one of them",
+                args.prompt ? "both" : "neither");
+  }
+  ModelOptions model_options;
+  model_options.intra_op_threads = args.threads;
+  const auto model = Model::load(args.model, model_options);
+  GenerateOptions options = model->default_options();
+  std::vector<text::Message> conversation = conversation_of(args, options.tools_json);
+  if (args.max_new_tokens) options.max_new_tokens = *args.max_new_tokens;
+  if (args.temperature) {
+    options.sampling.temperature = *args.temperature;
+    options.sampling.do_sample = *args.temperature > 0.0f;
+  }
+  if (args.top_k) options.sampling.top_k = *args.top_k;
+  if (args.top_p) options.sampling.top_p = *args.top_p;
+  if (args.seed) options.sampling.seed = *args.seed;
+  if (args.max_pixels) {
+    options.image_max_pixels = *args.max_pixels;
+    options.video_max_pixels = *args.max_pixels;
+  }
+  StreamCallback stream;
+  if (!args.json) {
+    stream = [](std::string_view piece) {
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+      return true;
+    };
+  }
+  const GenerateResult result = generate(model, conversation, options, stream);
+  if (args.json) {
+    std::printf("%s\n", result_json(result).dump().c_str());
+  } else {
+    std::printf("\n");
+  }
+  if (args.stats) {
+    const nlohmann::ordered_json j = result_json(result);
+    std::fprintf(stderr, "finish_reason: %s\nusage: %s\ntimings: %s\n", to_string(result.finish_reason),
+                 j["usage"].dump().c_str(), j["timings"].dump().c_str());
+  }
+  return 0;
+}
+
+RunFunction setup_run(CLI::App& command) {
+  auto args = std::make_shared<RunArgs>();
+  command.add_option("--model", args->model, "q3vl package directory (from `q3vl build`)")->required();
+  command.add_option("--image", args->images, "Image file (repeatable; before the prompt text)");
+  command.add_option("--video", args->videos, "Video file");
+  command.add_option("--prompt", args->prompt, "User message text");
+  command.add_option("--messages", args->messages, "OpenAI-shape messages JSON file (array or {\"messages\": [...]})");
+  command.add_option("--max-new-tokens", args->max_new_tokens, "Most tokens to generate")->check(CLI::PositiveNumber);
+  command.add_option("--temperature", args->temperature, "Sampling temperature (0 = greedy)")->check(CLI::NonNegativeNumber);
+  command.add_option("--top-k", args->top_k, "Keep the k best tokens (0 = off)")->check(CLI::NonNegativeNumber);
+  command.add_option("--top-p", args->top_p, "Nucleus sampling mass")->check(CLI::Range(0.0, 1.0));
+  command.add_option("--seed", args->seed, "Random seed (reproducible sampling)");
+  command.add_option("--max-pixels", args->max_pixels, "Largest image / video size in pixels")->check(CLI::PositiveNumber);
+  command.add_flag("--json", args->json, "Print one JSON object instead of streaming text");
+  command.add_flag("--stats", args->stats, "Print usage and timings to stderr");
+  command.add_option("--threads", args->threads, "Threads per op (0 = all cores)")->check(CLI::NonNegativeNumber);
+  return [args] { return run(*args); };
+}
+
+}  // namespace
+
+Q3VL_REGISTER_SUBCOMMAND("run", "Generate a reply to a prompt with images / video (streamed)", setup_run);
+
+}  // namespace q3vl::tools
