@@ -38,11 +38,11 @@ enum class VisionPrecision {
   fp32,  // weights and activations float32 (the parity reference)
   fp16,  // weights stored float16 (half the file), cast to float32 when the session
          // loads; activations stay float32 because ORT's CPU MatMul/MHA have no fp16 kernel on x86
-  int8,  // attn.proj, mlp and merger linears as com.microsoft.DynamicQuantizeMatMul: int8
-         // weights with one symmetric scale per output channel, activations quantized to
-         // uint8 per call (ORT's VNNI QGEMM, ~3x the fp32 MatMul on AVX-512 VNNI); attn.qkv
-         // (its error is amplified by the softmax), the patch embedding, norms and
-         // attention stay fp32
+  int8,  // mlp and merger linears as com.microsoft.DynamicQuantizeMatMul: int8 weights with
+         // one symmetric scale per output channel, activations quantized to uint8 per call
+         // (ORT's VNNI QGEMM, ~3x the fp32 MatMul per CPU second here); attn.qkv and attn.proj
+         // (their error passes through the softmax), the patch embedding, norms and attention
+         // stay fp32. 4B vision dims: merged-token cosine vs fp32 0.9992
 };
 
 // "fp32" / "fp16" / "int8" -> VisionPrecision; throws q3vl::Error(usage) naming `--vision-precision`.
