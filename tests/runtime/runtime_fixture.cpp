@@ -1,5 +1,9 @@
 #include "runtime/runtime_fixture.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -13,7 +17,21 @@ std::filesystem::path runtime_package(const std::string& preset) {
   static std::mutex mutex;
   std::lock_guard lock(mutex);
   const auto dir = work_dir() / ("rt-package-" + preset);
-  if (std::filesystem::exists(dir / "q3vl.json")) return dir;
+  // CTest may run test processes in parallel: one builds, the others wait on the lock.
+  const std::string lock_path = dir.string() + ".lock";
+  const int fd = ::open(lock_path.c_str(), O_CREAT | O_RDWR, 0644);
+  if (fd < 0) throw_error(ErrorKind::io, lock_path, "", "a lock file", "cannot create it");
+  ::flock(fd, LOCK_EX);
+  struct Unlock {
+    int fd;
+    ~Unlock() { ::close(fd); }
+  } unlock{fd};
+  // A package older than the q3vl executable may come from an older builder: rebuild it.
+  const auto manifest = dir / "q3vl.json";
+  if (std::filesystem::exists(manifest) &&
+      std::filesystem::last_write_time(manifest) >= std::filesystem::last_write_time(q3vl_exe())) {
+    return dir;
+  }
   const std::string command = "'" + q3vl_exe().string() + "' build --model '" +
                               checkpoint_dir(preset.c_str()).string() + "' --out '" + dir.string() +
                               "' --force --quiet > /dev/null 2>&1";
