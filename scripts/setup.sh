@@ -45,7 +45,8 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libssl-dev npm python3-pip
 )
-MIN_CARGO_VERSION=1.80
+# The text layer's crates need rustc 1.85 (their highest rust-version); Debian 12 ships 1.96.
+MIN_CARGO_VERSION=1.85
 
 log() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
