@@ -1,0 +1,76 @@
+// Model::load: a complete package loads with generation_config defaults; a damaged one
+// (missing graph, newer manifest format) fails with a q3vl::Error naming the problem.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "q3vl/error.h"
+#include "q3vl/model.h"
+#include "runtime/runtime_fixture.h"
+#include "support/test_paths.h"
+
+namespace q3vl::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A copy of the tiny package made of symlinks, except the files `skip` (left out).
+fs::path linked_package(const std::string& name, const std::vector<std::string>& skip) {
+  const fs::path source = runtime_package("tiny");
+  const fs::path dir = work_dir() / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const auto& entry : fs::directory_iterator(source)) {
+    const std::string file = entry.path().filename().string();
+    if (std::find(skip.begin(), skip.end(), file) == skip.end()) fs::create_symlink(entry.path(), dir / file);
+  }
+  return dir;
+}
+
+ErrorKind load_error(const fs::path& dir, std::string& message) {
+  try {
+    Model::load(dir);
+  } catch (const Error& e) {
+    message = e.what();
+    return e.kind();
+  }
+  ADD_FAILURE() << "Model::load(" << dir << ") did not throw";
+  return ErrorKind::runtime;
+}
+
+TEST(Model, LoadsWithGenerationConfigDefaults) {
+  const auto model = Model::load(runtime_package("tiny"));
+  const GenerateOptions& d = model->default_options();
+  // The checkpoint's generation_config.json (q3vl make-checkpoint): Qwen3-VL Instruct values.
+  EXPECT_TRUE(d.sampling.do_sample);
+  EXPECT_FLOAT_EQ(d.sampling.temperature, 0.7f);
+  EXPECT_EQ(d.sampling.top_k, 20);
+  EXPECT_FLOAT_EQ(d.sampling.top_p, 0.8f);
+  EXPECT_EQ(d.stop_token_ids, (std::vector<std::int64_t>{151645, 151643}));
+  EXPECT_EQ(model->context_length(), 262144);
+}
+
+TEST(Model, MissingGraphIsAnIoErrorNamingTheFile) {
+  std::string message;
+  EXPECT_EQ(load_error(linked_package("rt-missing-decoder", {"decoder.onnx"}), message), ErrorKind::io);
+  EXPECT_NE(message.find("decoder.onnx"), std::string::npos) << message;
+}
+
+TEST(Model, NewerManifestFormatIsUnsupported) {
+  const fs::path dir = linked_package("rt-newer-format", {"q3vl.json"});
+  nlohmann::json manifest = nlohmann::json::parse(std::ifstream(runtime_package("tiny") / "q3vl.json"));
+  manifest["format_version"] = 99;
+  std::ofstream(dir / "q3vl.json") << manifest.dump(2);
+  std::string message;
+  EXPECT_EQ(load_error(dir, message), ErrorKind::unsupported);
+  EXPECT_NE(message.find("format_version"), std::string::npos) << message;
+}
+
+TEST(Model, NotAPackage) {
+  std::string message;
+  EXPECT_EQ(load_error(work_dir() / "rt-no-such-package", message), ErrorKind::io);
+}
+
+}  // namespace
+}  // namespace q3vl::testing
