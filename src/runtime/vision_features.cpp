@@ -5,6 +5,8 @@
 #include <fstream>
 #include <iterator>
 
+#include <openssl/evp.h>
+
 #include "core/sha256.h"
 #include "q3vl/error.h"
 #include "q3vl/image.h"
@@ -29,14 +31,38 @@ std::vector<std::uint8_t> read_file_bytes(const std::string& path) {
   return std::vector<std::uint8_t>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+// The payload of "data:<mime>;base64,<payload>" (OpenSSL's base64 decoder).
+std::vector<std::uint8_t> data_url_bytes(const std::string& url) {
+  const std::size_t comma = url.find(',');
+  const std::string head = url.substr(0, comma == std::string::npos ? 0 : comma);
+  if (comma == std::string::npos || head.size() < 7 || head.compare(head.size() - 7, 7, ";base64") != 0) {
+    throw_error(ErrorKind::unsupported, url.substr(0, 40), "", "a base64 data: URL", "another data: URL form");
+  }
+  std::string payload;
+  for (std::size_t i = comma + 1; i < url.size(); ++i) {
+    if (url[i] != '\n' && url[i] != '\r' && url[i] != ' ') payload += url[i];
+  }
+  if (payload.empty() || payload.size() % 4 != 0) {
+    throw_error(ErrorKind::format, url.substr(0, 40), "", "base64 (length a multiple of 4)",
+                std::to_string(payload.size()) + " characters");
+  }
+  std::vector<std::uint8_t> out(payload.size() / 4 * 3);
+  const int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(payload.data()),
+                                static_cast<int>(payload.size()));
+  if (n < 0) throw_error(ErrorKind::format, url.substr(0, 40), "", "valid base64", "invalid characters");
+  // EVP_DecodeBlock counts the bytes of '=' padding too.
+  std::size_t size = static_cast<std::size_t>(n);
+  for (std::size_t i = payload.size(); i > 0 && payload[i - 1] == '='; --i) --size;
+  out.resize(size);
+  return out;
+}
+
 // Encoded bytes of a medium (paths are read; only local media are supported here).
 std::vector<std::uint8_t> medium_bytes(const text::MediaSource& media) {
   switch (media.kind) {
     case text::MediaSource::Kind::path: return read_file_bytes(media.location);
     case text::MediaSource::Kind::bytes: return media.bytes;
-    case text::MediaSource::Kind::data_url:
-      throw_error(ErrorKind::unsupported, media.location.substr(0, 40), "", "a local file path or bytes",
-                  "a data: URL (decode it into MediaSource::bytes first)");
+    case text::MediaSource::Kind::data_url: return data_url_bytes(media.location);
     case text::MediaSource::Kind::http_url:
       throw_error(ErrorKind::unsupported, media.location, "", "a local file path or bytes",
                   "an http(s) URL (the runtime does not download media)");
@@ -91,7 +117,7 @@ void VisionCache::collect(const std::vector<text::Message>& conversation, const 
         const std::string name = part.media.kind == text::MediaSource::Kind::path ? part.media.location : "<bytes>";
         VisionInput input;
         if (video) {
-          if (part.media.kind != text::MediaSource::Kind::path) {
+          if (part.media.kind != text::MediaSource::Kind::path) {  // FFmpeg reads files only
             throw_error(ErrorKind::unsupported, name, "", "a video file path", "video bytes");
           }
           input = preprocess_video_file(part.media.location, parts_.processor.video, request);

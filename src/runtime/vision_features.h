@@ -49,7 +49,8 @@ class VisionCache {
   explicit VisionCache(const ModelParts& parts) : parts_(parts) {}
 
   // Features for every image part and every video part of `conversation`, each list in
-  // message order. Throws q3vl::Error: io / format (unreadable media, naming it),
+  // message order. Media: local paths, in-memory bytes, base64 data: URLs (images).
+  // Throws q3vl::Error: io / format (unreadable media, naming it),
   // unsupported (http(s) URLs, no vision graph in the package), limit (decoder limits).
   void collect(const std::vector<text::Message>& conversation, const GenerateOptions& options,
                std::vector<PromptMedium>& images, std::vector<PromptMedium>& videos,

@@ -3,7 +3,10 @@
 // reproducible; errors are q3vl::Error, not crashes; streaming and cancellation.
 #include <gtest/gtest.h>
 
+#include <openssl/evp.h>
+
 #include <fstream>
+#include <iterator>
 
 #include "q3vl/chat.h"
 #include "q3vl/error.h"
@@ -117,6 +120,25 @@ TEST(Chat, StopTokenEndsGeneration) {
   EXPECT_EQ(r.finish_reason, FinishReason::stop);
   EXPECT_EQ(r.token_ids.back(), hf.values.at(3));
   EXPECT_LE(r.token_ids.size(), 4u);
+}
+
+TEST(Chat, DataUrlImageEqualsTheFile) {
+  const GoldenCase c = GoldenSet::open().load_case("image_small");
+  const auto model = runtime_model("tiny");
+  auto messages = golden_messages(c);
+  const GenerateResult from_file = generate(model, messages, greedy_options(*model, 6));
+  auto& part = std::get<std::vector<text::ContentPart>>(messages[0].content)[0];
+  ASSERT_EQ(part.type, text::ContentPart::Type::image);
+  std::ifstream in(part.media.location, std::ios::binary);
+  const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string b64(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  b64.resize(static_cast<std::size_t>(EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()), bytes.data(),
+                                                      static_cast<int>(bytes.size()))));
+  part.media.kind = text::MediaSource::Kind::data_url;
+  part.media.location = "data:image/png;base64," + b64;
+  const GenerateResult from_url = generate(model, messages, greedy_options(*model, 6));
+  EXPECT_EQ(from_url.token_ids, from_file.token_ids);
+  EXPECT_EQ(from_url.usage.image_tokens, from_file.usage.image_tokens);
 }
 
 TEST(Chat, ErrorsAreClear) {
