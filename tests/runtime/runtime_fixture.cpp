@@ -16,7 +16,8 @@ namespace q3vl::testing {
 std::filesystem::path runtime_package(const std::string& preset) {
   static std::mutex mutex;
   std::lock_guard lock(mutex);
-  const auto dir = work_dir() / ("rt-package-" + preset);
+  // Shared by all test processes (building a package per process would be slow).
+  const auto dir = shared_dir() / ("rt-package-" + preset);
   // CTest may run test processes in parallel: one builds, the others wait on the lock.
   const std::string lock_path = dir.string() + ".lock";
   const int fd = ::open(lock_path.c_str(), O_CREAT | O_RDWR, 0644);

@@ -14,7 +14,7 @@
 
 namespace q3vl::testing {
 
-// work_dir()/rt-package-<preset>, built from checkpoint_dir(preset) if absent.
+// shared_dir()/rt-package-<preset>, built from checkpoint_dir(preset) if absent.
 // Fails the calling test (ASSERT) via an exception if `q3vl build` fails.
 std::filesystem::path runtime_package(const std::string& preset);
 // Loaded once per process and preset.
