@@ -66,11 +66,15 @@ void read_text_rope(const JsonObject& text, TextConfig& out, ConfigLayout& layou
   } else {
     // HF would fall back to 500000 (Qwen3VLTextConfig.default_theta), which is not
     // Qwen3-VL's 5000000: refuse to guess.
-    // Name the place each layout keeps it.
-    fail(text.file(),
-         layout == ConfigLayout::rope_parameters ? rope->field_path("rope_theta")
-                                                 : text.field_path("rope_theta"),
-         "number", "missing");
+    // Name the place each layout keeps it. (An if, not a ?: between the two
+    // calls: GCC 12 with -fsanitize=address,undefined -O2 evaluated the wrong arm.)
+    std::string field;
+    if (layout == ConfigLayout::rope_parameters) {
+      field = rope->field_path("rope_theta");
+    } else {
+      field = text.field_path("rope_theta");
+    }
+    fail(text.file(), field, "number", "missing");
   }
   if (!rope) {
     out.mrope_section = kDefaultMropeSection;
