@@ -7,7 +7,7 @@ namespace q3vl::builder {
 void write_embed_graph(Graph& g, WeightReader& w, const ModelConfig& config, WeightPrecision precision) {
   // inputs_embeds[b, t, :] = embed_tokens.weight[input_ids[b, t], :];  table: [vocab, hidden]
   const TextConfig& t = config.text;
-  Value ids = g.input(kEmbedInputIds, DType::i64, {"batch_size", "sequence_length"});
+  Value ids = g.input(io::kEmbedInputIds, DType::i64, {"batch_size", "sequence_length"});
   auto scope = g.scope("model.language_model.embed_tokens");
   auto table = w.f32(g.scoped("weight"), {t.vocab_size, t.hidden_size});
   Value rows;
@@ -28,7 +28,7 @@ void write_embed_graph(Graph& g, WeightReader& w, const ModelConfig& config, Wei
       throw_error(ErrorKind::unsupported, "", "--vision-precision", "fp32 or fp16 for the embedding table",
                   to_string(precision));
   }
-  g.output(rows, kEmbedInputsEmbeds, DType::f32, {"batch_size", "sequence_length", t.hidden_size});
+  g.output(rows, io::kEmbedInputsEmbeds, DType::f32, {"batch_size", "sequence_length", t.hidden_size});
 }
 
 }  // namespace q3vl::builder

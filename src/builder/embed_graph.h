@@ -1,4 +1,4 @@
-// The embedding graph (embed.onnx): input_ids -> inputs_embeds, HF
+// The embedding graph (embed.onnx): input_ids -> inputs_embeds (names: io/embed_io.h), HF
 // `model.language_model.embed_tokens` (a plain row lookup, no scaling).
 //
 //   inputs  input_ids      i64 [batch_size, sequence_length]
@@ -12,12 +12,15 @@
 #include "builder/graph.h"
 #include "builder/linear.h"
 #include "builder/weight_reader.h"
+#include "io/embed_io.h"
 #include "q3vl/config.h"
 
 namespace q3vl::builder {
 
-inline constexpr const char* kEmbedInputIds = "input_ids";
-inline constexpr const char* kEmbedInputsEmbeds = "inputs_embeds";
+// The IO names live in io/embed_io.h; these declarations keep builder::kEmbed* spellings
+// working for code that predates the shared header.
+using io::kEmbedInputIds;
+using io::kEmbedInputsEmbeds;
 
 // precision: fp32 or fp16 (int8/int4 tables are not offered; throws q3vl::Error(unsupported)).
 void write_embed_graph(Graph& g, WeightReader& weights, const ModelConfig& config,

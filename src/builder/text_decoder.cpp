@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "builder/text_rotary.h"
+#include "io/decoder_io.h"
 #include "q3vl/error.h"
 
 namespace q3vl::builder {
@@ -35,12 +36,74 @@ Value write_projection(Graph& g, WeightReader& w, const Value& x, const std::str
   return linear(g, x, std::move(weight), out, in, format, std::move(b));
 }
 
+struct ProjectionPart {
+  const char* module;  // HF module name ("q_proj"), read as "<scope>.<module>.weight"
+  std::int64_t out;    // its output features
+};
+
+// y_j = x W_j^T (+ b_j) for every part j, computed as ONE matmul over the weights stacked
+// along the output features, [sum_j out_j, in], then split. Decode is bound by reading
+// weights, and one MatMulNBits over the stack costs one kernel dispatch and one pass
+// over x instead of one per part. Block quantization works per output row, so the
+// stacked matrix quantizes exactly as the parts would one by one.
+std::vector<Value> write_stacked_projection(Graph& g, WeightReader& w, const Value& x,
+                                            const std::string& stacked_module,
+                                            const std::vector<ProjectionPart>& parts, std::int64_t in,
+                                            const LinearFormat& format, bool bias) {
+  std::int64_t total = 0;
+  std::vector<std::int64_t> splits;
+  for (const ProjectionPart& part : parts) {
+    total += part.out;
+    splits.push_back(part.out);
+  }
+  std::vector<float> weight, b;
+  weight.reserve(static_cast<std::size_t>(total * in));
+  if (bias) b.reserve(static_cast<std::size_t>(total));
+  for (const ProjectionPart& part : parts) {
+    auto scope = g.scope(part.module);
+    const auto wj = w.f32(g.scoped("weight"), {part.out, in});
+    weight.insert(weight.end(), wj.begin(), wj.end());
+    if (bias) {
+      const auto bj = w.f32(g.scoped("bias"), {part.out});
+      b.insert(b.end(), bj.begin(), bj.end());
+    }
+  }
+  auto scope = g.scope(stacked_module);
+  Value y = linear(g, x, std::move(weight), total, in, format, std::move(b));
+  return g.ops("Split", {y, g.constant_i64(splits)}, static_cast<int>(parts.size()), {{"axis", -1}});
+}
+
 // y = weight * x / sqrt(mean(x^2, last axis) + eps);  x: [..., n]
 Value write_rms_norm(Graph& g, WeightReader& w, const Value& x, const std::string& module,
                      std::int64_t n, double eps) {
   auto scope = g.scope(module);
   Value weight = g.initializer_f32(g.scoped("weight"), {n}, w.f32(g.scoped("weight"), {n}));
   return g.op("SimplifiedLayerNormalization", {x, weight}, {{"axis", -1}, {"epsilon", eps}});
+}
+
+// The residual stream between blocks, kept as `x + delta` with the add not yet done, so
+// that it fuses with the RMSNorm that reads it (one SkipSimplifiedLayerNormalization
+// instead of Add + SimplifiedLayerNormalization). `delta` is empty when nothing is pending.
+struct Residual {
+  Value x;
+  Value delta;
+};
+
+struct NormedResidual {
+  Value normed;  // rms_norm(x + delta)
+  Value sum;     // x + delta
+};
+
+// sum = x + delta;  normed = weight * sum / sqrt(mean(sum^2, last axis) + eps);  x, delta: [B, T, n]
+NormedResidual write_add_rms_norm(Graph& g, WeightReader& w, const Residual& r, const std::string& module,
+                                  std::int64_t n, double eps) {
+  if (r.delta.empty()) return {write_rms_norm(g, w, r.x, module, n, eps), r.x};
+  auto scope = g.scope(module);
+  Value weight = g.initializer_f32(g.scoped("weight"), {n}, w.f32(g.scoped("weight"), {n}));
+  // Outputs: normed, mean and inv_std_var (unused, [B, T, 1]), input + skip.
+  auto outs = g.ops("com.microsoft.SkipSimplifiedLayerNormalization", {r.delta, r.x, weight}, 4,
+                    {{"epsilon", eps}});
+  return {outs[0], outs[3]};
 }
 
 // Qwen3's per-head norm: rms_norm over each head's head_dim vector.
@@ -52,7 +115,7 @@ Value write_head_norm(Graph& g, WeightReader& w, const Value& x, const std::stri
   return g.op("Reshape", {normed, g.constant_i64({0, 0, heads * text.head_dim})});
 }
 
-// q = mrope(q_norm(x Wq^T)), k = mrope(k_norm(x Wk^T)), v = x Wv^T
+// q = mrope(q_norm(x Wq^T)), k = mrope(k_norm(x Wk^T)), v = x Wv^T   (q/k/v: one stacked matmul)
 // o = softmax(q k^T / sqrt(head_dim) + causal) v  (GQA: kv head j serves q heads j*g .. j*g+g-1)
 // out = o Wo^T;   x: [B, T, hidden],  q: [B, T, heads * head_dim],  k, v: [B, T, kv_heads * head_dim]
 AttentionOutput write_attention(Graph& g, WeightReader& w, const Value& x, const Value& past_key,
@@ -64,15 +127,15 @@ AttentionOutput write_attention(Graph& g, WeightReader& w, const Value& x, const
   const std::int64_t kv_width = t.num_key_value_heads * t.head_dim;
   const bool bias = t.attention_bias;
 
-  Value q = write_projection(g, w, x, "q_proj", q_width, t.hidden_size, format, bias);
-  Value k = write_projection(g, w, x, "k_proj", kv_width, t.hidden_size, format, bias);
-  Value v = write_projection(g, w, x, "v_proj", kv_width, t.hidden_size, format, bias);
-  q = apply_text_rotary(g, write_head_norm(g, w, q, "q_norm", t.num_attention_heads, t), ctx.rotary);
-  k = apply_text_rotary(g, write_head_norm(g, w, k, "k_norm", t.num_key_value_heads, t), ctx.rotary);
+  const auto qkv = write_stacked_projection(g, w, x, "qkv_proj",
+                                            {{"q_proj", q_width}, {"k_proj", kv_width}, {"v_proj", kv_width}},
+                                            t.hidden_size, format, bias);
+  Value q = apply_text_rotary(g, write_head_norm(g, w, qkv[0], "q_norm", t.num_attention_heads, t), ctx.rotary);
+  Value k = apply_text_rotary(g, write_head_norm(g, w, qkv[1], "k_norm", t.num_key_value_heads, t), ctx.rotary);
 
   auto [o, present_key, present_value] = g.ops<3>(
       "com.microsoft.GroupQueryAttention",
-      {q, k, v, past_key, past_value, ctx.seqlens_k, ctx.total_sequence_length},
+      {q, k, qkv[2], past_key, past_value, ctx.seqlens_k, ctx.total_sequence_length},
       {{"num_heads", t.num_attention_heads},
        {"kv_num_heads", t.num_key_value_heads},
        {"scale", 1.0 / std::sqrt(static_cast<double>(t.head_dim))},
@@ -81,28 +144,35 @@ AttentionOutput write_attention(Graph& g, WeightReader& w, const Value& x, const
   return {out, present_key, present_value};
 }
 
-// y = down(silu(gate(x)) * up(x));  x: [B, T, hidden], gate/up: [B, T, intermediate]
+// y = down(silu(gate(x)) * up(x));  x: [B, T, hidden], gate/up: [B, T, intermediate] (one stacked matmul)
 Value write_mlp(Graph& g, WeightReader& w, const Value& x, const TextConfig& t, const LinearFormat& format) {
   auto scope = g.scope("mlp");
-  Value gate = write_projection(g, w, x, "gate_proj", t.intermediate_size, t.hidden_size, format, false);
-  Value up = write_projection(g, w, x, "up_proj", t.intermediate_size, t.hidden_size, format, false);
+  const auto gate_up = write_stacked_projection(
+      g, w, x, "gate_up_proj", {{"gate_proj", t.intermediate_size}, {"up_proj", t.intermediate_size}},
+      t.hidden_size, format, false);
+  const Value& gate = gate_up[0];
   Value act = g.op("Mul", {gate, g.op("Sigmoid", {gate})});
-  return write_projection(g, w, g.op("Mul", {act, up}), "down_proj", t.hidden_size,
+  return write_projection(g, w, g.op("Mul", {act, gate_up[1]}), "down_proj", t.hidden_size,
                           t.intermediate_size, format, false);
 }
 
-// h = x + attention(rms_norm(x));  out = h + mlp(rms_norm(h));  x: [B, T, hidden]
-AttentionOutput write_decoder_layer(Graph& g, WeightReader& w, const Value& x, std::int64_t layer,
-                                    const Value& past_key, const Value& past_value,
-                                    const LayerContext& ctx, const LinearFormat& format) {
+struct LayerOutput {
+  Residual residual;  // the layer's output, h + mlp(...), with the add left pending
+  Value present_key;
+  Value present_value;
+};
+
+// x = in.x + in.delta;  h = x + attention(rms_norm(x));  out = h + mlp(rms_norm(h));  [B, T, hidden]
+LayerOutput write_decoder_layer(Graph& g, WeightReader& w, const Residual& in, std::int64_t layer,
+                                const Value& past_key, const Value& past_value, const LayerContext& ctx,
+                                const LinearFormat& format) {
   auto scope = g.scope("layers." + std::to_string(layer));
   const TextConfig& t = ctx.text;
-  Value normed = write_rms_norm(g, w, x, "input_layernorm", t.hidden_size, t.rms_norm_eps);
-  AttentionOutput attn = write_attention(g, w, normed, past_key, past_value, ctx, format);
-  Value h = g.op("Add", {x, attn.hidden});
-  Value m = write_rms_norm(g, w, h, "post_attention_layernorm", t.hidden_size, t.rms_norm_eps);
-  attn.hidden = g.op("Add", {h, write_mlp(g, w, m, t, format)});
-  return attn;
+  const NormedResidual x = write_add_rms_norm(g, w, in, "input_layernorm", t.hidden_size, t.rms_norm_eps);
+  AttentionOutput attn = write_attention(g, w, x.normed, past_key, past_value, ctx, format);
+  const NormedResidual h = write_add_rms_norm(g, w, {x.sum, attn.hidden}, "post_attention_layernorm",
+                                              t.hidden_size, t.rms_norm_eps);
+  return {{h.sum, write_mlp(g, w, h.normed, t, format)}, attn.present_key, attn.present_value};
 }
 
 void require(bool ok, const std::string& field, const std::string& expected, const std::string& got,
@@ -111,11 +181,6 @@ void require(bool ok, const std::string& field, const std::string& expected, con
 }
 
 }  // namespace
-
-std::string past_key_name(std::int64_t layer) { return "past_key_values." + std::to_string(layer) + ".key"; }
-std::string past_value_name(std::int64_t layer) { return "past_key_values." + std::to_string(layer) + ".value"; }
-std::string present_key_name(std::int64_t layer) { return "present." + std::to_string(layer) + ".key"; }
-std::string present_value_name(std::int64_t layer) { return "present." + std::to_string(layer) + ".value"; }
 
 void validate_decoder_config(const ModelConfig& config) {
   const TextConfig& t = config.text;
@@ -159,18 +224,18 @@ void write_decoder_graph(Graph& g, WeightReader& w, const ModelConfig& config,
   const Shape past_shape{"batch_size", t.num_key_value_heads, "past_sequence_length", t.head_dim};
   const Shape present_shape{"batch_size", t.num_key_value_heads, "total_sequence_length", t.head_dim};
 
-  Value x = g.input(kDecoderInputsEmbeds, DType::f32, hidden_shape);
-  Value position_ids = g.input(kDecoderPositionIds, DType::i64, {3, "batch_size", "sequence_length"});
-  Value attention_mask = g.input(kDecoderAttentionMask, DType::i64, {"batch_size", "total_sequence_length"});
+  Value x = g.input(io::kDecoderInputsEmbeds, DType::f32, hidden_shape);
+  Value position_ids = g.input(io::kDecoderPositionIds, DType::i64, {3, "batch_size", "sequence_length"});
+  Value attention_mask = g.input(io::kDecoderAttentionMask, DType::i64, {"batch_size", "total_sequence_length"});
   Value deepstack;
   if (taps > 0) {
-    deepstack = g.input(kDecoderDeepstackEmbeds, DType::f32,
+    deepstack = g.input(io::kDecoderDeepstackEmbeds, DType::f32,
                         {taps, "batch_size", "sequence_length", t.hidden_size});
   }
   std::vector<std::pair<Value, Value>> past;
   for (std::int64_t i = 0; i < t.num_hidden_layers; ++i) {
-    Value key = g.input(past_key_name(i), DType::f32, past_shape);  // key before value, in order
-    Value value = g.input(past_value_name(i), DType::f32, past_shape);
+    Value key = g.input(io::past_key_name(i), DType::f32, past_shape);  // key before value, in order
+    Value value = g.input(io::past_value_name(i), DType::f32, past_shape);
     past.emplace_back(key, value);
   }
 
@@ -189,23 +254,28 @@ void write_decoder_graph(Graph& g, WeightReader& w, const ModelConfig& config,
   std::vector<std::pair<Value, Value>> present;
   {
     auto scope = g.scope(kPrefix);
+    Residual stream{x, Value{}};
     for (std::int64_t i = 0; i < t.num_hidden_layers; ++i) {
       const bool edge = i < options.num_edge_layers || i >= t.num_hidden_layers - options.num_edge_layers;
       const LinearFormat& format = edge ? options.edge_layers : options.layers;
-      AttentionOutput layer = write_decoder_layer(g, w, x, i, past[i].first, past[i].second, ctx, format);
-      x = layer.hidden;
+      LayerOutput layer = write_decoder_layer(g, w, stream, i, past[i].first, past[i].second, ctx, format);
+      stream = layer.residual;
       present.emplace_back(layer.present_key, layer.present_value);
-      // DeepStack (HF _deepstack_process): the k-th visual feature is added after layer k.
+      // DeepStack (HF _deepstack_process): the k-th visual feature is added after layer k,
+      // here to the pending delta: (h + mlp) + ds becomes h + (mlp + ds), same up to rounding.
       if (i < taps) {
         auto ds = g.scope("deepstack." + std::to_string(i));
-        x = g.op("Add", {x, g.op("Gather", {deepstack, g.constant_i64({i}, {})}, {{"axis", 0}})});
+        stream.delta = g.op("Add", {stream.delta, g.op("Gather", {deepstack, g.constant_i64({i}, {})}, {{"axis", 0}})});
       }
     }
-    if (options.logits == LogitsMode::last) {
-      x = g.op("Slice", {x, g.constant_i64({-1}), g.constant_i64({std::numeric_limits<std::int64_t>::max()}),
-                         g.constant_i64({1})});
+    if (options.logits == LogitsMode::last) {  // only the last position reaches the norm
+      auto last = [&g](const Value& v) {
+        return g.op("Slice", {v, g.constant_i64({-1}),
+                              g.constant_i64({std::numeric_limits<std::int64_t>::max()}), g.constant_i64({1})});
+      };
+      stream = {last(stream.x), last(stream.delta)};
     }
-    x = write_rms_norm(g, w, x, "norm", t.hidden_size, t.rms_norm_eps);
+    x = write_add_rms_norm(g, w, stream, "norm", t.hidden_size, t.rms_norm_eps).normed;
   }
   // lm_head: tied checkpoints reuse the embedding table ([vocab, hidden] either way).
   Value logits;
@@ -217,10 +287,10 @@ void write_decoder_graph(Graph& g, WeightReader& w, const ModelConfig& config,
     logits = linear(g, x, std::move(weight), t.vocab_size, t.hidden_size, options.lm_head);
   }
   const Dim logits_len = options.logits == LogitsMode::last ? Dim(1) : Dim("sequence_length");
-  g.output(logits, kDecoderLogits, DType::f32, {"batch_size", logits_len, t.vocab_size});
+  g.output(logits, io::kDecoderLogits, DType::f32, {"batch_size", logits_len, t.vocab_size});
   for (std::int64_t i = 0; i < t.num_hidden_layers; ++i) {
-    g.output(present[i].first, present_key_name(i), DType::f32, present_shape);
-    g.output(present[i].second, present_value_name(i), DType::f32, present_shape);
+    g.output(present[i].first, io::present_key_name(i), DType::f32, present_shape);
+    g.output(present[i].second, io::present_value_name(i), DType::f32, present_shape);
   }
 }
 

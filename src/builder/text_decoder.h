@@ -1,6 +1,7 @@
 // The text decoder graph (decoder.onnx): HF Qwen3VLTextModel + lm_head, written
 // block by block from the checkpoint's `model.language_model.*` weights.
 //
+// IO names are in io/decoder_io.h (shared with the runtime):
 //   inputs  inputs_embeds               f32 [batch_size, sequence_length, hidden_size]
 //           position_ids                i64 [3, batch_size, sequence_length]   (T, H, W rows)
 //           attention_mask              i64 [batch_size, total_sequence_length] (past + new; 1 = token)
@@ -11,6 +12,9 @@
 //   outputs logits                      f32 [batch_size, 1 | sequence_length, vocab_size]
 //           present.N.key/value         f32 [batch_size, num_key_value_heads, total_sequence_length, head_dim]
 //
+// Each layer stacks q/k/v and gate/up into one matmul each ("self_attn.qkv_proj",
+// "mlp.gate_up_proj" initializers) and adds residuals inside
+// com.microsoft.SkipSimplifiedLayerNormalization.
 // Attention is com.microsoft.GroupQueryAttention (do_rotary = 0; MRoPE is applied before
 // it). Binding the same buffer to past_key_values.N.* and present.N.* (shape
 // [B, kv_heads, max_length, head_dim]) lets GQA append in place (shared/ort.md); then
@@ -20,8 +24,6 @@
 #pragma once
 
 #include <cstdint>
-#include <string>
-#include <vector>
 
 #include "builder/graph.h"
 #include "builder/linear.h"
@@ -42,17 +44,6 @@ struct DecoderGraphOptions {
   LinearFormat lm_head;
   LogitsMode logits = LogitsMode::last;
 };
-
-inline constexpr const char* kDecoderInputsEmbeds = "inputs_embeds";
-inline constexpr const char* kDecoderPositionIds = "position_ids";
-inline constexpr const char* kDecoderAttentionMask = "attention_mask";
-inline constexpr const char* kDecoderDeepstackEmbeds = "deepstack_embeds";
-inline constexpr const char* kDecoderLogits = "logits";
-// "past_key_values.3.key", "present.3.value"
-std::string past_key_name(std::int64_t layer);
-std::string past_value_name(std::int64_t layer);
-std::string present_key_name(std::int64_t layer);
-std::string present_value_name(std::int64_t layer);
 
 // Checks every text-config field the decoder math depends on. Throws q3vl::Error(config)
 // naming config.json and the field (head_dim odd, heads not a multiple of kv heads,

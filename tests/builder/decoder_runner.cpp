@@ -4,6 +4,7 @@
 
 #include "builder/graph.h"
 #include "builder/weight_reader.h"
+#include "io/decoder_io.h"
 #include "io/safetensors.h"
 
 namespace q3vl::testing {
@@ -49,26 +50,26 @@ DecoderStep DecoderRunner::run(std::int64_t batch, std::int64_t tokens, std::vec
             {batch, past_len + tokens}};
   HostF32 ds{std::move(deepstack), {taps, batch, tokens, D}};
 
-  std::vector<std::string> names = {builder::kDecoderInputsEmbeds, builder::kDecoderPositionIds,
-                                    builder::kDecoderAttentionMask};
+  std::vector<std::string> names = {io::kDecoderInputsEmbeds, io::kDecoderPositionIds,
+                                    io::kDecoderAttentionMask};
   std::vector<Ort::Value> values;
   values.push_back(to_ort(e));
   values.push_back(to_ort(p));
   values.push_back(to_ort(m));
   if (taps > 0) {
-    names.push_back(builder::kDecoderDeepstackEmbeds);
+    names.push_back(io::kDecoderDeepstackEmbeds);
     values.push_back(to_ort(ds));
   }
   for (std::int64_t i = 0; i < L; ++i) {
-    names.push_back(builder::past_key_name(i));
+    names.push_back(io::past_key_name(i));
     values.push_back(to_ort(past[2 * i]));
-    names.push_back(builder::past_value_name(i));
+    names.push_back(io::past_value_name(i));
     values.push_back(to_ort(past[2 * i + 1]));
   }
-  std::vector<std::string> outputs = {builder::kDecoderLogits};
+  std::vector<std::string> outputs = {io::kDecoderLogits};
   for (std::int64_t i = 0; i < L; ++i) {
-    outputs.push_back(builder::present_key_name(i));
-    outputs.push_back(builder::present_value_name(i));
+    outputs.push_back(io::present_key_name(i));
+    outputs.push_back(io::present_value_name(i));
   }
   std::vector<const char*> in_names, out_names;
   for (auto& n : names) in_names.push_back(n.c_str());

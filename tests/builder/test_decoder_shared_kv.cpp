@@ -10,6 +10,7 @@
 #include "builder/text_decoder.h"
 #include "builder/weight_reader.h"
 #include "decoder_runner.h"
+#include "io/decoder_io.h"
 #include "io/safetensors.h"
 #include "text_reference.h"
 
@@ -62,21 +63,21 @@ TEST(DecoderSharedKv, InPlaceCacheEqualsFullPass) {
     HostI64 m{std::vector<std::int64_t>(static_cast<std::size_t>(done + step_tokens), 1), {1, done + step_tokens}};
     HostF32 ds{std::vector<float>(static_cast<std::size_t>(taps * step_tokens * D), 0.0f), {taps, 1, step_tokens, D}};
     Ort::Value ev = to_ort(e), pv = to_ort(p), mv = to_ort(m), dsv = to_ort(ds);
-    binding.BindInput(builder::kDecoderInputsEmbeds, ev);
-    binding.BindInput(builder::kDecoderPositionIds, pv);
-    binding.BindInput(builder::kDecoderAttentionMask, mv);
-    binding.BindInput(builder::kDecoderDeepstackEmbeds, dsv);
+    binding.BindInput(io::kDecoderInputsEmbeds, ev);
+    binding.BindInput(io::kDecoderPositionIds, pv);
+    binding.BindInput(io::kDecoderAttentionMask, mv);
+    binding.BindInput(io::kDecoderDeepstackEmbeds, dsv);
     std::vector<Ort::Value> views;
     for (std::int64_t i = 0; i < 2 * L; ++i) {
       views.push_back(Ort::Value::CreateTensor<float>(memory, cache[i].data(), cache[i].size(), cache_shape.data(), 4));
     }
     for (std::int64_t i = 0; i < L; ++i) {
-      binding.BindInput(builder::past_key_name(i).c_str(), views[2 * i]);
-      binding.BindInput(builder::past_value_name(i).c_str(), views[2 * i + 1]);
-      binding.BindOutput(builder::present_key_name(i).c_str(), views[2 * i]);
-      binding.BindOutput(builder::present_value_name(i).c_str(), views[2 * i + 1]);
+      binding.BindInput(io::past_key_name(i).c_str(), views[2 * i]);
+      binding.BindInput(io::past_value_name(i).c_str(), views[2 * i + 1]);
+      binding.BindOutput(io::present_key_name(i).c_str(), views[2 * i]);
+      binding.BindOutput(io::present_value_name(i).c_str(), views[2 * i + 1]);
     }
-    binding.BindOutput(builder::kDecoderLogits, memory);
+    binding.BindOutput(io::kDecoderLogits, memory);
     session.session().Run(Ort::RunOptions{nullptr}, binding);
     const auto logits = to_host(binding.GetOutputValues().back());  // bound last
     done += step_tokens;
