@@ -103,6 +103,14 @@ void write_text_file(const fs::path& path, std::string_view text) {
   if (!out) throw_error(ErrorKind::io, path.string(), "write failed");
 }
 
+// Throws once the caller's cancel flag is set; StagingDir's destructor then
+// removes everything written so far.
+void check_cancel(const MakeCheckpointOptions& options) {
+  if (options.cancel != nullptr && options.cancel->load()) {
+    throw_error(ErrorKind::runtime, options.out.string(), "interrupted; removed the partial output");
+  }
+}
+
 void write_weights(const fs::path& dir, const std::vector<WeightSpec>& weights,
                    const MakeCheckpointOptions& options, unsigned threads, Progress& progress) {
   std::vector<io::TensorSpec> specs;
@@ -122,6 +130,7 @@ void write_weights(const fs::path& dir, const std::vector<WeightSpec>& weights,
         }
         const auto total = static_cast<std::uint64_t>(weight.numel());
         for (std::uint64_t first = 0; first < total; first += kBlockElements) {
+          check_cancel(options);
           const auto count = static_cast<std::size_t>(std::min<std::uint64_t>(kBlockElements, total - first));
           block.resize(count);
           fill_bf16_parallel(weight, options.seed, first, block, threads);
@@ -133,9 +142,23 @@ void write_weights(const fs::path& dir, const std::vector<WeightSpec>& weights,
 
 }  // namespace
 
+ModelConfig requested_config(const MakeCheckpointOptions& options) {
+  const bool has_preset = !options.preset.empty();
+  const bool has_config = !options.config_file.empty();
+  if (has_preset == has_config) {
+    throw_error(ErrorKind::usage, "", "--preset / --config", "exactly one of them",
+                has_preset ? "both" : "neither");
+  }
+  return has_preset ? preset_config(options.preset) : load_model_config(options.config_file);
+}
+
 MakeCheckpointResult make_checkpoint(const MakeCheckpointOptions& options) {
   const auto start = std::chrono::steady_clock::now();
-  const ModelConfig config = preset_config(options.preset);
+  const ModelConfig config = requested_config(options);
+  const ConfigLayout layout = options.layout.value_or(
+      options.config_file.empty() ? ConfigLayout::rope_scaling : config.layout);
+  const std::string label =
+      options.config_file.empty() ? options.preset : options.config_file.filename().string();
   const fs::path tokenizer_dir =
       options.tokenizer_dir.empty() ? default_tokenizer_dir() : options.tokenizer_dir;
   if (options.out.empty()) throw_error(ErrorKind::usage, "", "--out", "a directory", "nothing");
@@ -150,17 +173,19 @@ MakeCheckpointResult make_checkpoint(const MakeCheckpointOptions& options) {
 
   StagingDir staging(options.out);
   const fs::path& dir = staging.path();
-  write_text_file(dir / "config.json", to_config_json(config, options.layout));
+  write_text_file(dir / "config.json", to_config_json(config, layout));
   io::write_json_file(dir / "generation_config.json", qwen3vl_generation_config());
   io::write_json_file(dir / "preprocessor_config.json", qwen3vl_preprocessor_config());
   io::write_json_file(dir / "video_preprocessor_config.json", qwen3vl_video_preprocessor_config());
   write_text_file(dir / "chat_template.jinja", qwen3vl_chat_template());
   write_tokenizer_files(tokenizer_dir, dir);
+  check_cancel(options);
   {
-    Progress progress("make-checkpoint " + options.preset, result.weight_bytes,
-                      ProgressUnit::bytes, options.progress);
+    Progress progress("make-checkpoint " + label, result.weight_bytes, ProgressUnit::bytes,
+                      options.progress);
     write_weights(dir, weights, options, threads, progress);
   }
+  check_cancel(options);
   staging.commit();
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

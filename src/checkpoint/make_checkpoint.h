@@ -6,14 +6,21 @@
 //   tokenizer_config.json, and bf16 weights as model.safetensors, or, above
 //   max_shard_bytes, model-0000k-of-0000n.safetensors + model.safetensors.index.json.
 //
+// The model is a preset (presets.h) or any valid qwen3_vl config.json (either
+// layout, read and validated by load_model_config); config.json is then written
+// back canonically (to_config_json), so only the fields q3vl models are kept.
+//
 // Same options => byte-identical files on any machine (see random_weights.h),
 // whatever `threads` is. Everything is written into a hidden sibling directory
-// that is renamed to `out` at the end; on failure it is removed (as are parent
-// directories this call created), so `out` is either complete or absent.
+// (`.NAME.partial-PID`) that is renamed to `out` at the end; on failure or
+// cancellation it is removed (as are parent directories this call created), so
+// `out` is either complete or absent.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "q3vl/config.h"
@@ -27,14 +34,22 @@ namespace q3vl::checkpoint {
 inline constexpr std::uint64_t kDefaultMaxShardBytes = 5'000'000'000ull;
 
 struct MakeCheckpointOptions {
+  // Exactly one of `preset` and `config_file` is set.
   std::string preset;                  // one of preset_names()
+  std::filesystem::path config_file;   // a qwen3_vl config.json (or its directory)
   std::uint64_t seed = 0;
   std::filesystem::path out;           // must not exist, or be an empty directory
   std::filesystem::path tokenizer_dir; // empty: default_tokenizer_dir()
-  ConfigLayout layout = ConfigLayout::rope_scaling;
+  // Layout of the written config.json. Unset: the layout config_file was read
+  // from, or rope_scaling (the Hub's) for a preset.
+  std::optional<ConfigLayout> layout;
   std::uint64_t max_shard_bytes = kDefaultMaxShardBytes;
   unsigned threads = 0;                // 0: std::thread::hardware_concurrency()
   ProgressMode progress = ProgressMode::automatic;
+  // Polled between files and between weight blocks (at most 32 MB apart); once
+  // true, make_checkpoint removes its staging directory and throws. A lock-free
+  // atomic, so a SIGINT/SIGTERM handler may set it. Not owned; must outlive the call.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct MakeCheckpointResult {
@@ -43,8 +58,16 @@ struct MakeCheckpointResult {
   double seconds = 0.0;            // wall time
 };
 
-// Throws q3vl::Error: usage (unknown preset, `out` exists and is not an empty
-// directory), io (unwritable path, missing tokenizer files, disk full).
+// The validated model config `options` asks for (the preset's, or config_file's).
+// Throws q3vl::Error: usage (neither or both of preset / config_file, unknown
+// preset), io / format / config / unsupported (config_file unreadable or invalid,
+// naming the field).
+ModelConfig requested_config(const MakeCheckpointOptions& options);
+
+// Throws q3vl::Error: what requested_config throws; usage (`out` exists and is
+// not an empty directory); io (unwritable path, missing tokenizer files, disk
+// full); runtime with detail "interrupted" once *cancel is true (nothing is left
+// behind).
 MakeCheckpointResult make_checkpoint(const MakeCheckpointOptions& options);
 
 }  // namespace q3vl::checkpoint

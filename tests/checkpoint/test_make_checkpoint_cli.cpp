@@ -1,14 +1,24 @@
 // `q3vl make-checkpoint` end to end: options, the failure cases (a bad preset,
-// an existing non-empty out dir, an unwritable path, missing tokenizer files) exit
-// non-zero with one line on stderr and leave nothing behind; sharding and the
-// transformers 5.x config layout.
+// an existing non-empty out dir, an unwritable path, missing tokenizer files, a bad
+// --config, both or neither of --preset / --config) exit non-zero with one line on
+// stderr and leave nothing behind; Ctrl-C / SIGTERM mid-write exits 130 and leaves
+// nothing behind; sharding, the transformers 5.x config layout and --config.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
+#include "checkpoint/random_weights.h"
+#include "checkpoint/weight_layout.h"
+#include "io/json_file.h"
 #include "io/safetensors.h"
 #include "made_checkpoint.h"
 #include "q3vl/config.h"
@@ -148,6 +158,135 @@ TEST(MakeCheckpointCli, ShardsAboveTheMaximumShardSize) {
     ASSERT_TRUE(std::equal(x.data.begin(), x.data.end(), y.data.begin(), y.data.end())) << name;
   }
 }
+
+TEST(MakeCheckpointCli, PresetAndConfigAreExclusive) {
+  const auto dir = scratch("exclusive");
+  const auto config = testing::source_dir() / "tests" / "reference" / "configs" / "custom.json";
+  const auto both = run_q3vl("make-checkpoint --preset tiny --config " + quoted(config) +
+                             " --seed 0 --out " + quoted(dir / "out"));
+  EXPECT_NE(both.exit_code, 0) << both.output;
+  EXPECT_NE(both.output.find("excludes"), std::string::npos) << both.output;
+  const auto neither = run_q3vl("make-checkpoint --seed 0 --out " + quoted(dir / "out"));
+  expect_one_line_failure(neither, "--preset / --config: expected exactly one of them, got neither");
+  EXPECT_TRUE(entries(dir).empty());
+}
+
+// A config the loader rejects: the message names the file and the field.
+TEST(MakeCheckpointCli, InvalidConfigNamesTheFieldAndCreatesNothing) {
+  const auto dir = scratch("bad-config");
+  io::Json config = io::read_json_file(testing::source_dir() / "tests" / "reference" / "configs" / "custom.json");
+  config["text_config"]["num_key_value_heads"] = 3;  // does not divide 8 heads
+  std::ofstream(dir / "config.json") << config.dump(2);
+  const auto result = run_q3vl("make-checkpoint --config " + quoted(dir / "config.json") + " --seed 0 --out " +
+                               quoted(dir / "out"));
+  expect_one_line_failure(result, "text_config.num_key_value_heads");
+  EXPECT_NE(result.output.find((dir / "config.json").string()), std::string::npos) << result.output;
+  EXPECT_EQ(entries(dir), std::vector<std::string>{"config.json"});
+}
+
+// --config: the model is the file's (any dims), config.json keeps the file's layout
+// unless --layout says otherwise, and every tensor has the generator's bytes for its
+// name (a preset's tensor of the same name and shape is identical).
+TEST(MakeCheckpointCli, ConfigFileGivesItsModelInItsLayout) {
+  const auto dir = scratch("config");
+  const auto source = testing::source_dir() / "tests" / "reference" / "configs" / "custom.json";
+  const auto result = run_q3vl("make-checkpoint --config " + quoted(source) + " --seed 0 --quiet --out " +
+                               quoted(dir / "out"));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_EQ(result.output, "");
+  const ModelConfig wanted = load_model_config(source);
+  const ModelConfig made = load_model_config(dir / "out");
+  EXPECT_EQ(wanted.layout, ConfigLayout::rope_parameters);
+  EXPECT_EQ(made, wanted);  // every modelled field, and the layout
+  const auto checkpoint = io::Checkpoint::open(dir / "out");
+  const auto k_proj = checkpoint.tensor("model.language_model.layers.4.self_attn.k_proj.weight");
+  EXPECT_EQ(k_proj.shape, (std::vector<std::int64_t>{wanted.text.num_key_value_heads * wanted.text.head_dim,
+                                                     wanted.text.hidden_size}));
+  const auto pos = checkpoint.tensor("model.visual.pos_embed.weight");
+  EXPECT_EQ(pos.shape, (std::vector<std::int64_t>{256, 80}));
+  // The bytes are the seeded generator's for the config's layout.
+  const std::vector<WeightSpec> specs = qwen3vl_weights(wanted);
+  EXPECT_EQ(checkpoint.names().size(), specs.size());
+  for (const auto& spec : specs) {
+    if (spec.name != "model.language_model.layers.4.self_attn.k_proj.weight") continue;
+    std::vector<std::uint16_t> expected(static_cast<std::size_t>(spec.numel()));
+    fill_bf16(spec, 0, 0, expected);
+    const auto bytes = std::as_bytes(std::span<const std::uint16_t>(expected));
+    EXPECT_TRUE(std::equal(k_proj.data.begin(), k_proj.data.end(), bytes.begin(), bytes.end()));
+  }
+  for (const char* file : {"generation_config.json", "preprocessor_config.json", "video_preprocessor_config.json",
+                           "chat_template.jinja", "tokenizer.json", "tokenizer_config.json"}) {
+    std::ifstream x(dir / "out" / file, std::ios::binary), y(testing_support::made_checkpoint("tiny") / file,
+                                                             std::ios::binary);
+    const std::string sx((std::istreambuf_iterator<char>(x)), {}), sy((std::istreambuf_iterator<char>(y)), {});
+    EXPECT_EQ(sx, sy) << file;
+  }
+
+  const auto hub = run_q3vl("make-checkpoint --config " + quoted(source) +
+                            " --seed 0 --quiet --layout rope_scaling --out " + quoted(dir / "hub"));
+  ASSERT_EQ(hub.exit_code, 0) << hub.output;
+  ModelConfig hub_config = load_model_config(dir / "hub");
+  EXPECT_EQ(hub_config.layout, ConfigLayout::rope_scaling);
+  hub_config.layout = wanted.layout;
+  EXPECT_EQ(hub_config, wanted);
+}
+
+// Ctrl-C (or SIGTERM) while the 2b preset's weights are being written: the command
+// exits 130 with one line, and neither --out nor the hidden staging directory remains.
+class MakeCheckpointInterrupt : public ::testing::TestWithParam<int> {};
+
+bool staging_has_weights(const fs::path& dir) {
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().filename().string().rfind(".out.partial-", 0) != 0) continue;
+    std::error_code error;
+    for (const auto& file : fs::directory_iterator(entry.path(), error)) {
+      if (file.path().filename().string().rfind("model", 0) == 0) return true;
+    }
+  }
+  return false;
+}
+
+TEST_P(MakeCheckpointInterrupt, RemovesTheStagingDirectory) {
+  const int signal_number = GetParam();
+  const auto dir = scratch("interrupt-" + std::to_string(signal_number));
+  const std::string exe = testing::q3vl_exe().string();
+  const std::string out = (dir / "out").string();
+  const std::string log = (dir.parent_path() / ("interrupt-" + std::to_string(signal_number) + ".log")).string();
+  std::vector<std::string> args = {exe, "make-checkpoint", "--preset", "2b", "--seed", "0", "--quiet",
+                                   "--threads", "1", "--out", out};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = 0;
+  ASSERT_EQ(posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&actions);
+
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  bool mid_write = false;
+  while (!mid_write && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    mid_write = staging_has_weights(dir);
+  }
+  if (!mid_write) kill(pid, SIGKILL);
+  ASSERT_TRUE(mid_write) << "no weights file appeared in the staging directory within 60 s";
+  ASSERT_EQ(kill(pid, signal_number), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  std::ifstream in(log);
+  const std::string message((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_EQ(message, "q3vl make-checkpoint: " + out + ": interrupted; removed the partial output\n");
+  EXPECT_TRUE(entries(dir).empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(Signals, MakeCheckpointInterrupt, ::testing::Values(SIGINT, SIGTERM),
+                         [](const ::testing::TestParamInfo<int>& signal_info) {
+                           return std::string(signal_info.param == SIGINT ? "SIGINT" : "SIGTERM");
+                         });
 
 }  // namespace
 }  // namespace q3vl::checkpoint
