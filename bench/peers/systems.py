@@ -1,0 +1,126 @@
+"""How each system is run on a workload, and how its own report is read back.
+
+Every system returns the same figure names, so the driver can put them side by side:
+  prefill_tok_s_128, prefill_tok_s_512, decode_tok_s   (text workloads)
+  vision_ms_<size>, ttft_ms_<size>                     (image workloads, size 448 / 1024x768)
+  peak_rss_bytes                                       (of the process that ran the workload)
+Peak RSS is the child's ru_maxrss from wait4(), so it is that one process, not the harness.
+"""
+
+import json
+import os
+import re
+import subprocess
+import time
+
+
+def run_measured(cmd, log_path):
+    """Run cmd, saving its stdout/stderr to log_path; returns a dict with rc, wall_s,
+    peak_rss_bytes, stdout, stderr."""
+    start = time.monotonic()
+    with open(log_path + ".stdout", "w+b") as out, open(log_path + ".stderr", "w+b") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.monotonic() - start
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    with open(log_path + ".cmd", "w") as f:
+        f.write(" ".join(cmd) + "\n")
+    return {"rc": proc.returncode, "wall_s": wall, "peak_rss_bytes": usage.ru_maxrss * 1024,
+            "stdout": stdout, "stderr": stderr}
+
+
+class Q3vl:
+    """`q3vl run --json` on a package; timings come from its JSON (runtime Timings)."""
+
+    name = "q3vl"
+
+    def __init__(self, binary, package, threads, extra_args):
+        self.binary, self.package, self.threads, self.extra = binary, package, threads, extra_args
+
+    def _run(self, args, log):
+        cmd = [self.binary, "run", "--model", self.package, "--temperature", "0", "--json",
+               "--threads", str(self.threads)] + self.extra + args
+        res = run_measured(cmd, log)
+        if res["rc"] != 0:
+            return res, None
+        return res, json.loads(res["stdout"].strip().splitlines()[-1])
+
+    def text(self, prompts, log):
+        """Decode from the 128-token prompt (128 new tokens), prefill of 128 and 512."""
+        figures, rss, raw = {}, 0, {}
+        for n, new_tokens in ((128, 128), (512, 4)):
+            res, out = self._run(["--prompt", prompts[n], "--max-new-tokens", str(new_tokens)],
+                                 f"{log}.p{n}")
+            if out is None:
+                return {"error": f"q3vl run exited {res['rc']}: {res['stderr'][-400:]}"}
+            rss = max(rss, res["peak_rss_bytes"])
+            t = out["timings"]
+            figures[f"prefill_tok_s_{n}"] = t["prefill_tokens_per_s"]
+            if n == 128:
+                figures["decode_tok_s"] = t["decode_tokens_per_s"]
+                figures["decode_tokens"] = out["usage"]["completion_tokens"]
+            raw[f"p{n}"] = {"usage": out["usage"], "timings": t, "wall_s": res["wall_s"]}
+        figures["peak_rss_bytes"] = rss
+        figures["raw"] = raw
+        return figures
+
+    def image(self, size, image_path, prompt, log):
+        res, out = self._run(["--image", image_path, "--prompt", prompt, "--max-new-tokens", "8"], log)
+        if out is None:
+            return {"error": f"q3vl run exited {res['rc']}: {res['stderr'][-400:]}"}
+        t = out["timings"]
+        return {f"vision_ms_{size}": t["vision_ms"], f"ttft_ms_{size}": t["ttft_ms"],
+                f"image_tokens_{size}": out["usage"]["image_tokens"],
+                "peak_rss_bytes": res["peak_rss_bytes"],
+                "raw": {"usage": out["usage"], "timings": t, "wall_s": res["wall_s"]}}
+
+
+class LlamaCpp:
+    """llama.cpp: llama-bench (text, one GGUF) and llama-mtmd-cli (image, GGUF + mmproj)."""
+
+    name = "llama.cpp"
+
+    def __init__(self, bin_dir, text_gguf, vlm_gguf, mmproj, threads):
+        self.bin_dir, self.threads = bin_dir, threads
+        self.text_gguf, self.vlm_gguf, self.mmproj = text_gguf, vlm_gguf, mmproj
+
+    def text(self, prompts, log):
+        del prompts  # llama-bench makes its own token batches of the same lengths
+        cmd = [os.path.join(self.bin_dir, "llama-bench"), "-m", self.text_gguf, "-t", str(self.threads),
+               "-p", "128,512", "-n", "128", "-r", "1", "-o", "json"]
+        res = run_measured(cmd, log)
+        if res["rc"] != 0:
+            return {"error": f"llama-bench exited {res['rc']}: {res['stderr'][-400:]}"}
+        figures = {"peak_rss_bytes": res["peak_rss_bytes"], "raw": []}
+        for test in json.loads(res["stdout"]):
+            if test["n_gen"] == 0:
+                figures[f"prefill_tok_s_{test['n_prompt']}"] = test["avg_ts"]
+            else:
+                figures["decode_tok_s"] = test["avg_ts"]
+                figures["decode_tokens"] = test["n_gen"]
+            figures["raw"].append({k: test[k] for k in ("n_prompt", "n_gen", "avg_ts", "samples_ns")})
+        return figures
+
+    def image(self, size, image_path, prompt, log):
+        cmd = [os.path.join(self.bin_dir, "llama-mtmd-cli"), "-m", self.vlm_gguf, "--mmproj", self.mmproj,
+               "--image", image_path, "-p", prompt, "-n", "8", "-t", str(self.threads), "--temp", "0"]
+        res = run_measured(cmd, log)
+        if res["rc"] != 0:
+            return {"error": f"llama-mtmd-cli exited {res['rc']}: {res['stderr'][-400:]}"}
+        log_text = res["stdout"] + res["stderr"]
+        encode_ms = sum(int(m) for m in re.findall(r"slice encoded in (\d+) ms", log_text))
+        prompt_eval = re.search(r"prompt eval time =\s*([\d.]+) ms /\s*(\d+) tokens", log_text)
+        image_tokens = sum(int(n) for n in re.findall(r"n_tokens_batch = (\d+)", log_text))
+        if not encode_ms or not prompt_eval:
+            return {"error": "llama-mtmd-cli log has no 'slice encoded' / 'prompt eval time' line"}
+        # Time to first token as the CLI can report it: image encode + prompt evaluation (which
+        # includes decoding the image embeddings); model and mmproj loading are excluded, as
+        # they are for q3vl's ttft_ms.
+        return {f"vision_ms_{size}": float(encode_ms),
+                f"ttft_ms_{size}": encode_ms + float(prompt_eval.group(1)),
+                f"prompt_tokens_{size}": int(prompt_eval.group(2)),
+                f"image_tokens_{size}": image_tokens,
+                "peak_rss_bytes": res["peak_rss_bytes"], "raw": {"wall_s": res["wall_s"]}}
