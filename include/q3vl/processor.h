@@ -27,26 +27,13 @@
 
 namespace q3vl {
 
-// preprocessor_config.json. Defaults are HF's class defaults (Qwen2-VL's values);
-// Qwen3-VL checkpoints override them (patch 16, mean = std = 0.5, 65536..16777216 px).
-struct ImageProcessorConfig {
-  std::int64_t min_pixels = 56 * 56;          // size.shortest_edge (a pixel count)
-  std::int64_t max_pixels = 28 * 28 * 1280;   // size.longest_edge (a pixel count)
-  std::int64_t patch_size = 14;
-  std::int64_t temporal_patch_size = 2;
-  std::int64_t merge_size = 2;
-  std::array<double, 3> image_mean{0.48145466, 0.4578275, 0.40821073};
-  std::array<double, 3> image_std{0.26862954, 0.26130258, 0.27577711};
-  double rescale_factor = 1.0 / 255.0;
-  bool do_resize = true;
-  bool do_rescale = true;
-  bool do_normalize = true;
-};
-
-// video_preprocessor_config.json. Pixel bounds count all sampled frames (T * H * W).
-struct VideoProcessorConfig {
-  std::int64_t min_pixels = 128 * 32 * 32;
-  std::int64_t max_pixels = 768 * 32 * 32;
+// The fields preprocessor_config.json and video_preprocessor_config.json share: the
+// resize bounds, the patch geometry and the normalisation (what patchify needs). The
+// defaults are Qwen3VLVideoProcessor's class defaults, which are also the values every
+// Qwen3-VL checkpoint ships (patch 16, mean = std = 0.5).
+struct VisionProcessorConfig {
+  std::int64_t min_pixels = 128 * 32 * 32;  // size.shortest_edge (a pixel count)
+  std::int64_t max_pixels = 768 * 32 * 32;  // size.longest_edge (a pixel count)
   std::int64_t patch_size = 16;
   std::int64_t temporal_patch_size = 2;
   std::int64_t merge_size = 2;
@@ -56,6 +43,22 @@ struct VideoProcessorConfig {
   bool do_resize = true;
   bool do_rescale = true;
   bool do_normalize = true;
+};
+
+// preprocessor_config.json. Defaults are HF's class defaults (Qwen2VLImageProcessor,
+// i.e. Qwen2-VL's values); Qwen3-VL checkpoints override them (patch 16, mean = std =
+// 0.5, 65536..16777216 px).
+struct ImageProcessorConfig : VisionProcessorConfig {
+  ImageProcessorConfig()
+      : VisionProcessorConfig{.min_pixels = 56 * 56,
+                              .max_pixels = 28 * 28 * 1280,
+                              .patch_size = 14,
+                              .image_mean = {0.48145466, 0.4578275, 0.40821073},
+                              .image_std = {0.26862954, 0.26130258, 0.27577711}} {}
+};
+
+// video_preprocessor_config.json. Pixel bounds count all sampled frames (T * H * W).
+struct VideoProcessorConfig : VisionProcessorConfig {
   bool do_sample_frames = true;
   double fps = 2.0;  // frames sampled per second of video
   std::int64_t min_frames = 4;

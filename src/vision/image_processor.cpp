@@ -27,21 +27,10 @@ VisionInput preprocess_image(const Image& image, const ImageProcessorConfig& con
       resized = &resized_storage;
     }
   }
-  vision::PatchifyParams params{config.patch_size, config.temporal_patch_size, config.merge_size,
-                                config.image_mean,  config.image_std,           config.rescale_factor,
-                                config.do_rescale,  config.do_normalize};
   // An image is one temporal group: the frame repeated temporal_patch_size times.
   const std::vector<const Image*> frames(static_cast<std::size_t>(config.temporal_patch_size), resized);
 
-  VisionInput out;
-  out.pixel_values = vision::patchify(frames, params);
-  out.grid_thw = {1, resized->height / config.patch_size, resized->width / config.patch_size};
-  out.rows = out.grid_thw[1] * out.grid_thw[2];
-  out.cols = 3 * config.temporal_patch_size * config.patch_size * config.patch_size;
-  out.num_tokens = out.rows / (config.merge_size * config.merge_size);
-  out.resized_height = resized->height;
-  out.resized_width = resized->width;
-  return out;
+  return vision::patchify_input(frames, config);
 }
 
 }  // namespace q3vl

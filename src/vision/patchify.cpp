@@ -8,20 +8,20 @@
 
 namespace q3vl::vision {
 
-std::array<std::array<float, 256>, 3> normalization_table(const PatchifyParams& params) {
+std::array<std::array<float, 256>, 3> normalization_table(const VisionProcessorConfig& config) {
   std::array<std::array<float, 256>, 3> table{};
-  const float inverse_rescale = static_cast<float>(1.0 / params.rescale_factor);
+  const float inverse_rescale = static_cast<float>(1.0 / config.rescale_factor);
   for (int c = 0; c < 3; ++c) {
-    const float mean = params.do_rescale ? static_cast<float>(params.image_mean[c]) * inverse_rescale
-                                         : static_cast<float>(params.image_mean[c]);
-    const float std = params.do_rescale ? static_cast<float>(params.image_std[c]) * inverse_rescale
-                                        : static_cast<float>(params.image_std[c]);
+    const float mean = config.do_rescale ? static_cast<float>(config.image_mean[c]) * inverse_rescale
+                                         : static_cast<float>(config.image_mean[c]);
+    const float std = config.do_rescale ? static_cast<float>(config.image_std[c]) * inverse_rescale
+                                        : static_cast<float>(config.image_std[c]);
     for (int u = 0; u < 256; ++u) {
       const float x = static_cast<float>(u);
-      if (params.do_normalize) {
+      if (config.do_normalize) {
         table[c][u] = (x - mean) / std;
-      } else if (params.do_rescale) {
-        table[c][u] = x * static_cast<float>(params.rescale_factor);
+      } else if (config.do_rescale) {
+        table[c][u] = x * static_cast<float>(config.rescale_factor);
       } else {
         table[c][u] = x;
       }
@@ -30,8 +30,8 @@ std::array<std::array<float, 256>, 3> normalization_table(const PatchifyParams& 
   return table;
 }
 
-std::vector<float> patchify(const std::vector<const Image*>& frames, const PatchifyParams& params, unsigned threads) {
-  const std::int64_t p = params.patch_size, tps = params.temporal_patch_size, m = params.merge_size;
+std::vector<float> patchify(const std::vector<const Image*>& frames, const VisionProcessorConfig& config, unsigned threads) {
+  const std::int64_t p = config.patch_size, tps = config.temporal_patch_size, m = config.merge_size;
   if (frames.empty() || static_cast<std::int64_t>(frames.size()) % tps != 0) {
     throw_error(ErrorKind::shape, "patchify", "frames", "a positive multiple of temporal_patch_size",
                 std::to_string(frames.size()));
@@ -44,7 +44,7 @@ std::vector<float> patchify(const std::vector<const Image*>& frames, const Patch
                   std::to_string(f->width) + "x" + std::to_string(f->height));
     }
   }
-  const auto table = normalization_table(params);
+  const auto table = normalization_table(config);
   const std::int64_t gh = height / p, gw = width / p, groups = static_cast<std::int64_t>(frames.size()) / tps;
   const std::int64_t cols = 3 * tps * p * p;
   const std::int64_t rows_per_group = gh * gw;
@@ -84,6 +84,19 @@ std::vector<float> patchify(const std::vector<const Image*>& frames, const Patch
       }
     }
   }, 4);
+  return out;
+}
+
+VisionInput patchify_input(const std::vector<const Image*>& frames, const VisionProcessorConfig& config) {
+  VisionInput out;
+  out.pixel_values = patchify(frames, config);  // checks the frames first
+  const std::int64_t p = config.patch_size, tps = config.temporal_patch_size, m = config.merge_size;
+  out.resized_height = frames[0]->height;
+  out.resized_width = frames[0]->width;
+  out.grid_thw = {static_cast<std::int64_t>(frames.size()) / tps, out.resized_height / p, out.resized_width / p};
+  out.rows = out.grid_thw[0] * out.grid_thw[1] * out.grid_thw[2];
+  out.cols = 3 * tps * p * p;
+  out.num_tokens = out.rows / (m * m);
   return out;
 }
 

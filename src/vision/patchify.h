@@ -19,28 +19,28 @@
 #include <vector>
 
 #include "q3vl/image.h"
+#include "q3vl/processor.h"
 
 namespace q3vl::vision {
 
-struct PatchifyParams {
-  std::int64_t patch_size = 16;
-  std::int64_t temporal_patch_size = 2;
-  std::int64_t merge_size = 2;
-  std::array<double, 3> image_mean{0.5, 0.5, 0.5};
-  std::array<double, 3> image_std{0.5, 0.5, 0.5};
-  double rescale_factor = 1.0 / 255.0;
-  bool do_rescale = true;
-  bool do_normalize = true;
-};
+// patchify reads patch_size, temporal_patch_size, merge_size and the normalisation
+// fields of the processor config it is given (image or video); the pixel bounds and
+// do_resize are the caller's business. bench/vision still spells the type this way.
+using PatchifyParams = VisionProcessorConfig;
 
 // The float each u8 value of each channel becomes.
-std::array<std::array<float, 256>, 3> normalization_table(const PatchifyParams& params);
+std::array<std::array<float, 256>, 3> normalization_table(const VisionProcessorConfig& config);
 
 // frames: all the same size, width and height multiples of patch_size * merge_size;
 // their count a multiple of temporal_patch_size (callers duplicate / pad first).
 // Returns [rows = groups * (h/p) * (w/p), cols = 3 * tps * p * p] row-major.
 // Throws q3vl::Error(shape) when a REQUIRES is violated.
-std::vector<float> patchify(const std::vector<const Image*>& frames, const PatchifyParams& params,
+std::vector<float> patchify(const std::vector<const Image*>& frames, const VisionProcessorConfig& config,
                             unsigned threads = 0);
+
+// patchify's rows plus what describes them: grid_thw = {frames / tps, h / p, w / p},
+// rows, cols, num_tokens and the frames' (already resized) size. Frames as for patchify;
+// the video-only fields are left empty.
+VisionInput patchify_input(const std::vector<const Image*>& frames, const VisionProcessorConfig& config);
 
 }  // namespace q3vl::vision

@@ -91,7 +91,9 @@ Json read_json(const std::filesystem::path& path) {
   }
 }
 
-void read_common(const Section& s, auto& config) {
+// The fields both processors share. Throws unless the section is a JSON object.
+void read_common(const Section& s, VisionProcessorConfig& config) {
+  if (!s.json.is_object()) throw_error(ErrorKind::config, s.file, s.path, "a JSON object", s.json.dump().substr(0, 60));
   s.pixel_bounds(config.min_pixels, config.max_pixels);
   s.positive_int("patch_size", config.patch_size);
   s.positive_int("temporal_patch_size", config.temporal_patch_size);
@@ -105,14 +107,12 @@ void read_common(const Section& s, auto& config) {
 }
 
 ImageProcessorConfig read_image(const Section& s) {
-  if (!s.json.is_object()) throw_error(ErrorKind::config, s.file, s.path, "a JSON object", s.json.dump().substr(0, 60));
   ImageProcessorConfig config;
   read_common(s, config);
   return config;
 }
 
 VideoProcessorConfig read_video(const Section& s) {
-  if (!s.json.is_object()) throw_error(ErrorKind::config, s.file, s.path, "a JSON object", s.json.dump().substr(0, 60));
   VideoProcessorConfig config;
   read_common(s, config);
   s.positive_number("fps", config.fps);

@@ -39,18 +39,7 @@ class FrameResizer {
     while (static_cast<std::int64_t>(group_frames.size()) % config_.temporal_patch_size != 0) {
       group_frames.push_back(group_frames.back());
     }
-    vision::PatchifyParams params{config_.patch_size, config_.temporal_patch_size, config_.merge_size,
-                                  config_.image_mean,  config_.image_std,           config_.rescale_factor,
-                                  config_.do_rescale,  config_.do_normalize};
-    VisionInput out;
-    out.pixel_values = vision::patchify(group_frames, params);
-    const std::int64_t grid_t = static_cast<std::int64_t>(group_frames.size()) / config_.temporal_patch_size;
-    out.grid_thw = {grid_t, out_h_ / config_.patch_size, out_w_ / config_.patch_size};
-    out.rows = grid_t * out.grid_thw[1] * out.grid_thw[2];
-    out.cols = 3 * config_.temporal_patch_size * config_.patch_size * config_.patch_size;
-    out.num_tokens = out.rows / (config_.merge_size * config_.merge_size);
-    out.resized_height = out_h_;
-    out.resized_width = out_w_;
+    VisionInput out = vision::patchify_input(group_frames, config_);
     out.frame_indices = indices;
     out.fps = fps > 0 ? fps : 24.0;  // HF's default when the fps is unknown
     out.timestamps = video_timestamps(indices, out.fps, config_.temporal_patch_size);
