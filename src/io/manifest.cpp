@@ -31,40 +31,59 @@ std::vector<PackageTensor> tensors_from(const JsonObject& parent, std::string_vi
   return out;
 }
 
+// Every scalar field of q3vl.json after format_version, once, in file order: its
+// section ("" for the top level), its key and its member. The writer and the reader both
+// walk this list, so a field cannot be written under one key and read under another, and
+// the key order (hence the file's bytes) is fixed here. `Manifest` is PackageManifest or
+// const PackageManifest; `field(section, key, member)` is called for each.
+template <typename Manifest, typename Field>
+void for_each_field(Manifest& m, Field&& field) {
+  field("", "builder_version", m.builder_version);
+  field("", "model_type", m.model_type);
+  field("", "decoder_precision", m.decoder_precision);
+  field("", "vision_precision", m.vision_precision);
+  field("", "logits_mode", m.logits_mode);
+  field("quantization", "method", m.quantization.method);
+  field("quantization", "block_size", m.quantization.block_size);
+  field("quantization", "symmetric", m.quantization.symmetric);
+  field("quantization", "accuracy_level", m.quantization.accuracy_level);
+  field("quantization", "lm_head_precision", m.quantization.lm_head_precision);
+  field("quantization", "int8_edge_layers", m.quantization.int8_edge_layers);
+  field("tokens", "image_token_id", m.tokens.image_token_id);
+  field("tokens", "video_token_id", m.tokens.video_token_id);
+  field("tokens", "vision_start_token_id", m.tokens.vision_start_token_id);
+  field("tokens", "vision_end_token_id", m.tokens.vision_end_token_id);
+  field("tokens", "eos_token_ids", m.tokens.eos_token_ids);
+  field("tokens", "pad_token_id", m.tokens.pad_token_id);
+  field("decoder", "num_hidden_layers", m.num_hidden_layers);
+  field("decoder", "num_key_value_heads", m.num_key_value_heads);
+  field("decoder", "head_dim", m.head_dim);
+  field("decoder", "hidden_size", m.hidden_size);
+  field("decoder", "vocab_size", m.vocab_size);
+  field("decoder", "deepstack_layers", m.deepstack_layers);
+}
+
+// One typed read per member type of the table above.
+void read_field(const JsonObject& o, std::string_view key, std::string& out) { out = o.get_string(key); }
+void read_field(const JsonObject& o, std::string_view key, bool& out) { out = o.get_bool(key); }
+void read_field(const JsonObject& o, std::string_view key, std::int64_t& out) { out = o.get_int(key); }
+void read_field(const JsonObject& o, std::string_view key, int& out) { out = static_cast<int>(o.get_int(key)); }
+void read_field(const JsonObject& o, std::string_view key, std::vector<std::int64_t>& out) {
+  out = o.get_int_array(key);
+}
+
 }  // namespace
 
 Json manifest_to_json(const PackageManifest& m) {
   Json j;
   j["format_version"] = m.format_version;
-  j["builder_version"] = m.builder_version;
-  j["model_type"] = m.model_type;
-  j["decoder_precision"] = m.decoder_precision;
-  j["vision_precision"] = m.vision_precision;
-  j["logits_mode"] = m.logits_mode;
-  Json q;
-  q["method"] = m.quantization.method;
-  q["block_size"] = m.quantization.block_size;
-  q["symmetric"] = m.quantization.symmetric;
-  q["accuracy_level"] = m.quantization.accuracy_level;
-  q["lm_head_precision"] = m.quantization.lm_head_precision;
-  q["int8_edge_layers"] = m.quantization.int8_edge_layers;
-  j["quantization"] = q;
-  Json tokens;
-  tokens["image_token_id"] = m.tokens.image_token_id;
-  tokens["video_token_id"] = m.tokens.video_token_id;
-  tokens["vision_start_token_id"] = m.tokens.vision_start_token_id;
-  tokens["vision_end_token_id"] = m.tokens.vision_end_token_id;
-  tokens["eos_token_ids"] = m.tokens.eos_token_ids;
-  tokens["pad_token_id"] = m.tokens.pad_token_id;
-  j["tokens"] = tokens;
-  Json text;
-  text["num_hidden_layers"] = m.num_hidden_layers;
-  text["num_key_value_heads"] = m.num_key_value_heads;
-  text["head_dim"] = m.head_dim;
-  text["hidden_size"] = m.hidden_size;
-  text["vocab_size"] = m.vocab_size;
-  text["deepstack_layers"] = m.deepstack_layers;
-  j["decoder"] = text;
+  for_each_field(m, [&](std::string_view section, const char* key, const auto& value) {
+    if (section.empty()) {
+      j[key] = value;
+    } else {
+      j[std::string(section)][key] = value;
+    }
+  });
   Json graphs = Json::array();
   for (const auto& g : m.graphs) {
     Json gj;
@@ -102,32 +121,13 @@ PackageManifest manifest_from_json(const Json& json, const std::string& file) {
                 "at most " + std::to_string(kPackageFormatVersion) + " (rebuild the package or update q3vl)",
                 std::to_string(m.format_version));
   }
-  m.builder_version = root.get_string("builder_version");
-  m.model_type = root.get_string("model_type");
-  m.decoder_precision = root.get_string("decoder_precision");
-  m.vision_precision = root.get_string("vision_precision");
-  m.logits_mode = root.get_string("logits_mode");
-  const JsonObject q = root.object("quantization");
-  m.quantization.method = q.get_string("method");
-  m.quantization.block_size = q.get_int("block_size");
-  m.quantization.symmetric = q.get_bool("symmetric");
-  m.quantization.accuracy_level = static_cast<int>(q.get_int("accuracy_level"));
-  m.quantization.lm_head_precision = q.get_string("lm_head_precision");
-  m.quantization.int8_edge_layers = q.get_int("int8_edge_layers");
-  const JsonObject tokens = root.object("tokens");
-  m.tokens.image_token_id = tokens.get_int("image_token_id");
-  m.tokens.video_token_id = tokens.get_int("video_token_id");
-  m.tokens.vision_start_token_id = tokens.get_int("vision_start_token_id");
-  m.tokens.vision_end_token_id = tokens.get_int("vision_end_token_id");
-  m.tokens.eos_token_ids = tokens.get_int_array("eos_token_ids");
-  m.tokens.pad_token_id = tokens.get_int("pad_token_id");
-  const JsonObject text = root.object("decoder");
-  m.num_hidden_layers = text.get_int("num_hidden_layers");
-  m.num_key_value_heads = text.get_int("num_key_value_heads");
-  m.head_dim = text.get_int("head_dim");
-  m.hidden_size = text.get_int("hidden_size");
-  m.vocab_size = text.get_int("vocab_size");
-  m.deepstack_layers = text.get_int("deepstack_layers");
+  for_each_field(m, [&](std::string_view section, std::string_view key, auto& value) {
+    if (section.empty()) {
+      read_field(root, key, value);
+    } else {
+      read_field(root.object(section), key, value);
+    }
+  });
   if (!json.contains("graphs") || !json["graphs"].is_array()) root.fail("graphs", "array of graphs");
   for (std::size_t i = 0; i < json["graphs"].size(); ++i) {
     JsonObject g(json["graphs"][i], file, "graphs[" + std::to_string(i) + "]");

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "io/json_file.h"
 #include "q3vl/error.h"
@@ -73,27 +74,24 @@ TEST(JsonFile, FieldErrorsNameFileDottedPathExpectationAndValue) {
   const Json doc = parse_json(
       R"({"sub": {"deep": {"k": "64", "f": 1.5, "a": [1, "x"], "o": 3}}, "top": null})", "c.json");
   const JsonObject deep = JsonObject(doc, "c.json").object("sub").object("deep");
-  EXPECT_EQ(error_message(ErrorKind::config, [&] { deep.get_int("k"); }),
-            "c.json: sub.deep.k: expected integer, got \"64\"");
-  EXPECT_EQ(error_message(ErrorKind::config, [&] { deep.get_int("f"); }),
-            "c.json: sub.deep.f: expected integer, got 1.5");
-  EXPECT_EQ(error_message(ErrorKind::config, [&] { deep.get_int("missing"); }),
-            "c.json: sub.deep.missing: expected integer, got missing");
-  EXPECT_EQ(error_message(ErrorKind::config, [&] { deep.get_bool("k"); }),
-            "c.json: sub.deep.k: expected boolean, got \"64\"");
-  EXPECT_EQ(error_message(ErrorKind::config, [&] { deep.get_string("f"); }),
-            "c.json: sub.deep.f: expected string, got 1.5");
-  EXPECT_EQ(error_message(ErrorKind::config, [&] { deep.get_int_array("a"); }),
-            "c.json: sub.deep.a[1]: expected integer, got string \"x\"");
-  EXPECT_EQ(error_message(ErrorKind::config, [&] { deep.object("o"); }),
-            "c.json: sub.deep.o: expected object, got 3");
-  // A present value of the wrong type is an error even where a fallback exists.
-  EXPECT_EQ(error_message(ErrorKind::config, [&] { deep.get_int("k", 1); }),
-            "c.json: sub.deep.k: expected integer, got \"64\"");
-  EXPECT_EQ(error_message(ErrorKind::config, [&] { deep.fail("k", "a small number"); }),
-            "c.json: sub.deep.k: expected a small number, got \"64\"");
-  EXPECT_EQ(error_message(ErrorKind::config, [&] { JsonObject(doc["top"], "c.json", "top"); }),
-            "c.json: top: expected object, got null");
+  struct Case {
+    std::function<void()> call;
+    const char* message;
+  };
+  const Case cases[] = {
+      {[&] { deep.get_int("k"); }, "c.json: sub.deep.k: expected integer, got \"64\""},
+      {[&] { deep.get_int("f"); }, "c.json: sub.deep.f: expected integer, got 1.5"},
+      {[&] { deep.get_int("missing"); }, "c.json: sub.deep.missing: expected integer, got missing"},
+      {[&] { deep.get_bool("k"); }, "c.json: sub.deep.k: expected boolean, got \"64\""},
+      {[&] { deep.get_string("f"); }, "c.json: sub.deep.f: expected string, got 1.5"},
+      {[&] { deep.get_int_array("a"); }, "c.json: sub.deep.a[1]: expected integer, got string \"x\""},
+      {[&] { deep.object("o"); }, "c.json: sub.deep.o: expected object, got 3"},
+      // A present value of the wrong type is an error even where a fallback exists.
+      {[&] { deep.get_int("k", 1); }, "c.json: sub.deep.k: expected integer, got \"64\""},
+      {[&] { deep.fail("k", "a small number"); }, "c.json: sub.deep.k: expected a small number, got \"64\""},
+      {[&] { JsonObject(doc["top"], "c.json", "top"); }, "c.json: top: expected object, got null"},
+  };
+  for (const Case& c : cases) EXPECT_EQ(error_message(ErrorKind::config, c.call), c.message);
 }
 
 TEST(JsonFile, LongValuesAreAbbreviated) {
