@@ -3,18 +3,20 @@
 #include <algorithm>
 #include <cstring>
 
+#include "io/decoder_io.h"
+#include "io/embed_io.h"
 #include "q3vl/error.h"
 
 namespace q3vl::runtime {
 namespace {
 
-// Graph IO names: the contract in src/builder/text_decoder.h and embed_graph.h.
-constexpr const char* kInputsEmbeds = "inputs_embeds";
-constexpr const char* kPositionIds = "position_ids";
-constexpr const char* kAttentionMask = "attention_mask";
-constexpr const char* kDeepstackEmbeds = "deepstack_embeds";
-constexpr const char* kLogits = "logits";
-constexpr const char* kInputIds = "input_ids";
+using io::kDecoderAttentionMask;
+using io::kDecoderDeepstackEmbeds;
+using io::kDecoderInputsEmbeds;
+using io::kDecoderLogits;
+using io::kDecoderPositionIds;
+using io::kEmbedInputIds;
+using io::kEmbedInputsEmbeds;
 
 template <typename T>
 Ort::Value view(const Ort::MemoryInfo& cpu, std::span<const T> data, std::initializer_list<std::int64_t> shape) {
@@ -34,10 +36,10 @@ DecoderRunner::DecoderRunner(const ModelParts& parts)
       cpu_(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault)),
       logits_(static_cast<std::size_t>(parts.manifest.vocab_size)) {
   for (std::int64_t l = 0; l < layers_; ++l) {
-    past_names_.push_back("past_key_values." + std::to_string(l) + ".key");
-    past_names_.push_back("past_key_values." + std::to_string(l) + ".value");
-    present_names_.push_back("present." + std::to_string(l) + ".key");
-    present_names_.push_back("present." + std::to_string(l) + ".value");
+    past_names_.push_back(io::past_key_name(l));
+    past_names_.push_back(io::past_value_name(l));
+    present_names_.push_back(io::present_key_name(l));
+    present_names_.push_back(io::present_value_name(l));
   }
 }
 
@@ -52,8 +54,8 @@ void DecoderRunner::embed(std::span<const std::int64_t> ids, std::vector<float>&
   out.resize(static_cast<std::size_t>(t * hidden_));
   Ort::Value input = view<std::int64_t>(cpu_, ids, {1, t});
   Ort::Value output = view<float>(cpu_, std::span<const float>(out), {1, t, hidden_});
-  const char* in_names[] = {kInputIds};
-  const char* out_names[] = {kInputsEmbeds};
+  const char* in_names[] = {kEmbedInputIds};
+  const char* out_names[] = {kEmbedInputsEmbeds};
   try {
     parts_.embed.session().Run(Ort::RunOptions{nullptr}, in_names, &input, 1, out_names, &output, 1);
   } catch (const Ort::Exception& e) {
@@ -83,13 +85,13 @@ std::span<const float> DecoderRunner::run(std::span<const float> embeds, std::sp
   Ort::Value embeds_value = view<float>(cpu_, embeds, {1, t, hidden_});
   Ort::Value positions_value = view<std::int64_t>(cpu_, positions, {3, 1, t});
   Ort::Value mask_value = view<std::int64_t>(cpu_, std::span<const std::int64_t>(ones_.data(), static_cast<std::size_t>(total)), {1, total});
-  binding.BindInput(kInputsEmbeds, embeds_value);
-  binding.BindInput(kPositionIds, positions_value);
-  binding.BindInput(kAttentionMask, mask_value);
+  binding.BindInput(kDecoderInputsEmbeds, embeds_value);
+  binding.BindInput(kDecoderPositionIds, positions_value);
+  binding.BindInput(kDecoderAttentionMask, mask_value);
   std::optional<Ort::Value> ds_value;
   if (deepstack_ > 0) {
     ds_value.emplace(view<float>(cpu_, ds, {deepstack_, 1, t, hidden_}));
-    binding.BindInput(kDeepstackEmbeds, *ds_value);
+    binding.BindInput(kDecoderDeepstackEmbeds, *ds_value);
   }
   for (std::int64_t l = 0; l < layers_; ++l) {
     const auto i = static_cast<std::size_t>(2 * l);
@@ -101,9 +103,9 @@ std::span<const float> DecoderRunner::run(std::span<const float> embeds, std::sp
   std::optional<Ort::Value> logits_value;
   if (last_logits_only_) {
     logits_value.emplace(view<float>(cpu_, std::span<const float>(logits_), {1, 1, vocab_}));
-    binding.BindOutput(kLogits, *logits_value);
+    binding.BindOutput(kDecoderLogits, *logits_value);
   } else {
-    binding.BindOutput(kLogits, cpu_);
+    binding.BindOutput(kDecoderLogits, cpu_);
   }
   try {
     session.Run(Ort::RunOptions{nullptr}, binding);

@@ -29,6 +29,7 @@ std::unique_ptr<runtime::ModelParts> load_parts(const fs::path& dir, const Model
   runtime::SessionConfig session;
   session.intra_op_threads = options.intra_op_threads;
   session.inter_op_threads = options.inter_op_threads;
+  session.allow_spinning = options.allow_spinning;
   auto open = [&](const std::string& name) {
     const PackageGraph& graph = manifest.graph(name);
     require_file(dir, graph.weights_file, name + " graph weights");

@@ -26,6 +26,10 @@ Ort::SessionOptions make_session_options(const SessionConfig& config) {
     options.SetExecutionMode(config.inter_op_threads > 1 ? ExecutionMode::ORT_PARALLEL
                                                          : ExecutionMode::ORT_SEQUENTIAL);
     options.SetGraphOptimizationLevel(config.optimization_level);
+    if (!config.allow_spinning) {
+      options.AddConfigEntry("session.intra_op.allow_spinning", "0");
+      options.AddConfigEntry("session.inter_op.allow_spinning", "0");
+    }
     return options;
   } catch (const Ort::Exception& e) {
     throw_error(ErrorKind::runtime, "onnxruntime", std::string("session options: ") + e.what());

@@ -19,6 +19,9 @@ Ort::Env& ort_env();
 struct SessionConfig {
   int intra_op_threads = 0;  // threads inside one op (MatMul, attention)
   int inter_op_threads = 1;  // parallel independent nodes; 1 = sequential execution
+  // Idle intra-op worker threads busy-wait for the next op instead of sleeping
+  // (ONNX Runtime's default). See ModelOptions::allow_spinning for the trade-off.
+  bool allow_spinning = true;
   // ORT_ENABLE_ALL fuses and constant-folds; tests of exact numerics may use basic.
   GraphOptimizationLevel optimization_level = GraphOptimizationLevel::ORT_ENABLE_ALL;
 };

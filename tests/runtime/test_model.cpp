@@ -51,6 +51,23 @@ TEST(Model, LoadsWithGenerationConfigDefaults) {
   EXPECT_EQ(model->context_length(), 262144);
 }
 
+// allow_spinning only changes how idle ONNX Runtime threads wait, never the math: with it
+// off the same prompt gives the same greedy tokens as with the default.
+TEST(Model, NoSpinningGivesTheSameTokens) {
+  ModelOptions no_spin;
+  no_spin.intra_op_threads = 2;
+  no_spin.allow_spinning = false;
+  const auto quiet = Model::load(runtime_package("tiny"), no_spin);
+  const auto spinning = runtime_model("tiny");
+  text::Message user;
+  user.role = "user";
+  user.content = std::string("Describe a red square.");
+  const GenerateResult a = generate(quiet, {user}, greedy_options(*quiet, 8));
+  const GenerateResult b = generate(spinning, {user}, greedy_options(*spinning, 8));
+  ASSERT_EQ(a.token_ids.size(), 8u);
+  EXPECT_EQ(a.token_ids, b.token_ids);
+}
+
 TEST(Model, MissingGraphIsAnIoErrorNamingTheFile) {
   std::string message;
   EXPECT_EQ(load_error(linked_package("rt-missing-decoder", {"decoder.onnx"}), message), ErrorKind::io);
