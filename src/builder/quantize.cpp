@@ -34,41 +34,84 @@ double block_error(std::span<const float> x, const BlockParams& p, int max_q) {
   return error;
 }
 
-BlockParams candidate(std::span<const float> x, const QuantOptions& o, float ratio) {
-  BlockParams p;
-  if (o.symmetric) {
-    float amax = 0.0f;
-    for (float w : x) amax = std::max(amax, std::abs(w));
-    p.zero_point = 1 << (o.bits - 1);
-    p.scale = ratio * amax / static_cast<float>((1 << (o.bits - 1)) - 1);
-  } else {
-    // The range always contains 0 so that zero weights (and padding) stay exact.
-    float lo = 0.0f, hi = 0.0f;
-    for (float w : x) {
-      lo = std::min(lo, w);
-      hi = std::max(hi, w);
-    }
-    const int max_q = (1 << o.bits) - 1;
-    p.scale = ratio * (hi - lo) / static_cast<float>(max_q);
-    p.zero_point = p.scale == 0.0f
-                       ? 0
-                       : static_cast<int>(std::clamp(std::nearbyint(-ratio * lo / p.scale), 0.0f,
-                                                     static_cast<float>(max_q)));
+// Symmetric grids. MatMulNBits' symmetric zero point 2^(bits-1) leaves levels -2^(bits-1) ..
+// 2^(bits-1) - 1: one more level on the negative side. `full_grid` maps the block's largest
+// magnitude onto that extra level (a negative scale when that weight is positive), so all
+// 2^bits levels are used, as ONNX Runtime's own quantizer does; the plain grid
+// s = max|w| / (2^(bits-1) - 1) uses one level less but never clips the other side.
+BlockParams symmetric_candidate(std::span<const float> x, int bits, float ratio, bool full_grid) {
+  float extreme = 0.0f;  // the weight with the largest magnitude, sign kept
+  for (float w : x) {
+    if (std::abs(w) > std::abs(extreme)) extreme = w;
   }
+  const int half = 1 << (bits - 1);
+  BlockParams p;
+  p.zero_point = half;
+  p.scale = full_grid ? -ratio * extreme / static_cast<float>(half)
+                      : ratio * std::abs(extreme) / static_cast<float>(half - 1);
   return p;
+}
+
+// Largest magnitude among the weights whose sign differs from the block's extreme weight:
+// on the full grid these only reach 2^(bits-1) - 1 levels.
+float opposite_side_extent(std::span<const float> x) {
+  float extreme = 0.0f;
+  for (float w : x) {
+    if (std::abs(w) > std::abs(extreme)) extreme = w;
+  }
+  float extent = 0.0f;
+  for (float w : x) {
+    if ((w > 0.0f) != (extreme > 0.0f) && w != 0.0f) extent = std::max(extent, std::abs(w));
+  }
+  return extent;
+}
+
+BlockParams asymmetric_candidate(std::span<const float> x, int bits, float ratio) {
+  // The range always contains 0 so that zero weights (and padding) stay exact.
+  float lo = 0.0f, hi = 0.0f;
+  for (float w : x) {
+    lo = std::min(lo, w);
+    hi = std::max(hi, w);
+  }
+  const int max_q = (1 << bits) - 1;
+  BlockParams p;
+  p.scale = ratio * (hi - lo) / static_cast<float>(max_q);
+  p.zero_point = p.scale == 0.0f
+                     ? 0
+                     : static_cast<int>(std::clamp(std::nearbyint(-ratio * lo / p.scale), 0.0f,
+                                                   static_cast<float>(max_q)));
+  return p;
+}
+
+// rtn: the full symmetric grid unless it would clip the other side by more than half a step
+// (then the plain grid), so every weight is within half a step; asymmetric: min..max.
+BlockParams rtn(std::span<const float> x, const QuantOptions& o) {
+  if (!o.symmetric) return asymmetric_candidate(x, o.bits, 1.0f);
+  const BlockParams full = symmetric_candidate(x, o.bits, 1.0f, true);
+  const float top_level = static_cast<float>((1 << (o.bits - 1)) - 1) + 0.5f;
+  if (opposite_side_extent(x) <= top_level * std::abs(full.scale)) return full;
+  return symmetric_candidate(x, o.bits, 1.0f, false);
 }
 
 BlockParams choose(std::span<const float> x, const QuantOptions& o) {
   const int max_q = (1 << o.bits) - 1;
-  BlockParams best = candidate(x, o, 1.0f);
+  BlockParams best = rtn(x, o);
   if (o.method == QuantMethod::rtn) return best;
   double best_error = block_error(x, best, max_q);
-  for (int i = 1; i < kSearchSteps; ++i) {
-    const BlockParams p = candidate(x, o, 1.0f - kSearchStep * static_cast<float>(i));
+  auto consider = [&](const BlockParams& p) {
     const double e = block_error(x, p, max_q);
     if (e < best_error) {
       best_error = e;
       best = p;
+    }
+  };
+  for (int i = 0; i < kSearchSteps; ++i) {
+    const float ratio = 1.0f - kSearchStep * static_cast<float>(i);
+    if (o.symmetric) {
+      consider(symmetric_candidate(x, o.bits, ratio, true));
+      consider(symmetric_candidate(x, o.bits, ratio, false));
+    } else {
+      consider(asymmetric_candidate(x, o.bits, ratio));
     }
   }
   return best;

@@ -10,12 +10,15 @@
 // multiple of block_size.
 //
 // Methods:
-//   rtn  round-to-nearest with the block's full range: s = max|w| / (2^(bits-1) - 1)
-//        (symmetric) or s = (max - min) / (2^bits - 1) (asymmetric).
-//   mse  per-block search over shrunken ranges (clip ratios 1.0, 0.98, ..., 0.70 of the
-//        rtn range, plus the asymmetric-in-sign symmetric grid), keeping the candidate
-//        with the smallest squared reconstruction error. Never worse than rtn per block,
-//        since rtn's scale is one of the candidates.
+//   rtn  round-to-nearest. Symmetric: the block's largest-magnitude weight m maps onto the
+//        extra negative level, s = -m / 2^(bits-1) (all 2^bits levels used; s is negative
+//        when m > 0), unless that would clip a weight of the other sign by more than half
+//        a step, then s = max|w| / (2^(bits-1) - 1). Asymmetric: s = (max - min) / (2^bits - 1).
+//        Every weight is within half a step of its level.
+//   mse  per-block search over shrunken ranges (clip ratios 1.0, 0.98, ..., 0.70) of both
+//        symmetric grids (or of the asymmetric range), keeping the candidate with the
+//        smallest squared reconstruction error. Never worse than rtn per block, since
+//        rtn's scale is one of the candidates.
 //
 // Layout of the result (what MatMulNBits reads, see shared/ort.md):
 //   packed       uint8 [N, k_blocks, block_size * bits / 8], LSB-first: element 2i is the

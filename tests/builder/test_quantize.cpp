@@ -15,7 +15,8 @@ namespace q3vl::builder {
 namespace {
 
 TEST(Quantize, HandWorkedInt4SymmetricBlock) {
-  // amax = 7 -> scale 1, zero point 8: q = w + 8.
+  // -7 .. 7: the full grid (scale 7/8) would clip +7 by more than half a step, so the plain
+  // grid: scale 1, zero point 8, q = w + 8.
   std::vector<float> w = {-7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7, 0};
   QuantOptions o;
   o.block_size = 16;
@@ -26,6 +27,26 @@ TEST(Quantize, HandWorkedInt4SymmetricBlock) {
   ASSERT_EQ(q.scales.size(), 1u);
   EXPECT_FLOAT_EQ(q.scales[0], 1.0f);
   EXPECT_TRUE(q.zero_points.empty());
+  EXPECT_EQ(dequantize(q), w);
+}
+
+TEST(Quantize, HandWorkedInt4SymmetricFullGrid) {
+  // -8 .. 7: the largest magnitude (-8) lands on the extra level, scale 1, q = w + 8; all 16
+  // levels are used.
+  std::vector<float> w(16);
+  for (int i = 0; i < 16; ++i) w[i] = static_cast<float>(i - 8);
+  QuantOptions o;
+  o.block_size = 16;
+  o.method = QuantMethod::rtn;
+  auto q = quantize_blockwise(w, 1, 16, o);
+  EXPECT_EQ(q.packed, (std::vector<std::uint8_t>{0x10, 0x32, 0x54, 0x76, 0x98, 0xBA, 0xDC, 0xFE}));
+  EXPECT_FLOAT_EQ(q.scales[0], 1.0f);
+  EXPECT_EQ(dequantize(q), w);
+  // Mirrored (8 .. -7): the extreme is positive, so the scale is -1 and q = 8 - w.
+  for (float& x : w) x = -x;
+  q = quantize_blockwise(w, 1, 16, o);
+  EXPECT_EQ(q.packed, (std::vector<std::uint8_t>{0x10, 0x32, 0x54, 0x76, 0x98, 0xBA, 0xDC, 0xFE}));
+  EXPECT_FLOAT_EQ(q.scales[0], -1.0f);
   EXPECT_EQ(dequantize(q), w);
 }
 
@@ -57,7 +78,7 @@ TEST(Quantize, RtnErrorIsAtMostHalfAStep) {
       const auto d = dequantize(q);
       for (std::int64_t r = 0; r < 8; ++r) {
         for (std::int64_t c = 0; c < 100; ++c) {
-          const float step = q.scales[r * q.k_blocks + c / 32];
+          const float step = std::abs(q.scales[r * q.k_blocks + c / 32]);
           EXPECT_LE(std::abs(d[r * 100 + c] - w[r * 100 + c]), 0.5f * step * (1 + 1e-5f))
               << "bits " << bits << " symmetric " << symmetric << " at " << r << "," << c;
         }
