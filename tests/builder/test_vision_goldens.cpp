@@ -1,6 +1,9 @@
 // Vision FP32 parity with Hugging Face: the vision graph built from the `tiny` and
-// `tiny-untied` checkpoints (CTest fixtures) against the committed HF goldens
-// (tests/goldens/model, made by tests/reference/make_goldens.py from the same checkpoints).
+// `tiny-untied` checkpoints and the `custom` config checkpoint (not a preset: vision
+// width 80 with 5 heads, 4 blocks, one DeepStack tap at block 2, a 16x16 position-
+// embedding grid) (CTest fixtures) against the committed HF goldens (tests/goldens/model,
+// made by tests/reference/make_goldens.py from the same checkpoints; for `custom` only
+// the cases listed in manifest configs.custom.vision_cases carry vision outputs).
 // Metric, per medium and per output (merged tokens, each DeepStack feature):
 //   max |graph - HF| <= 1e-4 * max(1, max |HF|)
 // on every golden image and video, run three ways: each medium alone, all media of a case
@@ -197,7 +200,11 @@ class VisionGoldens : public ::testing::TestWithParam<std::string> {
         << weights << " is not the checkpoint the goldens were made from; regenerate one of them";
     pv_ = &preset_vision(preset);
     const std::int64_t merge = pv_->config.vision.spatial_merge_size;
-    for (const std::string& name : set.case_names()) {
+    std::vector<std::string> names = set.case_names();
+    if (set.manifest().at("configs").contains(preset)) {
+      names = set.manifest().at("configs").at(preset).at("vision_cases").get<std::vector<std::string>>();
+    }
+    for (const std::string& name : names) {
       std::vector<Medium> media = case_media(set.load_case(name), preset, merge);
       if (!media.empty()) cases_.push_back(std::move(media));
     }
@@ -241,9 +248,12 @@ TEST_P(VisionGoldens, EveryGoldenMediumInOneRequest) {
 }
 
 std::string preset_test_name(const ::testing::TestParamInfo<std::string>& param) {
-  return param.param == "tiny" ? "tiny" : "tiny_untied";
+  std::string name = param.param;
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
 }
-INSTANTIATE_TEST_SUITE_P(Presets, VisionGoldens, ::testing::Values("tiny", "tiny-untied"), preset_test_name);
+INSTANTIATE_TEST_SUITE_P(Presets, VisionGoldens, ::testing::Values("tiny", "tiny-untied", "custom"),
+                         preset_test_name);
 
 }  // namespace
 }  // namespace q3vl::builder

@@ -2,11 +2,14 @@
 
     /work/refvenv/bin/python tests/reference/make_goldens.py --q3vl build/q3vl
 
-builds the `tiny` and `tiny-untied` checkpoints with `q3vl make-checkpoint --seed 0`
-into a temporary directory (or takes them from --checkpoint PRESET=DIR), writes the
-synthetic media, runs the HF processor once per case (it does not depend on the
-preset) and the model once per case and preset, in float32 with eager attention.
-The format is described in tests/reference/README.md. Same inputs -> same bytes.
+builds the `tiny` and `tiny-untied` checkpoints with `q3vl make-checkpoint --preset P
+--seed 0`, and the `custom` checkpoint (not a preset: other widths, MQA, one DeepStack
+tap, transformers 5.x config layout) with `q3vl make-checkpoint --config
+tests/reference/configs/custom.json --seed 0`, into a temporary directory (or takes
+them from --checkpoint NAME=DIR), writes the synthetic media, runs the HF processor
+once per case (it does not depend on the checkpoint) and the model once per case and
+checkpoint, in float32 with eager attention. The format is described in
+tests/reference/README.md. Same inputs -> same bytes.
 """
 
 from __future__ import annotations
@@ -42,6 +45,13 @@ from golden_store import sha256_file, sha256_tree, write_json, write_tensors  # 
 
 FORMAT = "q3vl-hf-goldens/1"
 PRESETS = ("tiny", "tiny-untied")
+# Checkpoints made from a committed config.json rather than a preset: name -> file.
+CONFIGS = {"custom": HERE / "configs" / "custom.json"}
+CHECKPOINTS = PRESETS + tuple(CONFIGS)
+# A config checkpoint's goldens are kept compact (tests/goldens/model must stay small):
+# no inputs_embeds (it is the embedding rows with the merged visual tokens scattered
+# in, both derivable), and vision outputs only for these cases.
+CONFIG_VISION_CASES = ("image_odd", "two_images", "video")
 TEMPLATE_SHA256 = "3636d0f0bd6bef02654cdffdc447b79cb2cef8ab02cc75267345946291a489e4"
 DEFAULT_TEMPLATE = REPO.parent / "shared" / "data" / "qwen3-vl-instruct.chat_template.jinja"
 
@@ -49,9 +59,9 @@ DEFAULT_TEMPLATE = REPO.parent / "shared" / "data" / "qwen3-vl-instruct.chat_tem
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--q3vl", help="q3vl executable: build both checkpoints with make-checkpoint --seed 0")
-    source.add_argument("--checkpoint", action="append", metavar="PRESET=DIR",
-                        help="use an existing checkpoint (give both presets)")
+    source.add_argument("--q3vl", help="q3vl executable: build every checkpoint with make-checkpoint --seed 0")
+    source.add_argument("--checkpoint", action="append", metavar="NAME=DIR",
+                        help=f"use an existing checkpoint (give all of {', '.join(CHECKPOINTS)})")
     parser.add_argument("--template", default=str(DEFAULT_TEMPLATE), help="the official Qwen3-VL chat template")
     parser.add_argument("--out", default=str(REPO / "tests" / "goldens" / "model"), help="output directory")
     return parser.parse_args()
@@ -60,16 +70,30 @@ def parse_args() -> argparse.Namespace:
 def make_checkpoints(args: argparse.Namespace, scratch: Path) -> dict:
     if args.checkpoint:
         dirs = dict(item.split("=", 1) for item in args.checkpoint)
-        if sorted(dirs) != sorted(PRESETS):
-            raise SystemExit(f"--checkpoint: expected presets {PRESETS}, got {sorted(dirs)}")
-        return {preset: Path(d) for preset, d in dirs.items()}
+        if sorted(dirs) != sorted(CHECKPOINTS):
+            raise SystemExit(f"--checkpoint: expected {CHECKPOINTS}, got {sorted(dirs)}")
+        return {name: Path(dirs[name]) for name in CHECKPOINTS}
     dirs = {}
-    for preset in PRESETS:
-        out = scratch / preset
-        subprocess.run([args.q3vl, "make-checkpoint", "--preset", preset, "--seed", "0", "--out", str(out),
-                        "--quiet"], check=True)
-        dirs[preset] = out
+    for name in CHECKPOINTS:
+        out = scratch / name
+        subprocess.run([args.q3vl, "make-checkpoint", *make_checkpoint_source(name), "--seed", "0",
+                        "--out", str(out), "--quiet"], check=True)
+        dirs[name] = out
     return dirs
+
+
+def make_checkpoint_source(name: str) -> list:
+    """The make-checkpoint arguments that choose the model (paths relative to the repo)."""
+    if name in CONFIGS:
+        return ["--config", str(CONFIGS[name].relative_to(REPO))]
+    return ["--preset", name]
+
+
+def compact_config_result(case_name: str, result: dict) -> dict:
+    """What a config checkpoint keeps of run_model's output (see CONFIG_VISION_CASES)."""
+    keep_vision = case_name in CONFIG_VISION_CASES
+    return {k: v for k, v in result.items()
+            if k != "inputs_embeds" and (keep_vision or not k.startswith(("image", "video")))}
 
 
 def library_versions() -> dict:
@@ -192,7 +216,8 @@ def main() -> None:
         checkpoints = make_checkpoints(args, Path(scratch))
         processors = {p: AutoProcessor.from_pretrained(str(d)) for p, d in checkpoints.items()}
         models = {p: load_model(str(d)) for p, d in checkpoints.items()}
-        checkpoint_meta = {p: {"make_checkpoint": f"q3vl make-checkpoint --preset {p} --seed 0",
+        checkpoint_meta = {p: {"make_checkpoint": " ".join(["q3vl make-checkpoint",
+                                                            *make_checkpoint_source(p), "--seed 0"]),
                                "config": {"text_hidden_size": models[p].config.text_config.hidden_size,
                                           "vocab_size": models[p].config.text_config.vocab_size,
                                           "deepstack_visual_indexes":
@@ -205,10 +230,10 @@ def main() -> None:
         for case in CASES:
             case_dir = out / "cases" / case.name
             case_dir.mkdir(parents=True)
-            processed = {p: run_processor(processors[p], template, case.messages, out) for p in PRESETS}
+            processed = {p: run_processor(processors[p], template, case.messages, out) for p in CHECKPOINTS}
             first = processed[PRESETS[0]]
             tensors = processor_tensors(first["features"])
-            for p in PRESETS[1:]:
+            for p in CHECKPOINTS[1:]:
                 assert processed[p]["prompt"] == first["prompt"], f"{case.name}: prompt differs for {p}"
                 assert same_tensors(processor_tensors(processed[p]["features"]), tensors), \
                     f"{case.name}: processor outputs differ for {p}"
@@ -216,9 +241,11 @@ def main() -> None:
             add_pixels(pixel_store, case, first["features"])
 
             presets_meta = {}
-            for p in PRESETS:
+            for p in CHECKPOINTS:
                 result = run_model(models[p], first["features"])
-                if case.name == "two_images":
+                if p in CONFIGS:
+                    result = compact_config_result(case.name, result)
+                elif case.name == "two_images":
                     result.update(run_each_image(models[p], first["features"]))
                 write_tensors(case_dir / f"{p}.safetensors", result)
                 ids = result["greedy_ids"].tolist()
@@ -242,7 +269,8 @@ def main() -> None:
                 "image_files": [MEDIA[k].file for k in case.media_keys() if MEDIA[k].kind != "video"],
                 "video_files": [MEDIA[k].file for k in case.media_keys() if MEDIA[k].kind == "video"],
                 "video_sampling": first["video_info"],
-                "presets": presets_meta,
+                "presets": {p: presets_meta[p] for p in PRESETS},
+                "configs": {p: presets_meta[p] for p in CONFIGS},
             })
 
     check_transparency_dropped(processors[PRESETS[0]], pixel_store, out)
@@ -258,6 +286,12 @@ def main() -> None:
         "template": {"source": "shared/data/qwen3-vl-instruct.chat_template.jinja", "sha256": template_sha},
         "checkpoints": checkpoint_meta,
         "presets": list(PRESETS),
+        # Checkpoints made from committed config files: cases/<case>/<name>.safetensors
+        # holds position_ids, rope_deltas, prefill_logits, greedy_* and, for
+        # vision_cases only, the image/video merged tokens and DeepStack features.
+        "configs": {name: {"file": str(path.relative_to(REPO)), "sha256": sha256_file(path),
+                           "vision_cases": list(CONFIG_VISION_CASES)}
+                    for name, path in CONFIGS.items()},
         "greedy_steps": GREEDY_STEPS,
         "greedy": "model.generate, do_sample=False, eos_token_id=None (never stops early), raw logits",
         "pixel_codes": "pixel_values = (float32(code) - 127.5f) / 127.5f, bit-exact",

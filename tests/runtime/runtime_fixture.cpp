@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <mutex>
 
@@ -65,6 +66,28 @@ std::vector<text::Message> golden_messages(const GoldenCase& c) {
     }
   }
   return messages;
+}
+
+std::vector<std::string> golden_checkpoints(const GoldenSet& set) {
+  std::vector<std::string> names = set.presets();
+  for (const auto& [name, config] : set.manifest().at("configs").items()) names.push_back(name);
+  return names;
+}
+
+std::filesystem::path golden_messages_file(const GoldenCase& c) {
+  nlohmann::json messages = c.json().at("messages");
+  const auto root = golden_dir() / "model";
+  for (auto& message : messages) {
+    if (!message.at("content").is_array()) continue;
+    for (auto& part : message.at("content")) {
+      for (const char* key : {"image_url", "video_url"}) {
+        if (part.contains(key)) part[key]["url"] = (root / part[key]["url"].get<std::string>()).string();
+      }
+    }
+  }
+  const auto path = work_dir() / ("messages-" + c.name() + ".json");
+  std::ofstream(path) << messages.dump();
+  return path;
 }
 
 GenerateOptions greedy_options(const Model& model, std::int64_t steps) {

@@ -1,6 +1,7 @@
 // Shared setup of the runtime tests: FP32 packages of the CTest fixture checkpoints
-// (tiny, tiny-untied), built once per test run with `q3vl build`, and the golden cases'
-// OpenAI-shape messages with media paths made absolute.
+// (the presets tiny, tiny-untied and the config checkpoint custom), built once per
+// test run with `q3vl build`, and the golden cases' OpenAI-shape messages with media
+// paths made absolute.
 #pragma once
 
 #include <filesystem>
@@ -22,6 +23,14 @@ std::shared_ptr<const Model> runtime_model(const std::string& preset, const Mode
 
 // case.json "messages" with every media url resolved against the goldens directory.
 std::vector<text::Message> golden_messages(const GoldenCase& c);
+
+// Every checkpoint with HF goldens: the manifest's presets, then its config
+// checkpoints (manifest "configs", made with make-checkpoint --config).
+std::vector<std::string> golden_checkpoints(const GoldenSet& set);
+
+// case.json "messages" with absolute media urls, written as a --messages file in
+// this process's work_dir(); returns its path.
+std::filesystem::path golden_messages_file(const GoldenCase& c);
 
 // Greedy options: temperature 0, `steps` tokens, no stop token / string.
 GenerateOptions greedy_options(const Model& model, std::int64_t steps);
