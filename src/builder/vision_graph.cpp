@@ -135,14 +135,19 @@ VisionGraphInfo write_vision_graph(Graph& graph, const io::Checkpoint& checkpoin
   auto tower = g.scope("model.visual");
   const Value segments_and_len = g.op("Shape", {pixels}, {{"start", 0}, {"end", 2}});  // {S, L}
   const Value segments = g.op("Shape", {pixels}, {{"start", 0}, {"end", 1}});          // {S}
+  const Value half_table = g.constant_i64({d / 2});
+  auto first_half = [&](const Value& table) {
+    return g.op("Slice", {table, g.constant_i64({0}), half_table, g.constant_i64({1})});
+  };
   VisionContext ctx{
       g,
       weights,
       v,
       g.op("Concat", {segments_and_len, g.constant_i64({c})}, {{"axis", 0}}),
-      g.op("Concat", {segments_and_len, g.constant_i64({3, v.num_heads, d})}, {{"axis", 0}}),
-      g.op("Reshape", {cos, g.constant_i64({-1, 1, 1, d})}),
-      g.op("Reshape", {sin, g.constant_i64({-1, 1, 1, d})}),
+      g.op("Concat", {segments_and_len, g.constant_i64({3 * c})}, {{"axis", 0}}),
+      first_half(cos),
+      first_half(sin),
+      g.constant_i64({0}),
   };
 
   Value x = write_patch_embed(ctx, pixels);

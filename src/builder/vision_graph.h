@@ -30,6 +30,7 @@
 
 #include "builder/graph.h"
 #include "io/safetensors.h"
+#include "io/vision_io.h"
 #include "q3vl/config.h"
 
 namespace q3vl::builder {
@@ -38,11 +39,11 @@ enum class VisionPrecision {
   fp32,  // weights and activations float32 (the parity reference)
   fp16,  // weights stored float16 (half the file), cast to float32 when the session
          // loads; activations stay float32 because ORT's CPU MatMul/MHA have no fp16 kernel on x86
-  int8,  // mlp and merger linears as com.microsoft.DynamicQuantizeMatMul: int8 weights with
-         // one symmetric scale per output channel, activations quantized to uint8 per call
-         // (ORT's VNNI QGEMM, ~3x the fp32 MatMul per CPU second here); attn.qkv and attn.proj
-         // (their error passes through the softmax), the patch embedding, norms and attention
-         // stay fp32. 4B vision dims: merged-token cosine vs fp32 0.9992
+  int8,  // attn.proj, mlp and merger linears int8 (ORT's VNNI DynamicQuantizeMatMul),
+         // activations quantized per call: per row for LayerNorm/attention outputs, per
+         // tensor for GELU outputs (vision_layers.h Int8Activations); attn.qkv (its error
+         // passes through the softmax), norms, rotary, attention and the patch embedding
+         // stay fp32
 };
 
 // "fp32" / "fp16" / "int8" -> VisionPrecision; throws q3vl::Error(usage) naming `--vision-precision`.
@@ -53,14 +54,15 @@ struct VisionGraphOptions {
   VisionPrecision precision = VisionPrecision::fp32;
 };
 
-// Graph IO names (the manifest records them; the runtime binds them).
-inline constexpr const char* kVisionPixelValues = "pixel_values";
-inline constexpr const char* kVisionPosEmbedIndices = "pos_embed_indices";
-inline constexpr const char* kVisionPosEmbedWeights = "pos_embed_weights";
-inline constexpr const char* kVisionRotaryCos = "rotary_cos";
-inline constexpr const char* kVisionRotarySin = "rotary_sin";
-inline constexpr const char* kVisionMergedTokens = "merged_tokens";
-inline constexpr const char* kVisionDeepstackFeatures = "deepstack_features";
+// Graph IO names: defined once in io/vision_io.h (the runtime binds the same names);
+// the manifest records them.
+using io::kVisionDeepstackFeatures;
+using io::kVisionMergedTokens;
+using io::kVisionPixelValues;
+using io::kVisionPosEmbedIndices;
+using io::kVisionPosEmbedWeights;
+using io::kVisionRotaryCos;
+using io::kVisionRotarySin;
 
 // One graph input or output as the manifest describes it.
 struct VisionGraphTensor {

@@ -11,15 +11,34 @@ Value write_gelu(Graph& g, Value x, const char* approximate) {
   return g.op("Gelu", {x}, {{"approximate", approximate}});
 }
 
-// HF apply_rotary_pos_emb_vision: x * cos + rotate_half(x) * sin, in float32, where
-// rotate_half([x1 | x2]) = [-x2 | x1] over the last axis (head_dim).
-// qk: [S, L, 2, heads, head_dim]; cos/sin broadcast from [L, 1, 1, head_dim].
-Value write_rotary(VisionContext& ctx, Value qk) {
+// HF apply_rotary_pos_emb_vision: x * cos + rotate_half(x) * sin in float32, with
+// rotate_half([x1 | x2]) = [-x2 | x1] per head. HF's cos/sin rows repeat their first half,
+// so com.microsoft.RotaryEmbedding (non-interleaved) with the half tables [L, d/2] and
+// positions 0..L-1 of each segment computes exactly that, in one pass.
+// x: [S, L, heads * d] -> same shape.
+Value write_rotary(VisionContext& ctx, Value x) {
+  return ctx.graph.op("com.microsoft.RotaryEmbedding",
+                      {x, ctx.rotary_positions, ctx.rotary_cos, ctx.rotary_sin},
+                      {{"num_heads", ctx.config.num_heads}, {"interleaved", std::int64_t{0}}});
+}
+
+// y = DynamicQuantizeMatMul(x, q) with q int8 [in, out] and one scale per output column.
+// per_row: x is first divided by r = max|x_row| / 127 (so each row uses the whole int8
+// range, not a share of the tensor's), and the output rows are multiplied back by r.
+Value write_dynamic_quantized_linear(VisionContext& ctx, const std::string& path, Value x,
+                                     std::int64_t in, std::int64_t out, bool per_row) {
   Graph& g = ctx.graph;
-  const std::int64_t half = ctx.config.head_dim() / 2;
-  auto [x1, x2] = g.ops<2>("Split", {qk, g.constant_i64({half, half})}, {{"axis", -1}});
-  const Value rotated = g.op("Concat", {g.op("Neg", {x2}), x1}, {{"axis", -1}});
-  return g.op("Add", {g.op("Mul", {qk, ctx.rotary_cos}), g.op("Mul", {rotated, ctx.rotary_sin})});
+  const auto quantized = ctx.weights.quantized_matrix(path + ".weight", out, in);
+  const Value bias = ctx.weights.vector(path + ".bias", {out});
+  if (!per_row) {
+    return g.op("com.microsoft.DynamicQuantizeMatMul", {x, quantized.weight, quantized.scale, Value{}, bias});
+  }
+  const Value top = g.op("ReduceMax", {g.op("Abs", {x}), g.constant_i64({-1})}, {{"keepdims", std::int64_t{1}}});
+  // The floor keeps an all-zero row finite (0 / tiny = 0).
+  const Value row_scale = g.op("Div", {g.op("Max", {top, g.constant_f32(1e-30f)}), g.constant_f32(127.0f)});
+  const Value y = g.op("com.microsoft.DynamicQuantizeMatMul",
+                       {g.op("Div", {x, row_scale}), quantized.weight, quantized.scale});
+  return g.op("Add", {g.op("Mul", {y, row_scale}), bias});
 }
 
 }  // namespace
@@ -31,69 +50,63 @@ Value write_layer_norm(VisionContext& ctx, const std::string& path, Value x, std
   return ctx.graph.op("LayerNormalization", {x, weight, bias}, {{"axis", -1}, {"epsilon", 1e-6f}});
 }
 
-// Gemm with the checkpoint's float weight (fp32, or fp16 cast back to fp32).
-Value write_float_linear(VisionContext& ctx, const std::string& path, Value x, std::int64_t in,
-                         std::int64_t out) {
-  auto scope = ctx.graph.scope(path);
-  const Value weight = ctx.weights.matrix(path + ".weight", {out, in}, out, in);
-  const Value bias = ctx.weights.vector(path + ".bias", {out});
-  return ctx.graph.op("Gemm", {x, weight, bias}, {{"transB", 1}});
-}
-
 Value write_linear(VisionContext& ctx, const std::string& path, Value x, std::int64_t in,
-                   std::int64_t out) {
-  if (ctx.weights.precision() != VisionPrecision::int8) return write_float_linear(ctx, path, x, in, out);
-  // y = dequant(quant_u8(x) @ q) * scale + b: ORT quantizes x per call (one scale/zero point).
+                   std::int64_t out, Int8Activations activations) {
   auto scope = ctx.graph.scope(path);
-  const auto quantized = ctx.weights.quantized_matrix(path + ".weight", out, in);
-  const Value bias = ctx.weights.vector(path + ".bias", {out});
-  return ctx.graph.op("com.microsoft.DynamicQuantizeMatMul", {x, quantized.weight, quantized.scale, Value{}, bias});
+  if (ctx.weights.precision() != VisionPrecision::int8 || activations == Int8Activations::none) {
+    // The checkpoint's float weight (fp32, or fp16 cast back to fp32 at session load).
+    const Value weight = ctx.weights.matrix(path + ".weight", {out, in}, out, in);
+    const Value bias = ctx.weights.vector(path + ".bias", {out});
+    return ctx.graph.op("Gemm", {x, weight, bias}, {{"transB", 1}});
+  }
+  switch (activations) {
+    case Int8Activations::per_row: return write_dynamic_quantized_linear(ctx, path, x, in, out, true);
+    case Int8Activations::per_tensor: return write_dynamic_quantized_linear(ctx, path, x, in, out, false);
+    case Int8Activations::none: break;
+  }
+  return {};
 }
 
 // x: [N, C]
 // qkv = x Wqkv^T + b                              [N, 3C], columns [q | k | v], head-major
-// q, k = rotary(q, k)                              [S, L, heads, d] each, fp32
-// o = softmax(q k^T / sqrt(d)) v per segment       [S, L, C]
-// y = o Wproj^T + b                                [N, C]
+// q, k = rotary(q), rotary(k)                     [S, L, C] each, fp32
+// o = softmax(q k^T / sqrt(d)) v per segment      [S, L, C]
+// y = o Wproj^T + b                               [N, C]
 Value write_vision_attention(VisionContext& ctx, const std::string& path, Value x) {
   Graph& g = ctx.graph;
   const VisionConfig& v = ctx.config;
   const std::int64_t c = v.hidden_size;
-  // qkv and proj stay float even at int8: their error goes through (or comes straight out
-  // of) the softmax. Measured on the 4B vision dims (random weights, 448x448): all linears
-  // int8 gave merged-token cosine 0.9984 vs fp32; with qkv and proj float 0.9992 (every
-  // DeepStack feature >= 0.9990). Quantizing qkv alone took a 4-block config from >0.9999 to
-  // 0.996 (tests/builder/test_vision_graph.cpp Fp16AndInt8StayCloseToFp32).
-  const Value qkv = write_float_linear(ctx, path + ".qkv", x, c, 3 * c);
-
+  // qkv stays float at int8: its error goes through the softmax. Measured (4B vision dims,
+  // gain-2 random weights, 1024x768): DeepStack cosine vs fp32 0.9987 with qkv per_row,
+  // 0.9989 with qkv per 32-block (MatMulNBits, 2.3x the per_row cost); and on the 4-block
+  // test config (tests/builder/test_vision_graph.cpp) int8 qkv falls below 0.999.
+  const Value qkv = write_linear(ctx, path + ".qkv", x, c, 3 * c, Int8Activations::none);
   Value flat;
   {
     auto scope = g.scope(path);
-    const Value qkv5 = g.op("Reshape", {qkv, ctx.shape_qkv});  // [S, L, 3, heads, d]
-    auto [qk, value] = g.ops<2>("Split", {qkv5, g.constant_i64({2, 1})}, {{"axis", 2}});
-    auto [query, key] =
-        g.ops<2>("Split", {write_rotary(ctx, qk), g.constant_i64({1, 1})}, {{"axis", 2}});
+    const Value per_segment = g.op("Reshape", {qkv, ctx.shape_sl3c});  // [S, L, 3C]
+    auto [query, key, value] = g.ops<3>("Split", {per_segment, g.constant_i64({c, c, c})}, {{"axis", -1}});
     // MultiHeadAttention with only q/k/v and one output takes ORT's CPU flash-attention
     // path: batch = segment, so attention stays inside a segment and no L x L buffer exists.
-    const Value attended = g.op(
-        "com.microsoft.MultiHeadAttention",
-        {g.op("Reshape", {query, ctx.shape_slc}), g.op("Reshape", {key, ctx.shape_slc}),
-         g.op("Reshape", {value, ctx.shape_slc})},
-        {{"num_heads", v.num_heads}});
+    const Value attended = g.op("com.microsoft.MultiHeadAttention",
+                                {write_rotary(ctx, query), write_rotary(ctx, key), value},
+                                {{"num_heads", v.num_heads}});
     flat = g.op("Reshape", {attended, g.constant_i64({-1, c})});
   }
-  return write_float_linear(ctx, path + ".proj", flat, c, c);
+  return write_linear(ctx, path + ".proj", flat, c, c, Int8Activations::per_row);
 }
 
 Value write_vision_mlp(VisionContext& ctx, const std::string& path, Value x) {
   const VisionConfig& v = ctx.config;
-  const Value hidden = write_linear(ctx, path + ".linear_fc1", x, v.hidden_size, v.intermediate_size);
+  const Value hidden =
+      write_linear(ctx, path + ".linear_fc1", x, v.hidden_size, v.intermediate_size, Int8Activations::per_row);
   Value activated;
   {
     auto scope = ctx.graph.scope(path);
     activated = write_gelu(ctx.graph, hidden, v.hidden_act == "gelu" ? "none" : "tanh");
   }
-  return write_linear(ctx, path + ".linear_fc2", activated, v.intermediate_size, v.hidden_size);
+  return write_linear(ctx, path + ".linear_fc2", activated, v.intermediate_size, v.hidden_size,
+                      Int8Activations::per_tensor);
 }
 
 Value write_vision_block(VisionContext& ctx, std::int64_t index, Value x) {
@@ -123,13 +136,14 @@ Value write_patch_merger(VisionContext& ctx, const std::string& path, Value x, b
   };
   const Value merged = postshuffle_norm ? write_layer_norm(ctx, path + ".norm", group(x), grouped)
                                         : group(write_layer_norm(ctx, path + ".norm", x, c));
-  const Value hidden = write_linear(ctx, path + ".linear_fc1", merged, grouped, grouped);
+  const Value hidden = write_linear(ctx, path + ".linear_fc1", merged, grouped, grouped, Int8Activations::per_row);
   Value activated;
   {
     auto scope = g.scope(path);
     activated = write_gelu(g, hidden, "none");
   }
-  return write_linear(ctx, path + ".linear_fc2", activated, grouped, v.out_hidden_size);
+  return write_linear(ctx, path + ".linear_fc2", activated, grouped, v.out_hidden_size,
+                      Int8Activations::per_tensor);
 }
 
 }  // namespace q3vl::builder

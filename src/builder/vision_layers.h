@@ -6,8 +6,7 @@
 //
 // Layout: hidden states are 2-D [N, C] with N = S * L (all segments' patches, each
 // segment's rows contiguous in merge-block order); only attention reshapes to
-// [S, L, ...] so that it runs per segment. Linear layers are Gemm(x, W^T) + b with W in
-// HF's [out, in] layout, so initializers are exactly the checkpoint's tensors.
+// [S, L, C] so that it runs per segment. Linear layers: see write_linear.
 #pragma once
 
 #include <cstdint>
@@ -25,19 +24,34 @@ struct VisionContext {
   Graph& graph;
   VisionWeights& weights;
   const VisionConfig& config;
-  Value shape_slc;   // int64 [3]: {S, L, C}
-  Value shape_qkv;   // int64 [5]: {S, L, 3, heads, head_dim}
-  Value rotary_cos;  // f32 [L, 1, 1, head_dim] (broadcasts over S, q|k and heads)
-  Value rotary_sin;
+  Value shape_slc;         // int64 [3]: {S, L, C}
+  Value shape_sl3c;        // int64 [3]: {S, L, 3C}
+  Value rotary_cos;        // f32 [L, head_dim / 2]: the first half of the host table's rows
+  Value rotary_sin;        //   (the second half repeats it, vision/grid_tables.h)
+  Value rotary_positions;  // int64 [1] = {0}: row l of a segment uses table row l
 };
 
 // y = LayerNorm(x) * weight + bias over the last axis (width), eps 1e-6 (HF nn.LayerNorm(eps=1e-6)).
 Value write_layer_norm(VisionContext& ctx, const std::string& path, Value x, std::int64_t width);
 
-// y = x W^T + b; x: [N, in], W: [out, in]. Gemm with float weights, or at int8 precision
-// DynamicQuantizeMatMul with per-output-channel int8 weights.
+// How an int8 linear quantizes its activations, chosen by what feeds it (ORT's CPU
+// int8 kernels use VNNI; the weights are int8 in every form).
+enum class Int8Activations {
+  // Per row, symmetric: rows are divided by max|row| / 127, DynamicQuantizeMatMul runs
+  // on the result (its single uint8 range then fits every row), and the output rows are
+  // scaled back. For inputs centred on zero (LayerNorm outputs, attention outputs).
+  per_row,
+  // One asymmetric uint8 range for the whole tensor (DynamicQuantizeMatMul alone). For
+  // GELU outputs: skewed (>= -0.17), where a symmetric range would waste half the codes.
+  per_tensor,
+  // Not quantized: float weights and activations even at int8.
+  none,
+};
+
+// y = x W^T + b; x: [N, in], W: [out, in] (HF nn.Linear). Float precisions: Gemm with
+// the checkpoint's weight. int8: `activations` chooses the form (see above).
 Value write_linear(VisionContext& ctx, const std::string& path, Value x, std::int64_t in,
-                   std::int64_t out);
+                   std::int64_t out, Int8Activations activations);
 
 // x: [N, C] -> [N, C]. qkv -> 2-D rotary on q and k (fp32) -> per-segment softmax(q k^T / sqrt(d)) v
 // (com.microsoft.MultiHeadAttention, batch = segment) -> proj.

@@ -9,7 +9,8 @@
 // Precision: matrix() stores large matrices as float32, or (fp16) float16 followed by a
 // Cast to float32 (ORT folds the Cast into a float32 constant when the session loads, so
 // the file is half the size and the math stays float32); at int8 it stays float32 (the
-// patch embedding). quantized_matrix() is the int8 linears' form. vector() (biases,
+// patch embedding). quantized_matrix() is the DynamicQuantizeMatMul linears' form; read()
+// gives the float values for the MatMulNBits form (builder/linear.h quantizes them). vector() (biases,
 // norms, the position table) is always float32.
 //
 // Every read checks the tensor exists and has the expected shape; a failure throws

@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 
 #include "core/sha256.h"
+#include "io/vision_io.h"
 #include "q3vl/error.h"
 #include "q3vl/image.h"
 #include "q3vl/processor.h"
@@ -15,15 +16,6 @@
 
 namespace q3vl::runtime {
 namespace {
-
-// Vision graph IO names: the contract in src/builder/vision_graph.h.
-constexpr const char* kPixelValues = "pixel_values";
-constexpr const char* kPosEmbedIndices = "pos_embed_indices";
-constexpr const char* kPosEmbedWeights = "pos_embed_weights";
-constexpr const char* kRotaryCos = "rotary_cos";
-constexpr const char* kRotarySin = "rotary_sin";
-constexpr const char* kMergedTokens = "merged_tokens";
-constexpr const char* kDeepstackFeatures = "deepstack_features";
 
 std::vector<std::uint8_t> read_file_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -180,9 +172,10 @@ void VisionCache::encode(std::vector<std::shared_ptr<VisionFeatures>>& items, st
                                                      rotary.cos.size(), rot_shape, 2));
     values.push_back(Ort::Value::CreateTensor<float>(cpu, const_cast<float*>(rotary.sin.data()),
                                                      rotary.sin.size(), rot_shape, 2));
-    std::vector<const char*> out_names{kMergedTokens};
-    if (k > 0) out_names.push_back(kDeepstackFeatures);
-    auto outputs = parts_.vision->run({kPixelValues, kPosEmbedIndices, kPosEmbedWeights, kRotaryCos, kRotarySin},
+    std::vector<const char*> out_names{io::kVisionMergedTokens};
+    if (k > 0) out_names.push_back(io::kVisionDeepstackFeatures);
+    auto outputs = parts_.vision->run({io::kVisionPixelValues, io::kVisionPosEmbedIndices, io::kVisionPosEmbedWeights,
+                                       io::kVisionRotaryCos, io::kVisionRotarySin},
                                       values, out_names);
     ++stats.vision_calls;
     const float* merged = outputs[0].GetTensorData<float>();
