@@ -1,16 +1,25 @@
 // q3vl chat: an interactive conversation with a package, one line per user turn.
-//   q3vl chat --model PKG [--max-new-tokens N] [--temperature T] [--seed S] [--threads N]
+//   q3vl chat --model PKG [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]
+//             [--seed S] [--max-pixels N] [--threads N]
+// Sampling flags mean what they mean for `q3vl run`; unset ones keep the package's
+// generation_config.json values.
 // Commands: /image PATH and /video PATH attach media to the next message, /reset forgets
 // the conversation, /stats prints the last reply's usage and timings and the chat's cache
-// counters, /quit (or end of input) exits. Ctrl-C stops the reply being generated, not the
-// REPL: the SIGINT handler only sets a flag that the streaming callback checks.
+// counters, /quit (or end of input, Ctrl-D) exits with status 0.
+// Ctrl-C never ends the REPL. During a reply it stops the reply (marked " [stopped]"; the
+// conversation keeps the part already written). At the prompt (on a terminal) it drops
+// the line being typed and prints a fresh prompt, however often it is pressed.
 #include <CLI/CLI.hpp>
 
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <csignal>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -25,14 +34,73 @@ namespace q3vl::tools {
 namespace {
 
 std::atomic<bool> g_interrupted{false};
+// A pipe the SIGINT handler writes one byte to, so that a prompt waiting in poll() wakes
+// up whichever thread the kernel ran the handler on, and however soon after the prompt
+// was printed the Ctrl-C came (a flag checked before a blocking read would miss one that
+// lands between the check and the read). Both ends non-blocking.
+int g_wakeup[2] = {-1, -1};
 
-extern "C" void on_sigint(int) { g_interrupted.store(true); }
+extern "C" void on_sigint(int) {
+  g_interrupted.store(true);
+  const char byte = 0;
+  const ssize_t ignored = ::write(g_wakeup[1], &byte, 1);  // a full pipe already wakes
+  (void)ignored;
+}
+
+// Routes SIGINT to on_sigint, with SA_RESTART so that a Ctrl-C never cuts a write to
+// stdout while a reply streams.
+void catch_sigint() {
+  if (::pipe2(g_wakeup, O_NONBLOCK | O_CLOEXEC) != 0) {
+    throw_error(ErrorKind::runtime, "chat", "SIGINT pipe", "a pipe", std::strerror(errno));
+  }
+  struct sigaction action {};
+  action.sa_handler = on_sigint;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &action, nullptr);
+}
+
+// Forgets Ctrl-Cs seen so far (one that stopped the last reply is spent).
+void forget_interrupts() {
+  char bytes[64];
+  while (::read(g_wakeup[0], bytes, sizeof bytes) > 0) {
+  }
+  g_interrupted.store(false);
+}
+
+// Waits for input on stdin (a line, or end of input) or a Ctrl-C; false for a Ctrl-C.
+bool wait_for_input() {
+  pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {g_wakeup[0], POLLIN, 0}};
+  while (::poll(fds, 2, -1) < 0) {
+    if (errno != EINTR) return true;  // let the read report the problem
+  }
+  return (fds[1].revents & POLLIN) == 0;
+}
+
+// One line from stdin into `line`; false at end of input. On a terminal, a Ctrl-C while
+// the prompt waits prints a fresh prompt (the terminal itself discards the typed line).
+// A terminal in canonical mode hands over one line per read, so stdio holds no
+// buffered input while the prompt waits in poll().
+bool read_line(bool interactive, std::string& line) {
+  forget_interrupts();
+  while (interactive) {
+    std::printf("> ");
+    std::fflush(stdout);
+    if (wait_for_input()) break;
+    forget_interrupts();
+    std::printf("\n");
+  }
+  return static_cast<bool>(std::getline(std::cin, line));
+}
 
 struct ChatArgs {
   std::filesystem::path model;
   std::optional<std::int64_t> max_new_tokens;
   std::optional<float> temperature;
+  std::optional<std::int64_t> top_k;
+  std::optional<float> top_p;
   std::optional<std::uint64_t> seed;
+  std::optional<std::int64_t> max_pixels;
   int threads = 0;
 };
 
@@ -70,27 +138,21 @@ int run(const ChatArgs& args) {
     options.sampling.temperature = *args.temperature;
     options.sampling.do_sample = *args.temperature > 0.0f;
   }
+  if (args.top_k) options.sampling.top_k = *args.top_k;
+  if (args.top_p) options.sampling.top_p = *args.top_p;
   if (args.seed) options.sampling.seed = *args.seed;
+  if (args.max_pixels) {
+    options.image_max_pixels = *args.max_pixels;
+    options.video_max_pixels = *args.max_pixels;
+  }
 
-  std::signal(SIGINT, on_sigint);
+  catch_sigint();
   const bool interactive = isatty(STDIN_FILENO) != 0;
   Chat chat(model);
   std::vector<text::ContentPart> attached;
   std::optional<GenerateResult> last;
   std::string line;
-  while (true) {
-    if (interactive) {
-      std::printf("> ");
-      std::fflush(stdout);
-    }
-    if (!std::getline(std::cin, line)) {
-      if (g_interrupted.exchange(false) && interactive) {  // Ctrl-C at the prompt: keep going
-        std::cin.clear();
-        std::printf("\n");
-        continue;
-      }
-      break;
-    }
+  while (read_line(interactive, line)) {
     if (line.empty()) continue;
     if (line == "/quit" || line == "/exit") break;
     if (line == "/reset") {
@@ -123,7 +185,6 @@ int run(const ChatArgs& args) {
     prompt.text = line;
     parts.push_back(prompt);
     user.content = std::move(parts);
-    g_interrupted.store(false);
     try {
       last = chat.send(std::move(user), options, [](std::string_view piece) {
         std::fwrite(piece.data(), 1, piece.size(), stdout);
@@ -145,7 +206,10 @@ RunFunction setup_chat(CLI::App& command) {
   command.add_option("--model", args->model, "q3vl package directory (from `q3vl build`)")->required();
   command.add_option("--max-new-tokens", args->max_new_tokens, "Most tokens per reply")->check(CLI::PositiveNumber);
   command.add_option("--temperature", args->temperature, "Sampling temperature (0 = greedy)")->check(CLI::NonNegativeNumber);
+  command.add_option("--top-k", args->top_k, "Keep the k best tokens (0 = off)")->check(CLI::NonNegativeNumber);
+  command.add_option("--top-p", args->top_p, "Nucleus sampling mass")->check(CLI::Range(0.0, 1.0));
   command.add_option("--seed", args->seed, "Random seed (reproducible sampling)");
+  command.add_option("--max-pixels", args->max_pixels, "Largest image / video size in pixels")->check(CLI::PositiveNumber);
   command.add_option("--threads", args->threads, "Threads per op (0 = all cores)")->check(CLI::NonNegativeNumber);
   return [args] { return run(*args); };
 }
