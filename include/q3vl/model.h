@@ -30,8 +30,9 @@ struct ModelOptions {
   // wins when the cores are ours: 4B INT4 decode at 2 threads on an idle 2-vCPU machine
   // took 76-79 ms/token with it and 86-101 ms without. It loses badly when other
   // processes want the cores (a spinning worker burns the time slice the working thread
-  // needs): under load the same decode took 180-198 ms with it and 110 ms without. Set
-  // false on shared or oversubscribed machines, or when several Chats decode at once.
+  // needs): at load average ~12 the same decode took 536-633 ms/token with it and
+  // 136-152 ms without. Set false on shared or oversubscribed machines, or when several
+  // Chats decode at once.
   bool allow_spinning = true;
   // Tokens per prefill call: long prompts run in chunks of this many tokens, bounding the
   // activations (not the KV cache). Must be >= 1.
