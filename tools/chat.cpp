@@ -1,6 +1,6 @@
 // q3vl chat: an interactive conversation with a package, one line per user turn.
 //   q3vl chat --model PKG [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]
-//             [--seed S] [--max-pixels N] [--threads N]
+//             [--seed S] [--max-pixels N] [--threads N] [--no-spin]
 // Sampling flags mean what they mean for `q3vl run`; unset ones keep the package's
 // generation_config.json values.
 // Commands: /image PATH and /video PATH attach media to the next message, /reset forgets
@@ -102,6 +102,7 @@ struct ChatArgs {
   std::optional<std::uint64_t> seed;
   std::optional<std::int64_t> max_pixels;
   int threads = 0;
+  bool no_spin = false;
 };
 
 text::ContentPart media_part(text::ContentPart::Type type, const std::string& path) {
@@ -131,6 +132,7 @@ void print_stats(const GenerateResult* last, const ChatStats& s) {
 int run(const ChatArgs& args) {
   ModelOptions model_options;
   model_options.intra_op_threads = args.threads;
+  model_options.allow_spinning = !args.no_spin;
   const auto model = Model::load(args.model, model_options);
   GenerateOptions options = model->default_options();
   if (args.max_new_tokens) options.max_new_tokens = *args.max_new_tokens;
@@ -211,6 +213,8 @@ RunFunction setup_chat(CLI::App& command) {
   command.add_option("--seed", args->seed, "Random seed (reproducible sampling)");
   command.add_option("--max-pixels", args->max_pixels, "Largest image / video size in pixels")->check(CLI::PositiveNumber);
   command.add_option("--threads", args->threads, "Threads per op (0 = all cores)")->check(CLI::NonNegativeNumber);
+  command.add_flag("--no-spin", args->no_spin,
+                   "Idle ONNX Runtime threads sleep instead of spinning (faster on a busy machine)");
   return [args] { return run(*args); };
 }
 
