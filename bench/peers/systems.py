@@ -106,7 +106,10 @@ class LlamaCpp:
 
     def image(self, size, image_path, prompt, log):
         cmd = [os.path.join(self.bin_dir, "llama-mtmd-cli"), "-m", self.vlm_gguf, "--mmproj", self.mmproj,
-               "--image", image_path, "-p", prompt, "-n", "8", "-t", str(self.threads), "--temp", "0"]
+               "--image", image_path, "-p", prompt, "-n", "8", "-t", str(self.threads), "--temp", "0",
+               # llama.cpp sizes the KV cache to the model's full 256K context by default
+               # (~36 GB for 4B): give it what the workload needs, as q3vl sizes its own.
+               "-c", "4096"]
         res = run_measured(cmd, log)
         if res["rc"] != 0:
             return {"error": f"llama-mtmd-cli exited {res['rc']}: {res['stderr'][-400:]}"}
