@@ -92,26 +92,11 @@ GoldenDecoderInputs rebuilt_decoder_inputs(const GoldenCase& c, const std::strin
   GoldenDecoderInputs in;
   const std::int64_t D = config.text.hidden_size;
   const auto taps = static_cast<std::int64_t>(config.vision.deepstack_visual_indexes.size());
-  const GoldenI64 ids = c.input_i64("input_ids");
-  in.tokens = ids.numel();
+  in.tokens = c.input_i64("input_ids").numel();
   in.embeds = rebuild_inputs_embeds(c, preset, checkpoint, config);
   in.positions = c.model_i64(preset, "position_ids").values;
   in.rope_delta = c.model_i64(preset, "rope_deltas").values.at(0);
-  in.deepstack.assign(static_cast<std::size_t>(taps * in.tokens * D), 0.0f);
-  for (const auto& [token, tensor] : {std::pair{config.image_token_id, std::string("image_deepstack")},
-                                      std::pair{config.video_token_id, std::string("video_deepstack")}}) {
-    if (!c.has_model(preset, tensor)) continue;
-    const GoldenF32 features = c.model_f32(preset, tensor);  // [K, N, D]
-    std::int64_t row = 0;
-    for (std::int64_t s = 0; s < in.tokens; ++s) {
-      if (ids.values[s] != token) continue;
-      for (std::int64_t k = 0; k < taps; ++k) {
-        std::copy_n(features.values.begin() + (k * features.dim(1) + row) * D, D,
-                    in.deepstack.begin() + (k * in.tokens + s) * D);
-      }
-      ++row;
-    }
-  }
+  in.deepstack = golden_deepstack_input(c, preset, taps, D, config.image_token_id, config.video_token_id);
   return in;
 }
 

@@ -13,6 +13,7 @@
 #include "io/safetensors.h"
 #include <random>
 #include "q3vl/config.h"
+#include "support/similarity.h"
 
 namespace q3vl::testing {
 namespace {
@@ -45,16 +46,6 @@ const Variant kVariants[] = {
     {"int4-mse", builder::WeightPrecision::int4, builder::QuantMethod::mse, true, 0.7, 0.0},
     {"int4-mse-asym", builder::WeightPrecision::int4, builder::QuantMethod::mse, false, 0.7, 0.0},
 };
-
-double cosine(const std::vector<float>& a, const std::vector<float>& b) {
-  double ab = 0, aa = 0, bb = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    ab += double(a[i]) * b[i];
-    aa += double(a[i]) * a[i];
-    bb += double(b[i]) * b[i];
-  }
-  return ab / std::sqrt(aa * bb);
-}
 
 std::int64_t argmax(const std::vector<float>& v) { return std::max_element(v.begin(), v.end()) - v.begin(); }
 

@@ -17,11 +17,13 @@
 #include "io/safetensors.h"
 #include "q3vl/error.h"
 #include "runtime/ort_session.h"
+#include "support/similarity.h"
 #include "support/test_paths.h"
 
 namespace q3vl::builder {
 namespace {
 
+using testing::cosine;
 using testing::VisionReference;
 
 std::filesystem::path scratch(const std::string& name) {
@@ -157,16 +159,6 @@ TEST(VisionGraph, NoDeepstackTapsGivesEmptyFeatures) {
   const VisionReference reference(*b.checkpoint, config.vision);
   runtime::OrtSession session("vision", b.dir / "vision.onnx");
   check_call(session, reference, config.vision, 2, 4, 4, 301);
-}
-
-double cosine(std::span<const float> a, std::span<const float> b) {
-  double dot = 0, na = 0, nb = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    dot += double(a[i]) * b[i];
-    na += double(a[i]) * a[i];
-    nb += double(b[i]) * b[i];
-  }
-  return dot / std::sqrt(na * nb);
 }
 
 // Cosine of each output (merged, and every DeepStack feature separately) against fp32.

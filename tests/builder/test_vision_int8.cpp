@@ -20,10 +20,13 @@
 #include "io/safetensors.h"
 #include "q3vl/config.h"
 #include "runtime/ort_session.h"
+#include "support/similarity.h"
 #include "support/test_paths.h"
 
 namespace q3vl::builder {
 namespace {
+
+using testing::cosine;
 
 constexpr double kMinCosine = 0.999;
 
@@ -36,16 +39,6 @@ std::unique_ptr<runtime::OrtSession> build_session(const io::Checkpoint& checkpo
   write_vision_graph(graph, checkpoint, config, {precision});
   graph.save(dir / "vision.onnx");
   return std::make_unique<runtime::OrtSession>("vision", dir / "vision.onnx");
-}
-
-double cosine(std::span<const float> a, std::span<const float> b) {
-  double dot = 0, na = 0, nb = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    dot += double(a[i]) * b[i];
-    na += double(a[i]) * a[i];
-    nb += double(b[i]) * b[i];
-  }
-  return dot / std::sqrt(na * nb);
 }
 
 struct Pair {

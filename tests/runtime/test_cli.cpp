@@ -7,28 +7,13 @@
 
 #include "runtime/runtime_fixture.h"
 #include "support/golden.h"
+#include "support/shell.h"
 #include "support/test_paths.h"
 
 namespace q3vl::testing {
 namespace {
 
-struct Output {
-  int status = 0;
-  std::string out;
-};
-
-Output run_shell(const std::string& command) {
-  Output result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return {-1, ""};
-  char buffer[4096];
-  std::size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) result.out.append(buffer, n);
-  result.status = pclose(pipe);
-  return result;
-}
-
-std::string quote(const std::filesystem::path& p) { return "'" + p.string() + "'"; }
+using Output = ShellOutput;
 
 // case.json messages with media urls made absolute, written to a file for --messages.
 std::filesystem::path messages_file(const GoldenCase& c) {

@@ -13,6 +13,7 @@
 
 #include "runtime/runtime_fixture.h"
 #include "support/golden.h"
+#include "support/shell.h"
 #include "support/test_paths.h"
 
 namespace q3vl::testing {
@@ -21,23 +22,7 @@ namespace {
 constexpr float kLogitBound = 5e-4f;  // test_parity.cpp's FP32 bound
 constexpr const char* kCheckpoint = "custom";
 
-struct Output {
-  int status = -1;
-  std::string out;  // stdout only: --json prints one object there
-};
-
-Output run_shell(const std::string& command) {
-  Output result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  std::size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) result.out.append(buffer, n);
-  result.status = pclose(pipe);
-  return result;
-}
-
-std::string quote(const std::filesystem::path& p) { return "'" + p.string() + "'"; }
+using Output = ShellOutput;
 
 class RunCliParity : public ::testing::TestWithParam<std::string> {};
 
