@@ -9,11 +9,19 @@ constexpr double kEmbeddingStd = 0.4;
 constexpr double kBiasStd = 0.1;
 constexpr double kNormStd = 0.1;
 
+// Gains g of the weight matrices, std = g / sqrt(fan_in) (see the header for why).
+constexpr double kInputGain = 1.0;           // q/k/v, gate/up, vision qkv/fc1, mergers, patch embed
+constexpr double kTextBranchGain = 0.1;      // o_proj, down_proj: small residual updates
+constexpr double kTokenMapGain = 2.0;        // layer 0 down_proj: the non-symmetric token map
+constexpr double kContextReadGain = 0.7;     // last layer o_proj: what the context contributes
+constexpr double kVisionBranchGain = 0.5;    // vision attn.proj, mlp.linear_fc2
+
 class LayoutBuilder {
  public:
   // nn.Linear(in, out[, bias]) stored as weight [out, in] (+ bias [out]).
-  void linear(const std::string& prefix, std::int64_t in, std::int64_t out, bool bias) {
-    add(prefix + ".weight", {out, in}, Init::normal, 3.0 / std::sqrt(static_cast<double>(in)));
+  void linear(const std::string& prefix, std::int64_t in, std::int64_t out, bool bias,
+              double gain = kInputGain) {
+    add(prefix + ".weight", {out, in}, Init::normal, gain / std::sqrt(static_cast<double>(in)));
     if (bias) add(prefix + ".bias", {out}, Init::normal, kBiasStd);
   }
   // nn.LayerNorm(width): weight + bias. RMSNorm: weight only.
@@ -49,7 +57,7 @@ void vision_tower(LayoutBuilder& b, const VisionConfig& v) {
   const std::int64_t fan_in = v.patch_input_size();
   b.add(root + ".patch_embed.proj.weight",
         {v.hidden_size, v.in_channels, v.temporal_patch_size, v.patch_size, v.patch_size},
-        Init::normal, 3.0 / std::sqrt(static_cast<double>(fan_in)));
+        Init::normal, kInputGain / std::sqrt(static_cast<double>(fan_in)));
   b.add(root + ".patch_embed.proj.bias", {v.hidden_size}, Init::normal, kBiasStd);
   b.add(root + ".pos_embed.weight", {v.num_position_embeddings, v.hidden_size}, Init::normal,
         kEmbeddingStd);
@@ -58,9 +66,9 @@ void vision_tower(LayoutBuilder& b, const VisionConfig& v) {
     b.layer_norm(block + ".norm1", v.hidden_size);
     b.layer_norm(block + ".norm2", v.hidden_size);
     b.linear(block + ".attn.qkv", v.hidden_size, 3 * v.hidden_size, true);
-    b.linear(block + ".attn.proj", v.hidden_size, v.hidden_size, true);
+    b.linear(block + ".attn.proj", v.hidden_size, v.hidden_size, true, kVisionBranchGain);
     b.linear(block + ".mlp.linear_fc1", v.hidden_size, v.intermediate_size, true);
-    b.linear(block + ".mlp.linear_fc2", v.intermediate_size, v.hidden_size, true);
+    b.linear(block + ".mlp.linear_fc2", v.intermediate_size, v.hidden_size, true, kVisionBranchGain);
   }
   patch_merger(b, root + ".merger", v, false);
   for (std::size_t k = 0; k < v.deepstack_visual_indexes.size(); ++k) {
@@ -74,21 +82,26 @@ void language_model(LayoutBuilder& b, const TextConfig& t) {
         kEmbeddingStd);
   const std::int64_t q_width = t.num_attention_heads * t.head_dim;
   const std::int64_t kv_width = t.num_key_value_heads * t.head_dim;
+  const std::int64_t last = t.num_hidden_layers - 1;
   for (std::int64_t i = 0; i < t.num_hidden_layers; ++i) {
     const std::string layer = root + ".layers." + std::to_string(i);
+    const double o_gain = i == last ? kContextReadGain : kTextBranchGain;
+    const double down_gain = i == 0 ? kTokenMapGain : kTextBranchGain;
     b.linear(layer + ".self_attn.q_proj", t.hidden_size, q_width, false);
     b.linear(layer + ".self_attn.k_proj", t.hidden_size, kv_width, false);
     b.linear(layer + ".self_attn.v_proj", t.hidden_size, kv_width, false);
-    b.linear(layer + ".self_attn.o_proj", q_width, t.hidden_size, false);
+    b.linear(layer + ".self_attn.o_proj", q_width, t.hidden_size, false, o_gain);
     b.rms_norm(layer + ".self_attn.q_norm", t.head_dim);
     b.rms_norm(layer + ".self_attn.k_norm", t.head_dim);
     b.linear(layer + ".mlp.gate_proj", t.hidden_size, t.intermediate_size, false);
     b.linear(layer + ".mlp.up_proj", t.hidden_size, t.intermediate_size, false);
-    b.linear(layer + ".mlp.down_proj", t.intermediate_size, t.hidden_size, false);
+    b.linear(layer + ".mlp.down_proj", t.intermediate_size, t.hidden_size, false, down_gain);
     b.rms_norm(layer + ".input_layernorm", t.hidden_size);
     b.rms_norm(layer + ".post_attention_layernorm", t.hidden_size);
   }
-  b.rms_norm(root + ".norm", t.hidden_size);
+  // Zero-mean final norm: with norm weights near 1 a tied lm_head scores the current
+  // token's own embedding highest and greedy decoding repeats it.
+  b.add(root + ".norm.weight", {t.hidden_size}, Init::normal, 1.0);
 }
 
 }  // namespace

@@ -26,25 +26,29 @@ struct Variant {
   builder::WeightPrecision precision;
   builder::QuantMethod method;
   bool symmetric;
+  bool lm_head_int8;      // llama.cpp's Q4 files keep the output matrix at 6 bits
   double min_cosine;      // worst case over all prompts
   double min_top1_share;  // share of cases whose top-1 token equals FP32's
 };
 
 // Bounds. fp16 must track FP32 to 1e-5 in cosine with the same top-1 token everywhere;
-// int8 to 1e-3 (measured worst 0.99942) with the same top-1 on >= 80 % of prompts (the
-// random models have top-1/top-2 gaps down to 5e-4, hf-reference-facts.md). INT4 does NOT
-// reach the issue's target (cosine >= 0.99 at block 32) on these random-weight checkpoints:
-// worst case 0.82 (rtn) / 0.84-0.88 (mse), mean 0.92-0.94 (2026-11-23, full-grid quantizer).
-// Quantizing only lm_head to INT4 gives 0.996 and only layer 0 gives 0.89, so the loss is
-// layer 0's error amplified by the later layers: weights ~ N(0, (3/sqrt(fan_in))^2) make
-// the network chaotic, unlike trained weights. The INT4 floor below catches layout/packing
-// bugs (which give cosine ~0); it is not the quality target; see the issue note.
+// int8 to 2e-4 (measured worst 0.99993) with the same top-1 on >= 80 % of prompts (the
+// random models have top-1/top-2 gaps down to 5e-4, hf-reference-facts.md). INT4 at block
+// 32 does NOT reach the issue's target (cosine >= 0.99 on tiny): measured 2026-12-04 on
+// the make-checkpoint weights of weight_layout.h, worst case over the 15 prompts
+//   tiny:        rtn 0.9817, mse 0.9851, mse asymmetric 0.9830, mse + INT8 lm_head 0.9880
+//   tiny-untied: rtn 0.9817, mse 0.9820, mse asymmetric 0.9860, mse + INT8 lm_head 0.9849
+// (mean 0.985-0.990). Each INT4 matmul carries ~8 % relative error on Gaussian weights,
+// lm_head alone costs ~0.004 of cosine and every branch that makes the output depend on
+// the token and the image adds its share; see the issue note. The INT4 bounds sit just
+// under those figures, so a regression in the quantizer or the packing shows.
 const Variant kVariants[] = {
-    {"fp16", builder::WeightPrecision::fp16, builder::QuantMethod::mse, true, 0.99999, 1.0},
-    {"int8-mse", builder::WeightPrecision::int8, builder::QuantMethod::mse, true, 0.999, 0.8},
-    {"int4-rtn", builder::WeightPrecision::int4, builder::QuantMethod::rtn, true, 0.7, 0.0},
-    {"int4-mse", builder::WeightPrecision::int4, builder::QuantMethod::mse, true, 0.7, 0.0},
-    {"int4-mse-asym", builder::WeightPrecision::int4, builder::QuantMethod::mse, false, 0.7, 0.0},
+    {"fp16", builder::WeightPrecision::fp16, builder::QuantMethod::mse, true, false, 0.99999, 1.0},
+    {"int8-mse", builder::WeightPrecision::int8, builder::QuantMethod::mse, true, false, 0.9998, 0.8},
+    {"int4-rtn", builder::WeightPrecision::int4, builder::QuantMethod::rtn, true, false, 0.978, 0.3},
+    {"int4-mse", builder::WeightPrecision::int4, builder::QuantMethod::mse, true, false, 0.978, 0.3},
+    {"int4-mse-asym", builder::WeightPrecision::int4, builder::QuantMethod::mse, false, false, 0.978, 0.3},
+    {"int4-mse-lm8", builder::WeightPrecision::int4, builder::QuantMethod::mse, true, true, 0.982, 0.3},
 };
 
 std::int64_t argmax(const std::vector<float>& v) { return std::max_element(v.begin(), v.end()) - v.begin(); }
@@ -113,6 +117,7 @@ void check_preset(const std::string& preset) {
     options.layers.quant.symmetric = v.symmetric;
     options.layers.quant.block_size = 32;
     options.lm_head = options.layers;
+    if (v.lm_head_int8) options.lm_head.precision = builder::WeightPrecision::int8;
     const auto logits = run_all(options, v.label);
     double worst = 1.0, sum = 0;
     int agree = 0;

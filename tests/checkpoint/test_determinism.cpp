@@ -50,7 +50,7 @@ const std::map<std::string, std::string> kTinySeed0 = {
     {"generation_config.json",
      "cdbd41b31071ff8fd32528bc6ad96ced0283d54fd73fae907163573a13bb15e2"},
     {"model.safetensors",
-     "56177313472a5c6ec400676fa74449b7f12cb3d84c35224caec4e21fc9d4bbc0"},
+     "6677a031058d13645deb652f4870ccce200de7d3a4b417326cd3696dda5ddd6e"},
     {"preprocessor_config.json",
      "8a113d3fd988da83419592eb7434e616b98a6dc6fcde47229cf5ef4aeef35983"},
     {"tokenizer.json", "aeb13307a71acd8fe81861d94ad54ab689df773318809eed3cbe794b4492dae4"},

@@ -140,14 +140,17 @@ TEST(RandomWeights, TensorsHaveTheIntendedScales) {
   const Case cases[] = {
       {"tiny", "model.language_model.embed_tokens.weight", 0.0, 0.4},
       {"tiny", "model.visual.pos_embed.weight", 0.0, 0.4},
-      {"tiny", "patch_embed.proj.weight", 0.0, 3.0 / std::sqrt(1536.0)},
-      {"tiny", "mlp.gate_proj.weight", 0.0, 3.0 / 8.0},
-      {"tiny", "mlp.down_proj.weight", 0.0, 3.0 / std::sqrt(192.0)},
-      {"tiny", "merger.linear_fc1.weight", 0.0, 3.0 / 16.0},
+      {"tiny", "patch_embed.proj.weight", 0.0, 1.0 / std::sqrt(1536.0)},
+      {"tiny", "mlp.gate_proj.weight", 0.0, 1.0 / 8.0},
+      {"tiny", "layers.0.mlp.down_proj.weight", 0.0, 2.0 / std::sqrt(192.0)},
+      {"tiny", "layers.1.mlp.down_proj.weight", 0.0, 0.1 / std::sqrt(192.0)},
+      {"tiny", "layers.2.self_attn.o_proj.weight", 0.0, 0.7 / std::sqrt(128.0)},
+      {"tiny", "merger.linear_fc1.weight", 0.0, 1.0 / 16.0},
       {"tiny-untied", "lm_head.weight", 0.0, 0.4},
-      {"tiny-untied", "attn.qkv.weight", 0.0, 3.0 / std::sqrt(48.0)},
+      {"tiny-untied", "attn.qkv.weight", 0.0, 1.0 / std::sqrt(48.0)},
+      {"tiny-untied", "mlp.linear_fc2.weight", 0.0, 0.5 / std::sqrt(96.0)},
       {"tiny-untied", ".bias", 0.0, 0.1},
-      {"tiny-untied", "norm.weight", 1.0, 0.1},
+      {"tiny-untied", "layernorm.weight", 1.0, 0.1},
   };
   std::map<std::string, io::Checkpoint> checkpoints;
   for (const auto& c : cases) {
@@ -163,7 +166,7 @@ TEST(RandomWeights, TensorsHaveTheIntendedScales) {
       const auto tensor = checkpoint.tensor(name).to_f32();
       values.insert(values.end(), tensor.begin(), tensor.end());
     }
-    ASSERT_GE(values.size(), 1000u);
+    ASSERT_GE(values.size(), 500u);  // the bounds below scale with the sample size
     const double n = static_cast<double>(values.size());
     const Moments m = moments(values);
     EXPECT_NEAR(m.mean, c.mean, 4.0 * c.std / std::sqrt(n));

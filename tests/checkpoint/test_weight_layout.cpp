@@ -125,15 +125,25 @@ TEST(WeightLayout, InitialisationScalesFollowTheDocumentedRules) {
   expect("model.language_model.embed_tokens.weight", Init::normal, 0.4);
   expect("lm_head.weight", Init::normal, 0.4);
   expect("model.visual.pos_embed.weight", Init::normal, 0.4);
-  expect("model.visual.patch_embed.proj.weight", Init::normal, 3.0 / std::sqrt(1536.0));
+  expect("model.visual.patch_embed.proj.weight", Init::normal, 1.0 / std::sqrt(1536.0));
   expect("model.visual.patch_embed.proj.bias", Init::normal, 0.1);
-  expect("model.language_model.layers.1.mlp.down_proj.weight", Init::normal, 3.0 / std::sqrt(256.0));
-  expect("model.language_model.layers.1.self_attn.o_proj.weight", Init::normal, 3.0 / std::sqrt(192.0));
-  expect("model.visual.deepstack_merger_list.1.linear_fc2.weight", Init::normal, 3.0 / std::sqrt(192.0));
+  expect("model.visual.blocks.2.attn.qkv.weight", Init::normal, 1.0 / std::sqrt(48.0));
+  expect("model.visual.blocks.2.attn.proj.weight", Init::normal, 0.5 / std::sqrt(48.0));
+  expect("model.visual.blocks.2.mlp.linear_fc2.weight", Init::normal, 0.5 / std::sqrt(96.0));
+  expect("model.visual.deepstack_merger_list.1.linear_fc2.weight", Init::normal, 1.0 / std::sqrt(192.0));
   expect("model.visual.blocks.4.norm2.bias", Init::normal, 0.1);
   expect("model.visual.blocks.4.norm2.weight", Init::one_plus, 0.1);
+  // tiny-untied has 4 text layers: layer 0's down_proj is the token map, layer 3's o_proj
+  // the context read, the other branch outputs are small.
+  expect("model.language_model.layers.1.self_attn.q_proj.weight", Init::normal, 1.0 / std::sqrt(96.0));
+  expect("model.language_model.layers.1.mlp.gate_proj.weight", Init::normal, 1.0 / std::sqrt(96.0));
+  expect("model.language_model.layers.0.mlp.down_proj.weight", Init::normal, 2.0 / std::sqrt(256.0));
+  expect("model.language_model.layers.1.mlp.down_proj.weight", Init::normal, 0.1 / std::sqrt(256.0));
+  expect("model.language_model.layers.3.mlp.down_proj.weight", Init::normal, 0.1 / std::sqrt(256.0));
+  expect("model.language_model.layers.0.self_attn.o_proj.weight", Init::normal, 0.1 / std::sqrt(192.0));
+  expect("model.language_model.layers.3.self_attn.o_proj.weight", Init::normal, 0.7 / std::sqrt(192.0));
   expect("model.language_model.layers.3.self_attn.k_norm.weight", Init::one_plus, 0.1);
-  expect("model.language_model.norm.weight", Init::one_plus, 0.1);
+  expect("model.language_model.norm.weight", Init::normal, 1.0);
 }
 
 TEST(WeightLayout, TinyPresetsDifferWhereTheyShould) {
