@@ -5,7 +5,9 @@
 //   outputs inputs_embeds  f32 [batch_size, sequence_length, hidden_size]
 //
 // fp32 stores the table as is; fp16 stores it as float16 and casts the gathered rows
-// (exact for the float16 values, half the file). Ids outside [0, vocab_size) make ONNX
+// (exact for the float16 values, half the file); int8 stores 8-bit codes with one float
+// scale per 32 values of a row (com.microsoft.GatherBlockQuantized; every value within
+// half a step of its code, a quarter of the file). Ids outside [0, vocab_size) make ONNX
 // Runtime's Gather fail; the runtime validates ids before calling.
 #pragma once
 
@@ -22,7 +24,7 @@ namespace q3vl::builder {
 using io::kEmbedInputIds;
 using io::kEmbedInputsEmbeds;
 
-// precision: fp32 or fp16 (int8/int4 tables are not offered; throws q3vl::Error(unsupported)).
+// precision: fp32, fp16 or int8 (an int4 table is not offered; throws q3vl::Error(unsupported)).
 void write_embed_graph(Graph& g, WeightReader& weights, const ModelConfig& config,
                        WeightPrecision precision);
 

@@ -149,6 +149,19 @@ void write_graph(const std::string& name, const std::filesystem::path& dir, cons
                                          describe(g.inputs()), describe(g.outputs())});
 }
 
+// --vision-precision sets the vision and the embedding graph: the table is looked up,
+// never multiplied, so it follows the input side rather than the decoder's precision.
+WeightPrecision embed_table_precision(builder::VisionPrecision vision) {
+  switch (vision) {
+    case builder::VisionPrecision::fp16:
+      return WeightPrecision::fp16;
+    case builder::VisionPrecision::int8:
+      return WeightPrecision::int8;
+    default:
+      return WeightPrecision::fp32;
+  }
+}
+
 }  // namespace
 
 BuildResult build_package(const BuildOptions& o) {
@@ -160,8 +173,7 @@ BuildResult build_package(const BuildOptions& o) {
   }
   const builder::DecoderGraphOptions decoder = decoder_options(o);
   const auto vision_precision = builder::parse_vision_precision(o.vision_precision);
-  const WeightPrecision embed_precision =
-      vision_precision == builder::VisionPrecision::fp16 ? WeightPrecision::fp16 : WeightPrecision::fp32;
+  const WeightPrecision embed_precision = embed_table_precision(vision_precision);
 
   const ModelConfig config = load_model_config(o.model_dir);
   builder::validate_decoder_config(config);
