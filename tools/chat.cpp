@@ -28,6 +28,7 @@
 #include "q3vl/chat.h"
 #include "q3vl/error.h"
 #include "q3vl/model.h"
+#include "generation_flags.h"
 #include "subcommand.h"
 
 namespace q3vl::tools {
@@ -95,14 +96,7 @@ bool read_line(bool interactive, std::string& line) {
 
 struct ChatArgs {
   std::filesystem::path model;
-  std::optional<std::int64_t> max_new_tokens;
-  std::optional<float> temperature;
-  std::optional<std::int64_t> top_k;
-  std::optional<float> top_p;
-  std::optional<std::uint64_t> seed;
-  std::optional<std::int64_t> max_pixels;
-  int threads = 0;
-  bool no_spin = false;
+  GenerationFlags generation;
 };
 
 text::ContentPart media_part(text::ContentPart::Type type, const std::string& path) {
@@ -130,23 +124,9 @@ void print_stats(const GenerateResult* last, const ChatStats& s) {
 }
 
 int run(const ChatArgs& args) {
-  ModelOptions model_options;
-  model_options.intra_op_threads = args.threads;
-  model_options.allow_spinning = !args.no_spin;
-  const auto model = Model::load(args.model, model_options);
+  const auto model = Model::load(args.model, args.generation.model_options());
   GenerateOptions options = model->default_options();
-  if (args.max_new_tokens) options.max_new_tokens = *args.max_new_tokens;
-  if (args.temperature) {
-    options.sampling.temperature = *args.temperature;
-    options.sampling.do_sample = *args.temperature > 0.0f;
-  }
-  if (args.top_k) options.sampling.top_k = *args.top_k;
-  if (args.top_p) options.sampling.top_p = *args.top_p;
-  if (args.seed) options.sampling.seed = *args.seed;
-  if (args.max_pixels) {
-    options.image_max_pixels = *args.max_pixels;
-    options.video_max_pixels = *args.max_pixels;
-  }
+  args.generation.apply(options);
 
   catch_sigint();
   const bool interactive = isatty(STDIN_FILENO) != 0;
@@ -206,15 +186,7 @@ int run(const ChatArgs& args) {
 RunFunction setup_chat(CLI::App& command) {
   auto args = std::make_shared<ChatArgs>();
   command.add_option("--model", args->model, "q3vl package directory (from `q3vl build`)")->required();
-  command.add_option("--max-new-tokens", args->max_new_tokens, "Most tokens per reply")->check(CLI::PositiveNumber);
-  command.add_option("--temperature", args->temperature, "Sampling temperature (0 = greedy)")->check(CLI::NonNegativeNumber);
-  command.add_option("--top-k", args->top_k, "Keep the k best tokens (0 = off)")->check(CLI::NonNegativeNumber);
-  command.add_option("--top-p", args->top_p, "Nucleus sampling mass")->check(CLI::Range(0.0, 1.0));
-  command.add_option("--seed", args->seed, "Random seed (reproducible sampling)");
-  command.add_option("--max-pixels", args->max_pixels, "Largest image / video size in pixels")->check(CLI::PositiveNumber);
-  command.add_option("--threads", args->threads, "Threads per op (0 = all cores)")->check(CLI::NonNegativeNumber);
-  command.add_flag("--no-spin", args->no_spin,
-                   "Idle ONNX Runtime threads sleep instead of spinning (faster on a busy machine)");
+  args->generation.add_to(command, "Most tokens per reply");
   return [args] { return run(*args); };
 }
 

@@ -16,6 +16,7 @@
 #include "q3vl/error.h"
 #include "q3vl/messages.h"
 #include "q3vl/model.h"
+#include "generation_flags.h"
 #include "subcommand.h"
 
 namespace q3vl::tools {
@@ -27,16 +28,9 @@ struct RunArgs {
   std::vector<std::string> videos;
   std::optional<std::string> prompt;
   std::optional<std::filesystem::path> messages;
-  std::optional<std::int64_t> max_new_tokens;
-  std::optional<float> temperature;
-  std::optional<std::int64_t> top_k;
-  std::optional<float> top_p;
-  std::optional<std::uint64_t> seed;
-  std::optional<std::int64_t> max_pixels;
+  GenerationFlags generation;
   bool json = false;
   bool stats = false;
-  int threads = 0;
-  bool no_spin = false;
 };
 
 text::ContentPart media_part(text::ContentPart::Type type, const std::string& path) {
@@ -93,24 +87,10 @@ int run(const RunArgs& args) {
     throw_error(ErrorKind::usage, "", "--prompt / --messages", "exactly one of them",
                 args.prompt ? "both" : "neither");
   }
-  ModelOptions model_options;
-  model_options.intra_op_threads = args.threads;
-  model_options.allow_spinning = !args.no_spin;
-  const auto model = Model::load(args.model, model_options);
+  const auto model = Model::load(args.model, args.generation.model_options());
   GenerateOptions options = model->default_options();
   std::vector<text::Message> conversation = conversation_of(args, options.tools_json);
-  if (args.max_new_tokens) options.max_new_tokens = *args.max_new_tokens;
-  if (args.temperature) {
-    options.sampling.temperature = *args.temperature;
-    options.sampling.do_sample = *args.temperature > 0.0f;
-  }
-  if (args.top_k) options.sampling.top_k = *args.top_k;
-  if (args.top_p) options.sampling.top_p = *args.top_p;
-  if (args.seed) options.sampling.seed = *args.seed;
-  if (args.max_pixels) {
-    options.image_max_pixels = *args.max_pixels;
-    options.video_max_pixels = *args.max_pixels;
-  }
+  args.generation.apply(options);
   StreamCallback stream;
   if (!args.json) {
     stream = [](std::string_view piece) {
@@ -140,17 +120,9 @@ RunFunction setup_run(CLI::App& command) {
   command.add_option("--video", args->videos, "Video file");
   command.add_option("--prompt", args->prompt, "User message text");
   command.add_option("--messages", args->messages, "OpenAI-shape messages JSON file (array or {\"messages\": [...]})");
-  command.add_option("--max-new-tokens", args->max_new_tokens, "Most tokens to generate")->check(CLI::PositiveNumber);
-  command.add_option("--temperature", args->temperature, "Sampling temperature (0 = greedy)")->check(CLI::NonNegativeNumber);
-  command.add_option("--top-k", args->top_k, "Keep the k best tokens (0 = off)")->check(CLI::NonNegativeNumber);
-  command.add_option("--top-p", args->top_p, "Nucleus sampling mass")->check(CLI::Range(0.0, 1.0));
-  command.add_option("--seed", args->seed, "Random seed (reproducible sampling)");
-  command.add_option("--max-pixels", args->max_pixels, "Largest image / video size in pixels")->check(CLI::PositiveNumber);
+  args->generation.add_to(command, "Most tokens to generate");
   command.add_flag("--json", args->json, "Print one JSON object instead of streaming text");
   command.add_flag("--stats", args->stats, "Print usage and timings to stderr");
-  command.add_option("--threads", args->threads, "Threads per op (0 = all cores)")->check(CLI::NonNegativeNumber);
-  command.add_flag("--no-spin", args->no_spin,
-                   "Idle ONNX Runtime threads sleep instead of spinning (faster on a busy machine)");
   return [args] { return run(*args); };
 }
 
