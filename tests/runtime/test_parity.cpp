@@ -12,6 +12,8 @@
 //     legitimately pick the other token).
 #include <gtest/gtest.h>
 
+#include <ostream>
+
 #include <algorithm>
 #include <cmath>
 
@@ -40,6 +42,9 @@ struct ParityParam {
   std::string preset;
   std::string name;
 };
+
+// gtest prints a parameter it has no printer for as raw bytes in every test's name line.
+void PrintTo(const ParityParam& p, std::ostream* out) { *out << p.preset << "/" << p.name; }
 
 std::vector<ParityParam> all_params() {
   std::vector<ParityParam> params;
