@@ -12,10 +12,9 @@
 //     legitimately pick the other token).
 #include <gtest/gtest.h>
 
-#include <ostream>
-
 #include <algorithm>
 #include <cmath>
+#include <ostream>
 
 #include "q3vl/chat.h"
 #include "q3vl/model.h"
