@@ -29,8 +29,12 @@ RunFunction setup_build(CLI::App& command) {
   command.add_option("--accuracy-level", options->accuracy_level,
                      "MatMulNBits accuracy_level: 0 exact float math (default), 4 int8 activations (faster)");
   command.add_option("--quant-method", options->quant_method,
-                     "rtn (round to nearest) or mse (per-block scale search; default)")
-      ->check(CLI::IsMember({"rtn", "mse"}));
+                     "rtn (round to nearest), mse (per-block scale search; default) or gptq (mse plus "
+                     "error compensation from calibration prompts; slower, most accurate)")
+      ->check(CLI::IsMember({"rtn", "mse", "gptq"}));
+  command.add_option("--calibration", options->calibration_file,
+                     "gptq: JSON Lines file, one conversation per line as --messages takes it "
+                     "(default: a built-in synthetic set)");
   command.add_flag("--lm-head-int8", options->lm_head_int8, "With int4: keep lm_head at int8");
   command.add_option("--int8-edge-layers", options->int8_edge_layers,
                      "With int4: keep the first and last N decoder layers at int8");

@@ -30,7 +30,13 @@ struct BuildOptions {
   std::int64_t block_size = 32;  // power of two >= 16
   bool symmetric = true;         // false: per-block zero points (--asymmetric)
   int accuracy_level = 0;        // 0 = float math (exact); 4 = int8 activations (faster, approximate)
-  std::string quant_method = "mse";  // rtn | mse (per-block scale search, lower error)
+  // rtn | mse (per-block scale search, lower error) | gptq (mse's scales plus error
+  // compensation weighted by the decoder's inputs on calibration prompts; see
+  // src/builder/gptq.h and calibration.h. Slower to build; lowest error.)
+  std::string quant_method = "mse";
+  // gptq: JSON Lines, one conversation per line (what `q3vl run --messages` reads);
+  // empty = the built-in synthetic set.
+  std::filesystem::path calibration_file;
   bool lm_head_int8 = false;         // with int4: keep lm_head at int8
   std::int64_t int8_edge_layers = 0;  // with int4: keep the first and last N layers at int8
   bool all_logits = false;  // decoder returns logits for every position (tests; default: last only)

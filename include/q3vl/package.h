@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -41,13 +42,23 @@ struct PackageFile {
   std::string sha256;
 };
 
+// What a gptq build calibrated on (q3vl.json "quantization": {"calibration": {...}},
+// present only for method "gptq").
+struct CalibrationInfo {
+  std::string source;           // "built-in" or the --calibration file's name
+  std::int64_t conversations = 0;
+  std::int64_t tokens = 0;      // prompt tokens whose matmul inputs were recorded
+  std::string decoder_precision;  // the decoder that recorded them: "fp32", or "int8" for large models
+};
+
 struct QuantizationInfo {
-  std::string method;  // "rtn" / "mse" ("" when no graph is quantized)
+  std::string method;  // "rtn" / "mse" / "gptq" ("" when no graph is quantized)
   std::int64_t block_size = 0;
   bool symmetric = true;
   int accuracy_level = 0;
   std::string lm_head_precision;
   std::int64_t int8_edge_layers = 0;  // first/last layers kept at int8
+  std::optional<CalibrationInfo> calibration;
 };
 
 struct TokenIds {

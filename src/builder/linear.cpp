@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "builder/gptq.h"
 #include "q3vl/error.h"
 
 namespace q3vl::builder {
@@ -40,6 +41,8 @@ const char* to_string(WeightPrecision precision) {
   return "?";
 }
 
+std::string linear_input_name(const std::string& scope) { return "linear_input." + scope; }
+
 Value linear(Graph& g, const Value& x, std::vector<float> weight, std::int64_t out_features,
              std::int64_t in_features, const LinearFormat& format, std::vector<float> bias) {
   if (static_cast<std::int64_t>(weight.size()) != out_features * in_features ||
@@ -47,6 +50,11 @@ Value linear(Graph& g, const Value& x, std::vector<float> weight, std::int64_t o
     throw_error(ErrorKind::usage, g.name(), g.scope_path(),
                 "weight [" + std::to_string(out_features) + ", " + std::to_string(in_features) + "]",
                 std::to_string(weight.size()) + " values");
+  }
+  if (format.expose_input) {
+    // Through an Identity: output() renames the value it is given, and x has other readers.
+    g.output(g.op("Identity", {x}), linear_input_name(g.scope_path()), DType::f32,
+             {"batch_size", "sequence_length", in_features});
   }
   Value y;
   switch (format.precision) {
@@ -70,7 +78,16 @@ Value linear(Graph& g, const Value& x, std::vector<float> weight, std::int64_t o
     case WeightPrecision::int4: {
       QuantOptions options = format.quant;
       options.bits = format.precision == WeightPrecision::int8 ? 8 : 4;
-      const QuantizedMatrix q = quantize_blockwise(weight, out_features, in_features, options);
+      QuantizedMatrix q;
+      if (options.method == QuantMethod::gptq) {
+        if (format.calibration == nullptr) {
+          throw_error(ErrorKind::usage, g.name(), g.scope_path(), "calibration statistics for gptq", "none");
+        }
+        const auto h = format.calibration->hessian(g.scope_path(), in_features);
+        q = quantize_gptq(weight, out_features, in_features, h, options);
+      } else {
+        q = quantize_blockwise(weight, out_features, in_features, options);
+      }
       weight = {};
       const std::int64_t blob = q.block_size * q.bits / 8;
       Value packed = g.initializer_u8(g.scoped("weight"), {q.n, q.k_blocks, blob}, q.packed);

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "builder/calibration_stats.h"
 #include "builder/graph.h"
 #include "builder/quantize.h"
 
@@ -31,7 +32,15 @@ struct LinearFormat {
   WeightPrecision precision = WeightPrecision::fp32;
   QuantOptions quant;   // used for int8/int4 (bits is taken from precision)
   int accuracy_level = 0;  // MatMulNBits accuracy_level: 0 exact float, 4 = int8 activations
+  // Calibration graphs: also output the matmul's input x as "linear_input.<scope>"
+  // [batch_size, sequence_length, in_features], for a calibration run to record.
+  bool expose_input = false;
+  // QuantMethod::gptq reads this weight's input statistics (keyed by scope) from here.
+  const CalibrationStats* calibration = nullptr;
 };
+
+// The graph output name under which an expose_input linear in `scope` publishes its input.
+std::string linear_input_name(const std::string& scope);
 
 // Adds y = x W^T (+ bias) in the current scope. `weight` is [out_features * in_features]
 // row-major; `bias` is empty or [out_features]. Throws q3vl::Error(usage) on size mismatch.

@@ -2,6 +2,8 @@
 
 #include <functional>
 
+#include "builder/calibration.h"
+#include "builder/calibration_stats.h"
 #include "builder/embed_graph.h"
 #include "builder/graph.h"
 #include "builder/package_files.h"
@@ -60,6 +62,7 @@ builder::DecoderGraphOptions decoder_options(const BuildOptions& o) {
   }
   if (quantized) {  // validates block size early (before any weight is read)
     builder::QuantOptions probe = base.quant;
+    probe.method = builder::QuantMethod::rtn;
     builder::quantize_blockwise(std::vector<float>(static_cast<std::size_t>(o.block_size), 0.0f), 1,
                                 o.block_size, probe);
   }
@@ -138,6 +141,14 @@ std::uint64_t tensor_bytes(const io::Checkpoint& c, const std::string& prefix) {
   return total;
 }
 
+std::uint64_t fp32_bytes(const io::Checkpoint& c, const std::string& prefix) {
+  std::uint64_t total = 0;
+  for (const auto& name : c.names()) {
+    if (name.rfind(prefix, 0) == 0) total += static_cast<std::uint64_t>(c.tensor(name).numel()) * 4;
+  }
+  return total;
+}
+
 void write_graph(const std::string& name, const std::filesystem::path& dir, const std::string& precision,
                  PackageManifest& manifest, const std::function<void(builder::Graph&)>& body) {
   builder::Graph g(name, dir / (name + ".onnx.data"));
@@ -162,6 +173,43 @@ WeightPrecision embed_table_precision(builder::VisionPrecision vision) {
   }
 }
 
+// Decoders at most this large (float32 text weights) record calibration inputs in fp32;
+// larger ones (the 4B preset's 16 GB) in int8, whose inputs differ from fp32's by ~1e-4
+// in cosine, far below what GPTQ's statistics resolve.
+constexpr std::uint64_t kFp32CalibrationLimit = 4ull << 30;
+
+// A runnable package in `calibration_dir` whose decoder also outputs every matmul's input:
+// links to the vision and embed graphs already in `package_dir`, the side files, and a
+// manifest. The caller runs the calibration prompts through it and removes it.
+void write_calibration_package(const std::filesystem::path& package_dir, const std::filesystem::path& calibration_dir,
+                               const std::filesystem::path& model_dir, const PackageManifest& base,
+                               builder::WeightReader& weights, const ModelConfig& config,
+                               WeightPrecision precision) {
+  std::filesystem::create_directories(calibration_dir);
+  PackageManifest m = base;
+  m.graphs.clear();
+  for (const PackageGraph& g : base.graphs) {
+    for (const std::string& f : {g.file, g.weights_file}) {
+      std::filesystem::create_symlink(std::filesystem::absolute(package_dir / f), calibration_dir / f);
+    }
+    m.graphs.push_back(g);
+  }
+  builder::DecoderGraphOptions options;
+  options.layers.precision = precision;
+  options.layers.quant.method = builder::QuantMethod::rtn;
+  options.layers.expose_input = true;
+  options.edge_layers = options.layers;
+  options.lm_head = options.layers;
+  options.logits = builder::LogitsMode::all;
+  m.decoder_precision = builder::to_string(precision);
+  m.logits_mode = "all";
+  write_graph("decoder", calibration_dir, m.decoder_precision, m, [&](builder::Graph& g) {
+    builder::write_decoder_graph(g, weights, config, options);
+  });
+  builder::copy_side_files(model_dir, calibration_dir);
+  io::write_json_file(calibration_dir / kManifestFileName, io::manifest_to_json(m));
+}
+
 }  // namespace
 
 BuildResult build_package(const BuildOptions& o) {
@@ -171,7 +219,21 @@ BuildResult build_package(const BuildOptions& o) {
     throw_error(ErrorKind::usage, o.out_dir.string(), "", "a path that does not exist (pass --force to replace it)",
                 "an existing file or directory");
   }
-  const builder::DecoderGraphOptions decoder = decoder_options(o);
+  builder::DecoderGraphOptions decoder = decoder_options(o);
+  const bool gptq = decoder.layers.quant.method == builder::QuantMethod::gptq;
+  if (gptq && decoder.layers.precision != WeightPrecision::int4 && decoder.layers.precision != WeightPrecision::int8) {
+    throw_error(ErrorKind::usage, "", "--quant-method gptq", "--precision int4 or int8", "--precision " + o.precision);
+  }
+  if (!o.calibration_file.empty() && !gptq) {
+    throw_error(ErrorKind::usage, "", "--calibration", "--quant-method gptq", "--quant-method " + o.quant_method);
+  }
+  if (gptq && !o.include_vision) {
+    throw_error(ErrorKind::usage, "", "--quant-method gptq", "a build with the vision graph (calibration prompts "
+                "hold images)", "--no-vision");
+  }
+  const builder::CalibrationSet calibration_set =
+      !gptq ? builder::CalibrationSet{} : o.calibration_file.empty() ? builder::builtin_calibration_set()
+                                                                     : builder::load_calibration_set(o.calibration_file);
   const auto vision_precision = builder::parse_vision_precision(o.vision_precision);
   const WeightPrecision embed_precision = embed_table_precision(vision_precision);
 
@@ -185,8 +247,10 @@ BuildResult build_package(const BuildOptions& o) {
   const std::uint64_t vision_bytes = o.include_vision ? tensor_bytes(checkpoint, "model.visual.") +
                                                             tensor_bytes(checkpoint, "visual.")
                                                       : 0;
-  const std::uint64_t total = tensor_bytes(checkpoint, "model.language_model.") + tensor_bytes(checkpoint, "lm_head.") +
-                              embed_bytes * (config.tie_word_embeddings ? 1 : 0) + vision_bytes;
+  const std::uint64_t text_bytes = tensor_bytes(checkpoint, "model.language_model.") + tensor_bytes(checkpoint, "lm_head.") +
+                                   embed_bytes * (config.tie_word_embeddings ? 1 : 0);
+  // gptq reads the text weights twice: for the calibration decoder, then to quantize.
+  const std::uint64_t total = text_bytes * (gptq ? 2 : 1) + vision_bytes;
   Progress progress("q3vl build", total, ProgressUnit::bytes, o.progress);
   builder::WeightReader weights(checkpoint, progress);
 
@@ -211,6 +275,8 @@ BuildResult build_package(const BuildOptions& o) {
   m.hidden_size = config.text.hidden_size;
   m.vocab_size = config.text.vocab_size;
   m.deepstack_layers = static_cast<std::int64_t>(config.vision.deepstack_visual_indexes.size());
+  m.source_config_json = source_config.dump();
+  m.preprocessing_json = preprocessing_json(o.model_dir, config).dump();
 
   if (o.include_vision) {
     write_graph("vision", dir, o.vision_precision, m, [&](builder::Graph& g) {
@@ -223,14 +289,35 @@ BuildResult build_package(const BuildOptions& o) {
   write_graph("embed", dir, builder::to_string(embed_precision), m, [&](builder::Graph& g) {
     builder::write_embed_graph(g, weights, config, embed_precision);
   });
+  std::optional<builder::CalibrationStats> calibration;
+  if (gptq) {
+    // Record what every decoder matmul sees on the calibration prompts, through a
+    // temporary package inside the staging directory (gone with it).
+    const auto calibration_dir = dir / "calibration";
+    const std::uint64_t decoder_fp32 = fp32_bytes(checkpoint, "model.language_model.") + fp32_bytes(checkpoint, "lm_head.");
+    const WeightPrecision recorder =
+        decoder_fp32 <= kFp32CalibrationLimit ? WeightPrecision::fp32 : WeightPrecision::int8;
+    write_calibration_package(dir, calibration_dir, o.model_dir, m, weights, config, recorder);
+    calibration.emplace(calibration_dir / "inputs");
+    const builder::CalibrationRun run = builder::record_linear_inputs(
+        calibration_dir, calibration_set, *calibration, [&progress](std::int64_t done, std::int64_t total_runs) {
+          progress.advance(0, "calibration " + std::to_string(done) + "/" + std::to_string(total_runs));
+        });
+    m.quantization.calibration =
+        CalibrationInfo{o.calibration_file.empty() ? calibration_set.source : o.calibration_file.filename().string(),
+                        run.conversations, run.tokens, builder::to_string(recorder)};
+    for (builder::LinearFormat* f : {&decoder.layers, &decoder.edge_layers, &decoder.lm_head}) f->calibration = &*calibration;
+  }
   write_graph("decoder", dir, o.precision, m, [&](builder::Graph& g) {
     builder::write_decoder_graph(g, weights, config, decoder);
   });
   progress.finish();
+  if (calibration) {
+    calibration.reset();
+    std::filesystem::remove_all(dir / "calibration");
+  }
 
   builder::copy_side_files(o.model_dir, dir);
-  m.source_config_json = source_config.dump();
-  m.preprocessing_json = preprocessing_json(o.model_dir, config).dump();
   m.files = builder::list_package_files(dir);
   io::write_json_file(dir / kManifestFileName, io::manifest_to_json(m));
 

@@ -13,17 +13,6 @@ namespace {
 constexpr int kSearchSteps = 16;
 constexpr float kSearchStep = 0.02f;
 
-struct BlockParams {
-  float scale = 0.0f;
-  int zero_point = 0;
-};
-
-int quantize_value(float w, const BlockParams& p, int max_q) {
-  if (p.scale == 0.0f) return p.zero_point;
-  const float q = std::nearbyint(w / p.scale) + static_cast<float>(p.zero_point);
-  return static_cast<int>(std::clamp(q, 0.0f, static_cast<float>(max_q)));
-}
-
 double block_error(std::span<const float> x, const BlockParams& p, int max_q) {
   double error = 0.0;
   for (float w : x) {
@@ -93,7 +82,15 @@ BlockParams rtn(std::span<const float> x, const QuantOptions& o) {
   return symmetric_candidate(x, o.bits, 1.0f, false);
 }
 
-BlockParams choose(std::span<const float> x, const QuantOptions& o) {
+}  // namespace
+
+int quantize_value(float w, const BlockParams& p, int max_q) {
+  if (p.scale == 0.0f) return p.zero_point;
+  const float q = std::nearbyint(w / p.scale) + static_cast<float>(p.zero_point);
+  return static_cast<int>(std::clamp(q, 0.0f, static_cast<float>(max_q)));
+}
+
+BlockParams choose_block_params(std::span<const float> x, const QuantOptions& o) {
   const int max_q = (1 << o.bits) - 1;
   BlockParams best = rtn(x, o);
   if (o.method == QuantMethod::rtn) return best;
@@ -117,65 +114,35 @@ BlockParams choose(std::span<const float> x, const QuantOptions& o) {
   return best;
 }
 
-void quantize_rows(std::span<const float> w, std::int64_t row_begin, std::int64_t row_end,
-                   const QuantOptions& o, QuantizedMatrix& q) {
-  const std::int64_t bs = o.block_size;
-  const std::int64_t blob = bs * o.bits / 8;
-  const std::int64_t zp_row = (q.k_blocks * o.bits + 7) / 8;
-  const int max_q = (1 << o.bits) - 1;
-  std::vector<float> block(static_cast<std::size_t>(bs));
-  std::vector<int> values(static_cast<std::size_t>(bs));
-  for (std::int64_t r = row_begin; r < row_end; ++r) {
-    for (std::int64_t b = 0; b < q.k_blocks; ++b) {
-      const std::int64_t begin = b * bs;
-      const std::int64_t count = std::min(bs, q.k - begin);
-      std::fill(block.begin(), block.end(), 0.0f);
-      std::copy_n(w.begin() + r * q.k + begin, count, block.begin());
-      const BlockParams p = choose(block, o);
-      q.scales[static_cast<std::size_t>(r * q.k_blocks + b)] = p.scale;
-      for (std::int64_t i = 0; i < bs; ++i) values[i] = quantize_value(block[i], p, max_q);
-      std::uint8_t* out = q.packed.data() + (r * q.k_blocks + b) * blob;
-      if (o.bits == 8) {
-        for (std::int64_t i = 0; i < bs; ++i) out[i] = static_cast<std::uint8_t>(values[i]);
-      } else {
-        for (std::int64_t i = 0; i < bs / 2; ++i) {
-          out[i] = static_cast<std::uint8_t>(values[2 * i] | (values[2 * i + 1] << 4));
-        }
-      }
-      if (!o.symmetric) {
-        std::uint8_t* zp = q.zero_points.data() + r * zp_row;
-        if (o.bits == 8) {
-          zp[b] = static_cast<std::uint8_t>(p.zero_point);
-        } else {
-          zp[b / 2] = static_cast<std::uint8_t>(zp[b / 2] | (p.zero_point << (4 * (b % 2))));
-        }
-      }
+void store_block(QuantizedMatrix& q, std::int64_t row, std::int64_t block, const BlockParams& p,
+                 std::span<const int> codes) {
+  const std::int64_t blob = q.block_size * q.bits / 8;
+  std::uint8_t* out = q.packed.data() + (row * q.k_blocks + block) * blob;
+  if (q.bits == 8) {
+    for (std::int64_t i = 0; i < q.block_size; ++i) out[i] = static_cast<std::uint8_t>(codes[i]);
+  } else {
+    for (std::int64_t i = 0; i < q.block_size / 2; ++i) {
+      out[i] = static_cast<std::uint8_t>(codes[2 * i] | (codes[2 * i + 1] << 4));
+    }
+  }
+  q.scales[static_cast<std::size_t>(row * q.k_blocks + block)] = p.scale;
+  if (!q.zero_points.empty()) {
+    std::uint8_t* zp = q.zero_points.data() + row * ((q.k_blocks * q.bits + 7) / 8);
+    if (q.bits == 8) {
+      zp[block] = static_cast<std::uint8_t>(p.zero_point);
+    } else {
+      zp[block / 2] = static_cast<std::uint8_t>(zp[block / 2] | (p.zero_point << (4 * (block % 2))));
     }
   }
 }
 
-}  // namespace
-
-QuantMethod parse_quant_method(std::string_view text) {
-  if (text == "rtn") return QuantMethod::rtn;
-  if (text == "mse") return QuantMethod::mse;
-  throw_error(ErrorKind::usage, "", "--quant-method", "rtn or mse", std::string(text));
-}
-
-const char* to_string(QuantMethod method) { return method == QuantMethod::rtn ? "rtn" : "mse"; }
-
-QuantizedMatrix quantize_blockwise(std::span<const float> w, std::int64_t n, std::int64_t k,
-                                   const QuantOptions& options) {
+QuantizedMatrix empty_quantized_matrix(std::int64_t n, std::int64_t k, const QuantOptions& options) {
   if (options.bits != 4 && options.bits != 8) {
     throw_error(ErrorKind::usage, "", "bits", "4 or 8", std::to_string(options.bits));
   }
   const std::int64_t bs = options.block_size;
   if (bs < 16 || (bs & (bs - 1)) != 0) {
     throw_error(ErrorKind::usage, "", "--block-size", "a power of two >= 16", std::to_string(bs));
-  }
-  if (n <= 0 || k <= 0 || static_cast<std::int64_t>(w.size()) != n * k) {
-    throw_error(ErrorKind::usage, "", "quantize_blockwise", std::to_string(n * k) + " values",
-                std::to_string(w.size()));
   }
   QuantizedMatrix q;
   q.n = n;
@@ -188,6 +155,58 @@ QuantizedMatrix quantize_blockwise(std::span<const float> w, std::int64_t n, std
   if (!options.symmetric) {
     q.zero_points.assign(static_cast<std::size_t>(n * ((q.k_blocks * options.bits + 7) / 8)), 0);
   }
+  return q;
+}
+
+namespace {
+
+void quantize_rows(std::span<const float> w, std::int64_t row_begin, std::int64_t row_end,
+                   const QuantOptions& o, QuantizedMatrix& q) {
+  const std::int64_t bs = o.block_size;
+  const int max_q = (1 << o.bits) - 1;
+  std::vector<float> block(static_cast<std::size_t>(bs));
+  std::vector<int> codes(static_cast<std::size_t>(bs));
+  for (std::int64_t r = row_begin; r < row_end; ++r) {
+    for (std::int64_t b = 0; b < q.k_blocks; ++b) {
+      const std::int64_t begin = b * bs;
+      const std::int64_t count = std::min(bs, q.k - begin);
+      std::fill(block.begin(), block.end(), 0.0f);
+      std::copy_n(w.begin() + r * q.k + begin, count, block.begin());
+      const BlockParams p = choose_block_params(block, o);
+      for (std::int64_t i = 0; i < bs; ++i) codes[i] = quantize_value(block[i], p, max_q);
+      store_block(q, r, b, p, codes);
+    }
+  }
+}
+
+}  // namespace
+
+QuantMethod parse_quant_method(std::string_view text) {
+  if (text == "rtn") return QuantMethod::rtn;
+  if (text == "mse") return QuantMethod::mse;
+  if (text == "gptq") return QuantMethod::gptq;
+  throw_error(ErrorKind::usage, "", "--quant-method", "rtn, mse or gptq", std::string(text));
+}
+
+const char* to_string(QuantMethod method) {
+  switch (method) {
+    case QuantMethod::rtn: return "rtn";
+    case QuantMethod::mse: return "mse";
+    case QuantMethod::gptq: return "gptq";
+  }
+  return "?";
+}
+
+QuantizedMatrix quantize_blockwise(std::span<const float> w, std::int64_t n, std::int64_t k,
+                                   const QuantOptions& options) {
+  if (n <= 0 || k <= 0 || static_cast<std::int64_t>(w.size()) != n * k) {
+    throw_error(ErrorKind::usage, "", "quantize_blockwise", std::to_string(n * k) + " values",
+                std::to_string(w.size()));
+  }
+  if (options.method == QuantMethod::gptq) {
+    throw_error(ErrorKind::usage, "", "quantize_blockwise", "rtn or mse (gptq needs input statistics)", "gptq");
+  }
+  QuantizedMatrix q = empty_quantized_matrix(n, k, options);
   // Rows are independent, so splitting them over threads gives the same bytes.
   const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
   const std::int64_t threads =

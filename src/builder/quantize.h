@@ -19,6 +19,10 @@
 //        symmetric grids (or of the asymmetric range), keeping the candidate with the
 //        smallest squared reconstruction error. Never worse than rtn per block, since
 //        rtn's scale is one of the candidates.
+//   gptq mse's per-block scales, chosen block by block while the quantization error of
+//        each column is compensated in the columns not yet quantized, weighted by the
+//        layer's input statistics (builder/gptq.h). Needs calibration; quantize_blockwise
+//        refuses it.
 //
 // Layout of the result (what MatMulNBits reads, see shared/ort.md):
 //   packed       uint8 [N, k_blocks, block_size * bits / 8], LSB-first: element 2i is the
@@ -36,9 +40,9 @@
 
 namespace q3vl::builder {
 
-enum class QuantMethod { rtn, mse };
+enum class QuantMethod { rtn, mse, gptq };
 
-// "rtn" / "mse"; throws q3vl::Error(usage) otherwise.
+// "rtn" / "mse" / "gptq"; throws q3vl::Error(usage) otherwise.
 QuantMethod parse_quant_method(std::string_view text);
 const char* to_string(QuantMethod method);
 
@@ -65,5 +69,22 @@ QuantizedMatrix quantize_blockwise(std::span<const float> w, std::int64_t n, std
 
 // The float matrix [N, K] the quantized one stands for (tests, error measurement).
 std::vector<float> dequantize(const QuantizedMatrix& q);
+
+// Per-block steps, shared by quantize_blockwise and GPTQ (builder/gptq.h).
+struct BlockParams {
+  float scale = 0.0f;
+  int zero_point = 0;
+};
+// The block's scale (and zero point) by options.method (rtn, or the mse search for mse
+// and gptq). `x` holds block_size values (a partial last block zero-padded).
+BlockParams choose_block_params(std::span<const float> x, const QuantOptions& options);
+// The code of one weight: clamp(round(w / s) + z, 0, max_q).
+int quantize_value(float w, const BlockParams& p, int max_q);
+// An all-zero [N, K] result in options' layout; throws q3vl::Error(usage) for bad bits /
+// block size.
+QuantizedMatrix empty_quantized_matrix(std::int64_t n, std::int64_t k, const QuantOptions& options);
+// Writes block `block` of row `row`: its block_size codes, scale and zero point.
+void store_block(QuantizedMatrix& q, std::int64_t row, std::int64_t block, const BlockParams& p,
+                 std::span<const int> codes);
 
 }  // namespace q3vl::builder

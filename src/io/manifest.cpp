@@ -84,6 +84,12 @@ Json manifest_to_json(const PackageManifest& m) {
       j[std::string(section)][key] = value;
     }
   });
+  if (const auto& c = m.quantization.calibration) {
+    j["quantization"]["calibration"] = Json{{"source", c->source},
+                                            {"conversations", c->conversations},
+                                            {"tokens", c->tokens},
+                                            {"decoder_precision", c->decoder_precision}};
+  }
   Json graphs = Json::array();
   for (const auto& g : m.graphs) {
     Json gj;
@@ -128,6 +134,12 @@ PackageManifest manifest_from_json(const Json& json, const std::string& file) {
       read_field(root.object(section), key, value);
     }
   });
+  if (root.object("quantization").has("calibration")) {
+    const JsonObject c = root.object("quantization").object("calibration");
+    m.quantization.calibration =
+        CalibrationInfo{c.get_string("source"), c.get_int("conversations"), c.get_int("tokens"),
+                        c.get_string("decoder_precision")};
+  }
   if (!json.contains("graphs") || !json["graphs"].is_array()) root.fail("graphs", "array of graphs");
   for (std::size_t i = 0; i < json["graphs"].size(); ++i) {
     JsonObject g(json["graphs"][i], file, "graphs[" + std::to_string(i) + "]");

@@ -63,6 +63,11 @@ void DecoderRunner::embed(std::span<const std::int64_t> ids, std::vector<float>&
   }
 }
 
+void DecoderRunner::observe_outputs(std::vector<std::string> names, OutputObserver observer) {
+  observed_names_ = std::move(names);
+  observer_ = std::move(observer);
+}
+
 std::span<const float> DecoderRunner::run(std::span<const float> embeds, std::span<const float> deepstack,
                                           std::span<const std::int64_t> positions) {
   const auto t = static_cast<std::int64_t>(positions.size() / 3);
@@ -107,17 +112,28 @@ std::span<const float> DecoderRunner::run(std::span<const float> embeds, std::sp
   } else {
     binding.BindOutput(kDecoderLogits, cpu_);
   }
+  for (const std::string& name : observed_names_) binding.BindOutput(name.c_str(), cpu_);
   try {
     session.Run(Ort::RunOptions{nullptr}, binding);
   } catch (const Ort::Exception& e) {
     throw_error(ErrorKind::runtime, parts_.decoder.name(), "run",
                 std::string(e.what()) + " (past " + std::to_string(past) + ", new " + std::to_string(t) + ")");
   }
-  if (!last_logits_only_) {
+  if (!last_logits_only_ || !observed_names_.empty()) {
     std::vector<Ort::Value> outputs = binding.GetOutputValues();
-    // The logits output is bound after the present tensors: it is the last one.
-    const float* all = outputs.back().GetTensorData<float>();
-    std::memcpy(logits_.data(), all + (t - 1) * vocab_, static_cast<std::size_t>(vocab_) * sizeof(float));
+    // Bound in order: presents, logits, then the observed outputs.
+    const std::size_t first_observed = outputs.size() - observed_names_.size();
+    if (!last_logits_only_) {
+      const float* all = outputs[first_observed - 1].GetTensorData<float>();
+      std::memcpy(logits_.data(), all + (t - 1) * vocab_, static_cast<std::size_t>(vocab_) * sizeof(float));
+    }
+    for (std::size_t i = 0; i < observed_names_.size(); ++i) {
+      const Ort::Value& value = outputs[first_observed + i];
+      const auto shape = value.GetTensorTypeAndShapeInfo().GetShape();
+      const std::int64_t width = shape.empty() ? 1 : shape.back();
+      const auto count = value.GetTensorTypeAndShapeInfo().GetElementCount();
+      observer_(observed_names_[i], std::span<const float>(value.GetTensorData<float>(), count), width);
+    }
   }
   cache_.set_length(total);
   return logits_;

@@ -14,6 +14,7 @@
 #include <onnxruntime_cxx_api.h>
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -42,6 +43,13 @@ class DecoderRunner {
   std::span<const float> run(std::span<const float> embeds, std::span<const float> deepstack,
                              std::span<const std::int64_t> positions);
 
+  // Extra float outputs of the decoder graph (a calibration graph's "linear_input.*"),
+  // handed to `observer` after every run() as [T, width] rows (batch 1): the builder's
+  // GPTQ calibration records what each matmul saw. Empty `names` stops observing.
+  using OutputObserver =
+      std::function<void(const std::string& name, std::span<const float> rows, std::int64_t width)>;
+  void observe_outputs(std::vector<std::string> names, OutputObserver observer);
+
  private:
   const ModelParts& parts_;  // owned by the Model, which the Chat keeps alive
   std::int64_t hidden_, deepstack_, vocab_, layers_;
@@ -52,6 +60,8 @@ class DecoderRunner {
   std::vector<float> zero_deepstack_;   // [K, T, D] zeros, grown as needed
   std::vector<float> logits_;           // [V]
   std::vector<std::string> past_names_, present_names_;
+  std::vector<std::string> observed_names_;
+  OutputObserver observer_;
 };
 
 }  // namespace q3vl::runtime

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "q3vl/error.h"
-#include "vision/parallel.h"
+#include "core/parallel.h"
 
 namespace q3vl::vision {
 

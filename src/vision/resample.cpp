@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "q3vl/error.h"
-#include "vision/parallel.h"
+#include "core/parallel.h"
 
 namespace q3vl::vision {
 namespace {

@@ -30,6 +30,12 @@ DecoderRunner::DecoderRunner(const std::filesystem::path& checkpoint_dir, const 
   session_ = std::make_unique<runtime::OrtSession>("decoder", out_dir / "decoder.onnx", session_config);
 }
 
+DecoderRunner::DecoderRunner(const std::filesystem::path& package_dir, const ModelConfig& config) : config_(config) {
+  runtime::SessionConfig session_config;
+  session_config.intra_op_threads = 1;
+  session_ = std::make_unique<runtime::OrtSession>("decoder", package_dir / "decoder.onnx", session_config);
+}
+
 DecoderStep DecoderRunner::run(std::int64_t batch, std::int64_t tokens, std::vector<float> embeds,
                                std::vector<std::int64_t> positions, std::vector<float> deepstack,
                                std::vector<HostF32> past) {

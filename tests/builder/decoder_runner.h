@@ -24,6 +24,8 @@ class DecoderRunner {
   // Writes decoder.onnx (+ data) for `checkpoint_dir` into `out_dir` and opens a session.
   DecoderRunner(const std::filesystem::path& checkpoint_dir, const std::filesystem::path& out_dir,
                 const ModelConfig& config, const builder::DecoderGraphOptions& options);
+  // Opens the decoder.onnx of a package `q3vl build` wrote.
+  DecoderRunner(const std::filesystem::path& package_dir, const ModelConfig& config);
 
   // embeds: [B, T, D]; positions: [3, B, T]; deepstack: [K, B, T, D] (zeros if empty);
   // past: per layer key/value [B, kv, P, hd] (empty = P = 0). Mask = ones [B, P + T].

@@ -91,6 +91,34 @@ TEST(Package, SameOptionsTwiceGiveIdenticalFiles) {
   EXPECT_EQ(read_bytes(root / "a" / "q3vl.json"), read_bytes(root / "b" / "q3vl.json"));
 }
 
+TEST(Package, GptqBuildsLoadsAndIsByteIdentical) {
+  // Calibration runs the package through ONNX Runtime; the result must still be a pure
+  // function of the checkpoint and the options.
+  const auto root = fresh_dir("pkg_gptq");
+  for (const char* name : {"a", "b"}) {
+    auto o = options_for(checkpoint_dir("tiny-untied"), root / name, "int4");
+    o.quant_method = "gptq";
+    build_package(o);
+  }
+  expect_package_loads(root / "a");
+  const auto m = load_package_manifest(root / "a");
+  EXPECT_EQ(m.quantization.method, "gptq");
+  ASSERT_TRUE(m.quantization.calibration.has_value());
+  EXPECT_EQ(m.quantization.calibration->source, "built-in");
+  EXPECT_EQ(m.quantization.calibration->conversations, 12);
+  EXPECT_GT(m.quantization.calibration->tokens, 500);
+  EXPECT_EQ(m.quantization.calibration->decoder_precision, "fp32");
+  EXPECT_FALSE(std::filesystem::exists(root / "a" / "calibration"));
+  for (const auto& g : m.graphs) {
+    for (const auto& out : g.outputs) EXPECT_EQ(out.name.find("linear_input."), std::string::npos) << out.name;
+  }
+  const auto files_a = builder::list_package_files(root / "a");
+  const auto files_b = builder::list_package_files(root / "b");
+  ASSERT_EQ(files_a.size(), files_b.size());
+  for (std::size_t i = 0; i < files_a.size(); ++i) EXPECT_EQ(files_a[i].sha256, files_b[i].sha256) << files_a[i].path;
+  EXPECT_EQ(read_bytes(root / "a" / "q3vl.json"), read_bytes(root / "b" / "q3vl.json"));
+}
+
 TEST(Package, InspectCommandExitsZeroAndNonZeroOnBrokenGraph) {
   const auto root = fresh_dir("pkg_inspect");
   build_package(options_for(checkpoint_dir("tiny"), root / "p", "int4"));
@@ -178,6 +206,45 @@ void expect_build_error(const BuildOptions& o, ErrorKind kind, const std::vector
   EXPECT_FALSE(std::filesystem::exists(o.out_dir.parent_path() / ("." + o.out_dir.filename().string() + ".partial")));
 }
 
+TEST(Package, GptqReadsACalibrationFile) {
+  // One text conversation and one with an image given relative to the file's directory.
+  const auto root = fresh_dir("pkg_gptq_file");
+  const auto image = golden_dir() / "model" / "media" / "small_120x64.png";
+  std::filesystem::create_directories(root / "cal");
+  std::filesystem::copy_file(image, root / "cal" / "picture.png");
+  {
+    std::ofstream f(root / "cal" / "set.jsonl");
+    f << R"([{"role": "user", "content": "Name three rivers in Europe."}])" << "\n\n";
+    f << R"({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "picture.png"}},)"
+      << R"( {"type": "text", "text": "What is this?"}]}]})" << "\n";
+  }
+  auto o = options_for(checkpoint_dir("tiny"), root / "p", "int4");
+  o.quant_method = "gptq";
+  o.calibration_file = root / "cal" / "set.jsonl";
+  const auto m = build_package(o).manifest;
+  ASSERT_TRUE(m.quantization.calibration.has_value());
+  EXPECT_EQ(m.quantization.calibration->source, "set.jsonl");
+  EXPECT_EQ(m.quantization.calibration->conversations, 2);
+  // The image adds its 120x64 -> 128x64 grid's 8 merged tokens to the two prompts' text.
+  EXPECT_GT(m.quantization.calibration->tokens, 20);
+
+  {
+    std::ofstream f(root / "cal" / "bad.jsonl");
+    f << R"([{"role": "user", "content": "fine"}])" << "\n" << R"([{"role": "user", "content": 5}])" << "\n";
+  }
+  o.out_dir = root / "bad";
+  o.calibration_file = root / "cal" / "bad.jsonl";
+  expect_build_error(o, ErrorKind::format, {"bad.jsonl:2", "content"});
+  EXPECT_FALSE(std::filesystem::exists(root / "bad"));
+  {
+    std::ofstream f(root / "cal" / "missing_image.jsonl");
+    f << R"([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "nowhere.png"}}]}])" << "\n";
+  }
+  o.calibration_file = root / "cal" / "missing_image.jsonl";
+  expect_build_error(o, ErrorKind::io, {"nowhere.png"});
+  EXPECT_FALSE(std::filesystem::exists(root / "bad"));
+}
+
 TEST(Package, MisshapedTensorNamesTensorAndShapes) {
   ModelConfig file = custom_full_config(false);
   file.text.intermediate_size = 96;  // the weights have 80
@@ -217,6 +284,17 @@ TEST(Package, BadOptionsAreUsageErrors) {
   o = options_for(checkpoint_dir("tiny"), root / "out", "fp16");
   o.lm_head_int8 = true;
   expect_build_error(o, ErrorKind::usage, {"--lm-head-int8"});
+  o = options_for(checkpoint_dir("tiny"), root / "out", "fp16");
+  o.quant_method = "gptq";
+  expect_build_error(o, ErrorKind::usage, {"--quant-method gptq", "int4 or int8"});
+  o = options_for(checkpoint_dir("tiny"), root / "out", "int4");
+  o.calibration_file = "set.jsonl";
+  expect_build_error(o, ErrorKind::usage, {"--calibration", "gptq"});
+  o = options_for(checkpoint_dir("tiny"), root / "out", "int4");
+  o.quant_method = "gptq";
+  o.calibration_file = root / "absent.jsonl";
+  expect_build_error(o, ErrorKind::io, {"absent.jsonl"});
+  EXPECT_FALSE(std::filesystem::exists(root / "out"));
 }
 
 TEST(Package, FullDiskIsAnIoErrorNamingTheFile) {

@@ -1,8 +1,8 @@
 // FP16 / INT8 / INT4 decoders against the FP32 decoder on the tiny fixture checkpoints:
 // cosine similarity of the prefill logits and top-1 agreement, with fixed bounds per
 // precision, on every HF golden case and on prompts made of embedding-table rows of
-// seeded token ids (text-only MRoPE positions) with a DeepStack block. Also RTN vs the mse scale
-// search, printed for the issue note.
+// seeded token ids (text-only MRoPE positions) with a DeepStack block. Also RTN vs the mse
+// scale search vs GPTQ (through `q3vl build`'s calibration), printed for the issue note.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,6 +12,7 @@
 #include "golden_inputs.h"
 #include "io/safetensors.h"
 #include <random>
+#include "q3vl/builder.h"
 #include "q3vl/config.h"
 #include "support/similarity.h"
 
@@ -24,31 +25,38 @@ using Prompt = GoldenDecoderInputs;
 struct Variant {
   const char* label;
   builder::WeightPrecision precision;
-  builder::QuantMethod method;
+  builder::QuantMethod method;  // gptq: built by build_package, calibrated on the built-in set
   bool symmetric;
-  bool lm_head_int8;      // llama.cpp's Q4 files keep the output matrix at 6 bits
-  double min_cosine;      // worst case over all prompts
-  double min_top1_share;  // share of cases whose top-1 token equals FP32's
+  bool lm_head_int8;             // llama.cpp's Q4 files keep the output matrix at 6 bits
+  double min_cosine_golden;      // worst case over the HF golden cases
+  double min_cosine_synthetic;   // worst case over the synthetic prompts
+  double min_top1_share;         // share of all cases whose top-1 token equals FP32's
 };
 
 // Bounds. fp16 must track FP32 to 1e-5 in cosine with the same top-1 token everywhere;
 // int8 to 2e-4 (measured worst 0.99993) with the same top-1 on >= 80 % of prompts (the
-// random models have top-1/top-2 gaps down to 5e-4, hf-reference-facts.md). INT4 at block
-// 32 does NOT reach the issue's target (cosine >= 0.99 on tiny): measured 2026-12-04 on
-// the make-checkpoint weights of weight_layout.h, worst case over the 15 prompts
+// random models have top-1/top-2 gaps down to 5e-4, hf-reference-facts.md).
+// INT4 at block 32, measured 2026-12-05, worst golden / worst synthetic:
 //   tiny:        rtn 0.9817, mse 0.9851, mse asymmetric 0.9830, mse + INT8 lm_head 0.9880
-//   tiny-untied: rtn 0.9817, mse 0.9820, mse asymmetric 0.9860, mse + INT8 lm_head 0.9849
-// (mean 0.985-0.990). Each INT4 matmul carries ~8 % relative error on Gaussian weights,
-// lm_head alone costs ~0.004 of cosine and every branch that makes the output depend on
-// the token and the image adds its share; see the issue note. The INT4 bounds sit just
-// under those figures, so a regression in the quantizer or the packing shows.
+//                (all cases), gptq 0.9957 / 0.9806, gptq + INT8 lm_head 0.9971 / 0.9848
+//   tiny-untied: rtn 0.9817, mse 0.9820, mse asymmetric 0.9860, mse + INT8 lm_head 0.9849,
+//                gptq 0.9941 / 0.9759, gptq + INT8 lm_head 0.9954 / 0.9789
+// rtn and mse cannot reach the issue's 0.99: each INT4 matmul keeps ~8 % relative error
+// on Gaussian weights whatever the per-block scale. GPTQ cancels much of it along the
+// directions the calibration inputs use, so the golden cases (chat prompts with images,
+// like the built-in calibration set, but none of its media or text) clear 0.99. The
+// synthetic prompts (random token ids, random DeepStack features) are unlike any
+// calibration prompt, and there GPTQ is no better than mse. Each bound sits just under
+// its figure, so a regression in the quantizer or the packing shows.
 const Variant kVariants[] = {
-    {"fp16", builder::WeightPrecision::fp16, builder::QuantMethod::mse, true, false, 0.99999, 1.0},
-    {"int8-mse", builder::WeightPrecision::int8, builder::QuantMethod::mse, true, false, 0.9998, 0.8},
-    {"int4-rtn", builder::WeightPrecision::int4, builder::QuantMethod::rtn, true, false, 0.978, 0.3},
-    {"int4-mse", builder::WeightPrecision::int4, builder::QuantMethod::mse, true, false, 0.978, 0.3},
-    {"int4-mse-asym", builder::WeightPrecision::int4, builder::QuantMethod::mse, false, false, 0.978, 0.3},
-    {"int4-mse-lm8", builder::WeightPrecision::int4, builder::QuantMethod::mse, true, true, 0.982, 0.3},
+    {"fp16", builder::WeightPrecision::fp16, builder::QuantMethod::mse, true, false, 0.99999, 0.99999, 1.0},
+    {"int8-mse", builder::WeightPrecision::int8, builder::QuantMethod::mse, true, false, 0.9998, 0.9998, 0.8},
+    {"int4-rtn", builder::WeightPrecision::int4, builder::QuantMethod::rtn, true, false, 0.978, 0.978, 0.3},
+    {"int4-mse", builder::WeightPrecision::int4, builder::QuantMethod::mse, true, false, 0.978, 0.978, 0.3},
+    {"int4-mse-asym", builder::WeightPrecision::int4, builder::QuantMethod::mse, false, false, 0.978, 0.978, 0.3},
+    {"int4-mse-lm8", builder::WeightPrecision::int4, builder::QuantMethod::mse, true, true, 0.982, 0.982, 0.3},
+    {"int4-gptq", builder::WeightPrecision::int4, builder::QuantMethod::gptq, true, false, 0.99, 0.975, 0.5},
+    {"int4-gptq-lm8", builder::WeightPrecision::int4, builder::QuantMethod::gptq, true, true, 0.99, 0.978, 0.5},
 };
 
 std::int64_t argmax(const std::vector<float>& v) { return std::max_element(v.begin(), v.end()) - v.begin(); }
@@ -100,37 +108,64 @@ void check_preset(const std::string& preset) {
     }
   }
   ASSERT_FALSE(cases.empty());
+  const std::size_t synthetic = 5;  // cases [0, 5) are synthetic_cases(), the rest HF golden cases
+  ASSERT_GT(cases.size(), synthetic);
 
-  auto run_all = [&](const builder::DecoderGraphOptions& options, const std::string& label) {
-    std::filesystem::create_directories(root / label);
-    DecoderRunner runner(checkpoint_dir(preset.c_str()), root / label, config, options);
+  auto run_all = [&](DecoderRunner& runner) {
     std::vector<std::vector<float>> logits;
     for (const auto& in : cases) logits.push_back(runner.run(1, in.tokens, in.embeds, in.positions, in.deepstack, {}).logits.data);
     return logits;
   };
-  const auto reference = run_all(builder::DecoderGraphOptions{}, "fp32");
+  auto run_options = [&](const builder::DecoderGraphOptions& options, const std::string& label) {
+    std::filesystem::create_directories(root / label);
+    DecoderRunner runner(checkpoint_dir(preset.c_str()), root / label, config, options);
+    return run_all(runner);
+  };
+  const auto reference = run_options(builder::DecoderGraphOptions{}, "fp32");
 
   for (const Variant& v : kVariants) {
-    builder::DecoderGraphOptions options;
-    options.layers.precision = v.precision;
-    options.layers.quant.method = v.method;
-    options.layers.quant.symmetric = v.symmetric;
-    options.layers.quant.block_size = 32;
-    options.lm_head = options.layers;
-    if (v.lm_head_int8) options.lm_head.precision = builder::WeightPrecision::int8;
-    const auto logits = run_all(options, v.label);
-    double worst = 1.0, sum = 0;
+    std::vector<std::vector<float>> logits;
+    if (v.method == builder::QuantMethod::gptq) {
+      BuildOptions build;
+      build.model_dir = checkpoint_dir(preset.c_str());
+      build.out_dir = root / v.label;
+      build.precision = builder::to_string(v.precision);
+      build.block_size = 32;
+      build.quant_method = "gptq";
+      build.lm_head_int8 = v.lm_head_int8;
+      build.progress = ProgressMode::quiet;
+      build_package(build);
+      DecoderRunner runner(root / v.label, config);
+      logits = run_all(runner);
+    } else {
+      builder::DecoderGraphOptions options;
+      options.layers.precision = v.precision;
+      options.layers.quant.method = v.method;
+      options.layers.quant.symmetric = v.symmetric;
+      options.layers.quant.block_size = 32;
+      options.lm_head = options.layers;
+      if (v.lm_head_int8) options.lm_head.precision = builder::WeightPrecision::int8;
+      logits = run_options(options, v.label);
+    }
+    double worst_golden = 1.0, worst_synthetic = 1.0, sum_golden = 0;
     int agree = 0;
     for (std::size_t i = 0; i < cases.size(); ++i) {
       const double cs = cosine(logits[i], reference[i]);
-      worst = std::min(worst, cs);
-      sum += cs;
+      if (i < synthetic) {
+        worst_synthetic = std::min(worst_synthetic, cs);
+      } else {
+        worst_golden = std::min(worst_golden, cs);
+        sum_golden += cs;
+      }
       agree += argmax(logits[i]) == argmax(reference[i]);
     }
     const double share = double(agree) / double(cases.size());
-    std::printf("[precision %s %s] cases %zu: cosine mean %.6f min %.6f, top-1 agreement %d/%zu\n", preset.c_str(),
-                v.label, cases.size(), sum / double(cases.size()), worst, agree, cases.size());
-    EXPECT_GE(worst, v.min_cosine) << v.label;
+    std::printf("[precision %s %s] golden cases %zu: cosine mean %.6f min %.6f; synthetic %zu: min %.6f; "
+                "top-1 agreement %d/%zu\n",
+                preset.c_str(), v.label, cases.size() - synthetic, sum_golden / double(cases.size() - synthetic),
+                worst_golden, synthetic, worst_synthetic, agree, cases.size());
+    EXPECT_GE(worst_golden, v.min_cosine_golden) << v.label;
+    EXPECT_GE(worst_synthetic, v.min_cosine_synthetic) << v.label;
     EXPECT_GE(share, v.min_top1_share) << v.label;
   }
 }

@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-namespace q3vl::vision {
+namespace q3vl {
 
 template <typename Body>
 void parallel_rows(int rows, unsigned threads, Body&& body, int min_rows_per_thread = 64) {
@@ -42,4 +42,4 @@ void parallel_rows(int rows, unsigned threads, Body&& body, int min_rows_per_thr
   }
 }
 
-}  // namespace q3vl::vision
+}  // namespace q3vl

@@ -1,0 +1,79 @@
+#include "builder/calibration_stats.h"
+
+#include <algorithm>
+#include <fstream>
+
+#include "core/parallel.h"
+#include "q3vl/error.h"
+
+namespace q3vl::builder {
+
+CalibrationStats::CalibrationStats(std::filesystem::path dir) : dir_(std::move(dir)) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir_, ec);
+  if (ec) throw_error(ErrorKind::io, dir_.string(), "", "a writable directory", ec.message());
+}
+
+void CalibrationStats::append(const std::string& weight, std::span<const float> rows, std::int64_t width) {
+  if (width <= 0 || rows.size() % static_cast<std::size_t>(width) != 0) {
+    throw_error(ErrorKind::usage, "", weight, "rows of " + std::to_string(width) + " values",
+                std::to_string(rows.size()) + " values");
+  }
+  auto [it, fresh] = entries_.try_emplace(weight);
+  Entry& e = it->second;
+  if (fresh) {
+    e.file = dir_ / (weight + ".f32");
+    e.width = width;
+  } else if (e.width != width) {
+    throw_error(ErrorKind::usage, "", weight, "rows of " + std::to_string(e.width) + " values",
+                std::to_string(width));
+  }
+  std::ofstream out(e.file, std::ios::binary | std::ios::app);
+  out.write(reinterpret_cast<const char*>(rows.data()), static_cast<std::streamsize>(rows.size_bytes()));
+  if (!out) throw_error(ErrorKind::io, e.file.string(), "", "a writable file (disk full?)", "write failed");
+  e.rows += static_cast<std::int64_t>(rows.size()) / width;
+}
+
+std::int64_t CalibrationStats::rows(const std::string& weight) const {
+  const auto it = entries_.find(weight);
+  return it == entries_.end() ? 0 : it->second.rows;
+}
+
+std::vector<double> CalibrationStats::hessian(const std::string& weight, std::int64_t width) const {
+  const auto it = entries_.find(weight);
+  if (it == entries_.end() || it->second.rows == 0) {
+    throw_error(ErrorKind::usage, "", weight, "calibration inputs recorded for this weight", "none");
+  }
+  const Entry& e = it->second;
+  if (e.width != width) {
+    throw_error(ErrorKind::usage, "", weight, "inputs of width " + std::to_string(width), std::to_string(e.width));
+  }
+  std::vector<double> h(static_cast<std::size_t>(width * width), 0.0);
+  std::ifstream in(e.file, std::ios::binary);
+  constexpr std::int64_t kChunk = 256;
+  std::vector<float> chunk;
+  for (std::int64_t done = 0; done < e.rows; done += kChunk) {
+    const std::int64_t count = std::min(kChunk, e.rows - done);
+    chunk.resize(static_cast<std::size_t>(count * width));
+    in.read(reinterpret_cast<char*>(chunk.data()), static_cast<std::streamsize>(chunk.size() * sizeof(float)));
+    if (!in) throw_error(ErrorKind::io, e.file.string(), "", std::to_string(e.rows) + " rows", "a short read");
+    // Each thread owns a band of H's rows; only the upper triangle is accumulated.
+    parallel_rows(static_cast<int>(width), 0, [&](int i0, int i1) {
+      for (std::int64_t r = 0; r < count; ++r) {
+        const float* x = chunk.data() + r * width;
+        for (std::int64_t i = i0; i < i1; ++i) {
+          const double xi = x[i];
+          if (xi == 0.0) continue;
+          double* hi = h.data() + i * width;
+          for (std::int64_t j = i; j < width; ++j) hi[j] += xi * static_cast<double>(x[j]);
+        }
+      }
+    }, 32);
+  }
+  for (std::int64_t i = 0; i < width; ++i) {
+    for (std::int64_t j = 0; j < i; ++j) h[i * width + j] = h[j * width + i];
+  }
+  return h;
+}
+
+}  // namespace q3vl::builder
