@@ -43,6 +43,7 @@ APT_PACKAGES=(
   libjpeg-dev libpng-dev libwebp-dev libgif-dev
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libopenblas-dev
   libssl-dev npm python3-pip
 )
 # The text layer's crates need rustc 1.85 (their highest rust-version); Debian 12 ships 1.96.

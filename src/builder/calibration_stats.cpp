@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <fstream>
 
-#include "core/parallel.h"
+#include "builder/blas.h"
 #include "q3vl/error.h"
 
 namespace q3vl::builder {
@@ -50,25 +50,19 @@ std::vector<double> CalibrationStats::hessian(const std::string& weight, std::in
   }
   std::vector<double> h(static_cast<std::size_t>(width * width), 0.0);
   std::ifstream in(e.file, std::ios::binary);
-  constexpr std::int64_t kChunk = 256;
-  std::vector<float> chunk;
+  // float32 products over a chunk (BLAS syrk: the upper triangle of X^T X), summed in double.
+  constexpr std::int64_t kChunk = 1024;
+  std::vector<float> chunk, product(static_cast<std::size_t>(width * width));
   for (std::int64_t done = 0; done < e.rows; done += kChunk) {
     const std::int64_t count = std::min(kChunk, e.rows - done);
     chunk.resize(static_cast<std::size_t>(count * width));
     in.read(reinterpret_cast<char*>(chunk.data()), static_cast<std::streamsize>(chunk.size() * sizeof(float)));
     if (!in) throw_error(ErrorKind::io, e.file.string(), "", std::to_string(e.rows) + " rows", "a short read");
-    // Each thread owns a band of H's rows; only the upper triangle is accumulated.
-    parallel_rows(static_cast<int>(width), 0, [&](int i0, int i1) {
-      for (std::int64_t r = 0; r < count; ++r) {
-        const float* x = chunk.data() + r * width;
-        for (std::int64_t i = i0; i < i1; ++i) {
-          const double xi = x[i];
-          if (xi == 0.0) continue;
-          double* hi = h.data() + i * width;
-          for (std::int64_t j = i; j < width; ++j) hi[j] += xi * static_cast<double>(x[j]);
-        }
-      }
-    }, 32);
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, static_cast<int>(width), static_cast<int>(count), 1.0f,
+                chunk.data(), static_cast<int>(width), 0.0f, product.data(), static_cast<int>(width));
+    for (std::int64_t i = 0; i < width; ++i) {
+      for (std::int64_t j = i; j < width; ++j) h[i * width + j] += product[i * width + j];
+    }
   }
   for (std::int64_t i = 0; i < width; ++i) {
     for (std::int64_t j = 0; j < i; ++j) h[i * width + j] = h[j * width + i];

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "builder/blas.h"
 #include "core/parallel.h"
 #include "q3vl/error.h"
 
@@ -11,7 +12,9 @@ namespace q3vl::builder {
 namespace {
 
 constexpr double kDampening = 0.01;  // of the mean diagonal, as in the paper
-constexpr int kRowTile = 8;          // rows updated together, so each row of U is read once per tile
+// Columns walked before their errors reach the rest of the row in one matrix product
+// (the paper's lazy batch updates); a multiple of every block size up to 128.
+constexpr std::int64_t kBatchColumns = 128;
 
 // The dampened statistics in reversed order, R = J (H + damp I) J (J reverses the index), so
 // that the lower Cholesky factor of R gives H^-1's upper one (see upper_inverse_factor).
@@ -32,91 +35,64 @@ std::vector<double> reversed_dampened(std::span<const double> h, std::int64_t k)
   return r;
 }
 
-// In-place lower Cholesky factor of `a` [k, k] (upper triangle left as is). False if `a`
-// is not positive definite.
-bool cholesky_lower(std::vector<double>& a, std::int64_t k, unsigned threads) {
-  for (std::int64_t j = 0; j < k; ++j) {
-    const double* row_j = a.data() + j * k;
-    double d = row_j[j];
-    for (std::int64_t p = 0; p < j; ++p) d -= row_j[p] * row_j[p];
-    if (!(d > 0.0) || !std::isfinite(d)) return false;
-    const double pivot = std::sqrt(d);
-    a[j * k + j] = pivot;
-    const std::int64_t below = k - j - 1;
-    parallel_rows(static_cast<int>(below), threads, [&](int b0, int b1) {
-      for (std::int64_t i = j + 1 + b0; i < j + 1 + b1; ++i) {
-        double* row_i = a.data() + i * k;
-        double s = row_i[j];
-        for (std::int64_t p = 0; p < j; ++p) s -= row_i[p] * row_j[p];
-        row_i[j] = s / pivot;
-      }
-    }, 256);
-  }
-  return true;
-}
-
 // U [k, k] upper, with H^-1 = U^T U. If J H J = L L^T then H^-1 = (J L^-1 J)^T (J L^-1 J)
 // and J L^-1 J is upper triangular with a positive diagonal: the factor we want, from one
-// Cholesky and one triangular inverse.
-std::vector<float> upper_inverse_factor(std::span<const double> h, std::int64_t k, unsigned threads) {
-  std::vector<double> l = reversed_dampened(h, k);
-  if (!cholesky_lower(l, k, threads)) {
-    throw_error(ErrorKind::usage, "", "gptq", "finite, symmetric input statistics (a positive definite H)",
-                "a matrix without a Cholesky factor");
-  }
-  // Column c of L^-1 solves L y = e_c; y is zero above c.
-  std::vector<float> u(static_cast<std::size_t>(k * k), 0.0f);
-  parallel_rows(static_cast<int>(k), threads, [&](int c0, int c1) {
-    std::vector<double> y(static_cast<std::size_t>(k));
-    for (std::int64_t c = c0; c < c1; ++c) {
-      for (std::int64_t i = c; i < k; ++i) {
-        double s = i == c ? 1.0 : 0.0;
-        const double* row_i = l.data() + i * k;
-        for (std::int64_t p = c; p < i; ++p) s -= row_i[p] * y[p];
-        y[i] = s / row_i[i];
-      }
-      // (L^-1)[i][c] -> U[k-1-i][k-1-c]
-      for (std::int64_t i = c; i < k; ++i) u[(k - 1 - i) * k + (k - 1 - c)] = static_cast<float>(y[i]);
+// Cholesky and one triangular inverse (LAPACK, column-major: our row-major symmetric R
+// reads the same, and column-major (p, q) sits at row-major index q * k + p).
+std::vector<float> upper_inverse_factor(std::span<const double> h, std::int64_t k) {
+  for (const double v : h) {
+    if (!std::isfinite(v)) {
+      throw_error(ErrorKind::usage, "", "gptq", "finite input statistics", "a NaN or infinite value");
     }
-  }, 16);
+  }
+  std::vector<double> a = reversed_dampened(h, k);
+  const int n = static_cast<int>(k);
+  const char lower = 'L', non_unit = 'N';
+  int info = 0;
+  dpotrf_(&lower, &n, a.data(), &n, &info);
+  if (info == 0) dtrtri_(&lower, &non_unit, &n, a.data(), &n, &info);
+  if (info != 0) {
+    throw_error(ErrorKind::usage, "", "gptq", "finite, symmetric input statistics (a positive definite H)",
+                "a matrix without a Cholesky factor (LAPACK info " + std::to_string(info) + ")");
+  }
+  std::vector<float> u(static_cast<std::size_t>(k * k), 0.0f);
+  for (std::int64_t i = 0; i < k; ++i) {
+    for (std::int64_t j = i; j < k; ++j) {
+      // U[i][j] = (L^-1)[k-1-i][k-1-j], stored column-major at (k-1-j) * k + (k-1-i)
+      u[i * k + j] = static_cast<float>(a[(k - 1 - j) * k + (k - 1 - i)]);
+    }
+  }
   return u;
 }
 
-// Quantizes rows [r0, r1) of w, each walking the columns left to right.
-void quantize_row_tile(std::span<const float> w, std::int64_t r0, std::int64_t r1, std::int64_t k,
-                       const std::vector<float>& u, const QuantOptions& o, QuantizedMatrix& q) {
-  const std::int64_t rows = r1 - r0;
-  const std::int64_t bs = o.block_size;
+// The GPTQ column walk over columns [c0, c1) of rows [r0, r1) of `work` [n, k]: each column
+// is quantized (block parameters chosen as its block starts) and its scaled error goes to
+// `error` [n, c1 - c0] and, within the batch, to the columns after it. The rest of the
+// row gets the batch's errors afterwards in one product (quantize_gptq).
+void walk_batch(std::vector<float>& work, std::vector<float>& error, std::int64_t r0, std::int64_t r1,
+                std::int64_t c0, std::int64_t c1, std::int64_t k, const std::vector<float>& u,
+                const QuantOptions& o, QuantizedMatrix& q) {
+  const std::int64_t bs = o.block_size, width = c1 - c0;
   const int max_q = (1 << o.bits) - 1;
-  std::vector<float> work(w.begin() + r0 * k, w.begin() + r1 * k);  // updated weights
   std::vector<float> block(static_cast<std::size_t>(bs));
-  std::vector<int> codes(static_cast<std::size_t>(rows * bs));
-  std::vector<BlockParams> params(static_cast<std::size_t>(rows));
-  float error[kRowTile];
-  for (std::int64_t b = 0; b < q.k_blocks; ++b) {
-    const std::int64_t begin = b * bs, count = std::min(bs, k - begin);
-    for (std::int64_t r = 0; r < rows; ++r) {
+  std::vector<int> codes(static_cast<std::size_t>(bs));
+  for (std::int64_t r = r0; r < r1; ++r) {
+    float* row = work.data() + r * k;
+    for (std::int64_t begin = c0; begin < c1; begin += bs) {
+      const std::int64_t count = std::min(bs, k - begin);
       std::fill(block.begin(), block.end(), 0.0f);
-      std::copy_n(work.begin() + r * k + begin, count, block.begin());
-      params[r] = choose_block_params(block, o);
-      std::fill(codes.begin() + r * bs, codes.begin() + (r + 1) * bs, params[r].zero_point);
-    }
-    for (std::int64_t j = begin; j < begin + count; ++j) {
-      const float* u_row = u.data() + j * k;
-      for (std::int64_t r = 0; r < rows; ++r) {
-        const float x = work[r * k + j];
-        const int code = quantize_value(x, params[r], max_q);
-        codes[r * bs + (j - begin)] = code;
-        error[r] = (x - static_cast<float>(code - params[r].zero_point) * params[r].scale) / u_row[j];
+      std::copy_n(row + begin, count, block.begin());
+      const BlockParams p = choose_block_params(block, o);
+      std::fill(codes.begin(), codes.end(), p.zero_point);  // the zero padding of a partial block
+      for (std::int64_t j = begin; j < begin + count; ++j) {
+        const float* u_row = u.data() + j * k;
+        const int code = quantize_value(row[j], p, max_q);
+        codes[static_cast<std::size_t>(j - begin)] = code;
+        const float e = (row[j] - static_cast<float>(code - p.zero_point) * p.scale) / u_row[j];
+        error[static_cast<std::size_t>(r * width + (j - c0))] = e;
+        for (std::int64_t t = j + 1; t < c1; ++t) row[t] -= e * u_row[t];
       }
-      for (std::int64_t r = 0; r < rows; ++r) {
-        float* row = work.data() + r * k;
-        const float e = error[r];
-        for (std::int64_t t = j + 1; t < k; ++t) row[t] -= e * u_row[t];
-      }
-    }
-    for (std::int64_t r = 0; r < rows; ++r) {
-      store_block(q, r0 + r, b, params[r], std::span<const int>(codes).subspan(static_cast<std::size_t>(r * bs), bs));
+      store_block(q, r, begin / bs, p, codes);
     }
   }
 }
@@ -137,13 +113,21 @@ QuantizedMatrix quantize_gptq(std::span<const float> w, std::int64_t n, std::int
   if (o.method == QuantMethod::gptq) o.method = QuantMethod::mse;  // how each block's scale is chosen
   QuantizedMatrix q = empty_quantized_matrix(n, k, o);
   const auto threads = static_cast<unsigned>(std::max(0, options.threads));
-  const std::vector<float> u = upper_inverse_factor(hessian, k, threads);
-  const std::int64_t tiles = (n + kRowTile - 1) / kRowTile;
-  parallel_rows(static_cast<int>(tiles), threads, [&](int t0, int t1) {
-    for (std::int64_t t = t0; t < t1; ++t) {
-      quantize_row_tile(w, t * kRowTile, std::min(n, (t + 1) * kRowTile), k, u, o, q);
+  const std::vector<float> u = upper_inverse_factor(hessian, k);
+  std::vector<float> work(w.begin(), w.end());
+  const std::int64_t batch = std::max(kBatchColumns, o.block_size);
+  std::vector<float> error(static_cast<std::size_t>(n * batch));
+  for (std::int64_t c0 = 0; c0 < k; c0 += batch) {
+    const std::int64_t c1 = std::min(k, c0 + batch);
+    parallel_rows(static_cast<int>(n), threads, [&](int r0, int r1) {
+      walk_batch(work, error, r0, r1, c0, c1, k, u, o, q);
+    }, 16);
+    if (c1 < k) {  // work[:, c1:] -= error [n, c1 - c0] x U[c0:c1, c1:]
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n), static_cast<int>(k - c1),
+                  static_cast<int>(c1 - c0), -1.0f, error.data(), static_cast<int>(c1 - c0), u.data() + c0 * k + c1,
+                  static_cast<int>(k), 1.0f, work.data() + c1, static_cast<int>(k));
     }
-  }, 4);
+  }
   return q;
 }
 
