@@ -35,6 +35,9 @@ class Progress {
 
   // Adds `amount` to the work done; `item` names what is being worked on (a tensor name).
   void advance(std::uint64_t amount, std::string_view item = {});
+  // A line of its own between updates, for a phase the byte count does not show (e.g. the
+  // calibration prompts of a gptq build). Not shown when quiet.
+  void note(std::string_view message);
   // Marks the work complete and ends the bar's line. Idempotent; the destructor calls it.
   void finish();
 

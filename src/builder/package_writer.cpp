@@ -299,10 +299,13 @@ BuildResult build_package(const BuildOptions& o) {
         decoder_fp32 <= kFp32CalibrationLimit ? WeightPrecision::fp32 : WeightPrecision::int8;
     write_calibration_package(dir, calibration_dir, o.model_dir, m, weights, config, recorder);
     calibration.emplace(calibration_dir / "inputs");
+    progress.note("gptq calibration: " + std::to_string(calibration_set.conversations.size()) + " conversations (" +
+                  calibration_set.source + ") through a " + builder::to_string(recorder) + " decoder");
     const builder::CalibrationRun run = builder::record_linear_inputs(
         calibration_dir, calibration_set, *calibration, [&progress](std::int64_t done, std::int64_t total_runs) {
-          progress.advance(0, "calibration " + std::to_string(done) + "/" + std::to_string(total_runs));
+          progress.note("gptq calibration: conversation " + std::to_string(done) + "/" + std::to_string(total_runs));
         });
+    progress.note("gptq calibration: " + std::to_string(run.tokens) + " tokens recorded; quantizing the decoder");
     m.quantization.calibration =
         CalibrationInfo{o.calibration_file.empty() ? calibration_set.source : o.calibration_file.filename().string(),
                         run.conversations, run.tokens, builder::to_string(recorder)};

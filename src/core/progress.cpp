@@ -71,6 +71,14 @@ void Progress::finish() {
   finished_ = true;
 }
 
+void Progress::note(std::string_view message) {
+  if (mode_ == ProgressMode::quiet || finished_) return;
+  const char* clear = mode_ == ProgressMode::lines ? "" : "\r\033[K";
+  std::fprintf(stream_, "%s%s: %.*s\n", clear, label_.c_str(), static_cast<int>(message.size()), message.data());
+  std::fflush(stream_);
+  if (mode_ != ProgressMode::lines) draw(true);
+}
+
 void Progress::draw(bool force) {
   if (mode_ == ProgressMode::quiet || finished_) return;
   const auto now = std::chrono::steady_clock::now();
