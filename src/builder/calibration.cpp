@@ -1,5 +1,7 @@
 #include "builder/calibration.h"
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <fstream>
 #include <random>
@@ -201,11 +203,17 @@ CalibrationRun record_linear_inputs(const std::filesystem::path& package_dir, co
   CalibrationRun run;
   const GenerateOptions& defaults = model->default_options();
   for (const auto& conversation : set.conversations) {
+    const std::string which = set.source + ": conversation " + std::to_string(run.conversations + 1);
     std::vector<runtime::PromptMedium> images, videos;
     runtime::VisionRunStats vision_stats;
     vision.collect(conversation, defaults, images, videos, vision_stats);
     const runtime::Prompt prompt = runtime::build_prompt(parts, conversation, defaults, images, videos);
     const auto tokens = static_cast<std::int64_t>(prompt.ids.size());
+    if (tokens == 0 || tokens > model->context_length()) {
+      throw_error(ErrorKind::limit, which, "prompt_tokens",
+                  "1 to " + std::to_string(model->context_length()) + " tokens (the model's context)",
+                  std::to_string(tokens));
+    }
     runner.cache().reserve(tokens);
     runner.cache().set_length(0);
     runtime::prefill(runner, prompt, 0, parts.options.prefill_chunk_tokens);
