@@ -11,8 +11,8 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "builder/calibration_stats.h"
 #include "builder/gptq.h"
 #include "q3vl/error.h"
 

@@ -13,14 +13,16 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
-#include "builder/calibration_stats.h"
 #include "builder/graph.h"
 #include "builder/quantize.h"
 
 namespace q3vl::builder {
+
+class CalibrationStats;  // builder/calibration_stats.h
 
 enum class WeightPrecision { fp32, fp16, int8, int4 };
 

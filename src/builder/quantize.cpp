@@ -7,13 +7,16 @@
 #include "q3vl/error.h"
 
 namespace q3vl::builder {
+namespace {
 
+// std::nearbyint's result in the default rounding mode (ties to even) for |x| < 2^22,
+// inline and vectorizable: baseline x86-64 has no rounding instruction, so nearbyint is a
+// libm call, and the mse search rounds each weight 33 times. Every w / s here is within
+// 2^bits / 0.7.
 float round_half_even(float x) {
   constexpr float kShift = 12582912.0f;  // 1.5 * 2^23: the sum keeps no fraction bits
   return (x + kShift) - kShift;
 }
-
-namespace {
 
 // Candidate clip ratios for the mse search: 1.0 (= rtn) down to 0.70.
 constexpr int kSearchSteps = 16;

@@ -80,10 +80,7 @@ struct BlockParams {
 BlockParams choose_block_params(std::span<const float> x, const QuantOptions& options);
 // The code of one weight: clamp(round(w / s) + z, 0, max_q).
 int quantize_value(float w, const BlockParams& p, int max_q);
-// std::nearbyint's result in the default rounding mode (ties to even) for |x| < 2^22,
-// inline: baseline x86-64 has no rounding instruction, so nearbyint is a libm call, and
-// the mse search rounds each weight 33 times. Every w / s here is within 2^bits / 0.7.
-float round_half_even(float x);
+
 // An all-zero [N, K] result in options' layout; throws q3vl::Error(usage) for bad bits /
 // block size.
 QuantizedMatrix empty_quantized_matrix(std::int64_t n, std::int64_t k, const QuantOptions& options);
