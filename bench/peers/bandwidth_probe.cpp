@@ -2,7 +2,7 @@
 //   bandwidth_probe [--mib N] [--passes N] [--threads N]
 // Decode speed of a memory-bound LLM is roughly bandwidth / weight bytes per token, and on
 // the shared VMs this project runs on the bandwidth drifts 33-70 GB/s minute to minute
-// (shared/peers.md), so bench/peers/compare.py runs this before and after every round and
+// (bench/peers/targets.md), so bench/peers/compare.py runs this before and after every round and
 // reports decode speed next to it. Each thread first-touches and then repeatedly reads its
 // own slice of a buffer far larger than the last-level cache; a pass is timed from a common
 // start (barrier) until the slowest thread finishes, so the figure is what all threads get

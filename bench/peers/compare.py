@@ -2,7 +2,7 @@
 """Side-by-side benchmark: q3vl against peer runtimes, alternating, on one machine.
 
 Memory bandwidth on the shared VMs this project runs on swings 33-70 GB/s from minute to
-minute (shared/peers.md), so figures from different times cannot be compared. This driver runs
+minute (bench/peers/targets.md), so figures from different times cannot be compared. This driver runs
 the systems alternately, N rounds, on the same workloads; before every measurement it waits
 until the 1-minute load average is below --max-load (for at most --max-wait seconds, then it
 measures anyway and records that it did); it runs bandwidth_probe before and after every round.

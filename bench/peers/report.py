@@ -10,7 +10,7 @@ import json
 import statistics
 import sys
 
-# (figure key, label, unit, higher is better, target ratio q3vl / peer from shared/peers.md)
+# (figure key, label, unit, higher is better, target ratio q3vl / peer from bench/peers/targets.md)
 FIGURES = [
     ("decode_tok_s", "decode tok/s (128 new)", "tok/s", True, 1.05),
     ("prefill_tok_s_128", "prefill tok/s, 128-token prompt", "tok/s", True, 1.75),
@@ -85,7 +85,7 @@ def render(results):
              f"{m['cpu']}, {m['cpus']} CPUs, {m['mem_gib']} GiB; {len(rounds)} rounds, systems alternated, "
              f"threads {results['args']['threads']}; load gate 1-min < {results['args']['max_load']} "
              f"(waited at most {results['args']['max_wait']:.0f} s).", "",
-             "Medians over rounds (min–max); ratio = median of per-round q3vl / peer (target from shared/peers.md).", ""]
+             "Medians over rounds (min–max); ratio = median of per-round q3vl / peer (target from bench/peers/targets.md).", ""]
     header = "| figure | q3vl |" + "".join(f" {p} | q3vl / {p} | target |" for p in peers)
     lines += [header, "|" + "---|" * (2 + 3 * len(peers))]
     for key, label, unit, higher, target in FIGURES:

@@ -24,7 +24,7 @@
 //        layer's input statistics (builder/gptq.h). Needs calibration; quantize_blockwise
 //        refuses it.
 //
-// Layout of the result (what MatMulNBits reads, see shared/ort.md):
+// Layout of the result (what MatMulNBits reads, see docs/reference/onnxruntime.md):
 //   packed       uint8 [N, k_blocks, block_size * bits / 8], LSB-first: element 2i is the
 //                low nibble for 4 bits
 //   scales       float [N, k_blocks]

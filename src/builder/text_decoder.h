@@ -17,7 +17,7 @@
 // com.microsoft.SkipSimplifiedLayerNormalization.
 // Attention is com.microsoft.GroupQueryAttention (do_rotary = 0; MRoPE is applied before
 // it). Binding the same buffer to past_key_values.N.* and present.N.* (shape
-// [B, kv_heads, max_length, head_dim]) lets GQA append in place (shared/ort.md); then
+// [B, kv_heads, max_length, head_dim]) lets GQA append in place (docs/reference/onnxruntime.md); then
 // present's sequence dim is the buffer's. Multi-token steps with a non-empty past need B = 1.
 // With LogitsMode::last the logits are those of the last position of each row only, so a
 // prefill of T tokens never materialises T x vocab floats (assumes no right padding).

@@ -1,7 +1,7 @@
 // The chat template written into every generated checkpoint (chat_template.jinja).
 //
 // q3vl wrote this template itself from the Qwen3-VL Instruct chat format
-// (shared/spec/qwen3vl.md §4.1); it renders the same text as the template Qwen
+// (docs/reference/qwen3vl.md §4.1); it renders the same text as the template Qwen
 // publishes with the Instruct models on the same conversations (checked with HF
 // by tests/reference/check_checkpoint.py). Rendering assumes HF's Jinja settings:
 // trim_blocks, lstrip_blocks, no autoescape, HF's tojson.

@@ -1,7 +1,7 @@
 // The small files of a Hugging Face Qwen3-VL checkpoint directory besides the
 // weights and config.json: generation and processor configs, the chat template
-// and the tokenizer files. Values are Qwen3-VL Instruct's (shared/spec/qwen3vl.md
-// §2, §3, §11 and shared/spec/hf-reference-facts.md); file names and key names
+// and the tokenizer files. Values are Qwen3-VL Instruct's (docs/reference/qwen3vl.md
+// §2, §3, §11 and docs/reference/hf-reference-facts.md); file names and key names
 // are the Hub's (what transformers 4.57 wrote and 5.x still reads).
 #pragma once
 

@@ -5,7 +5,7 @@
 namespace q3vl::checkpoint {
 namespace {
 
-// Settings every Qwen3-VL size shares (configuration values in shared/spec/qwen3vl.md §1).
+// Settings every Qwen3-VL size shares (configuration values in docs/reference/qwen3vl.md §1).
 ModelConfig qwen3vl_base() {
   ModelConfig c;
   c.text.vocab_size = 151936;

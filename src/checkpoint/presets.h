@@ -4,7 +4,7 @@
 //                for fast tests (about 21 MB of bf16 weights, most of it the embedding)
 //   tiny-untied  separate lm_head, another GQA ratio, widths, depths, DeepStack taps
 //                and mrope_section than tiny, so code cannot silently assume tiny's shapes
-//   2b, 4b       the real Qwen3-VL-2B/4B-Instruct dimensions (shared/spec/qwen3vl.md §1),
+//   2b, 4b       the real Qwen3-VL-2B/4B-Instruct dimensions (docs/reference/qwen3vl.md §1),
 //                for benchmarks (speed does not depend on weight values)
 #pragma once
 

@@ -18,7 +18,7 @@ io::Json shared_fields(std::int64_t min_pixels, std::int64_t max_pixels) {
   config["processor_class"] = "Qwen3VLProcessor";
   config["resample"] = 3;  // PIL BICUBIC
   config["rescale_factor"] = 1.0 / 255.0;
-  // Pixel-count bounds, not edge lengths (shared/spec/qwen3vl.md §2).
+  // Pixel-count bounds, not edge lengths (docs/reference/qwen3vl.md §2).
   config["size"] = io::Json{{"longest_edge", max_pixels}, {"shortest_edge", min_pixels}};
   config["temporal_patch_size"] = 2;
   return config;

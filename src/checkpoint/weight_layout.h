@@ -1,5 +1,5 @@
 // The tensors of a Qwen3VLForConditionalGeneration checkpoint: Hugging Face key
-// names and shapes (modeling_qwen3_vl.py module tree; shared/spec/qwen3vl.md §10),
+// names and shapes (modeling_qwen3_vl.py module tree; docs/reference/qwen3vl.md §10),
 // each with the random distribution make-checkpoint draws it from.
 #pragma once
 
@@ -12,7 +12,7 @@
 namespace q3vl::checkpoint {
 
 // How a tensor's values are drawn. HF's own init (std 0.02, unit norms) makes greedy
-// decoding collapse to one repeated token (shared/spec/hf-reference-facts.md), and the
+// decoding collapse to one repeated token (docs/reference/hf-reference-facts.md), and the
 // gain-3 scales that fix that make the network chaotic: a 1 % error in layer 0 grows
 // through every later layer, so no quantized build can stay close to FP32. The rule in
 // qwen3vl_weights keeps the network tame and still gives varied, input-dependent output.

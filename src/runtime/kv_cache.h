@@ -1,7 +1,7 @@
 // KvCache: the decoder's past/present key and value buffers, one pair per layer, each
 // [1, num_key_value_heads, capacity, head_dim] float32, allocated once and bound as BOTH
 // the past input and the present output of every decoder call, so GroupQueryAttention
-// appends the new rows in place (shared/ort.md). Rows [0, length) are valid.
+// appends the new rows in place (docs/reference/onnxruntime.md). Rows [0, length) are valid.
 //
 // Capacity is what the caller asks for (prompt + max_new_tokens), never the model's whole
 // context. grow() reallocates and copies the valid rows: the only copy of the cache, done

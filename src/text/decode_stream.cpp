@@ -1,5 +1,5 @@
 // DecodeStream: tokenizers' incremental decoder (DecodeStream::step) plus the
-// flush it lacks (shared/spec/text-facts.md: it holds back text ending in
+// flush it lacks (docs/reference/text-facts.md: it holds back text ending in
 // U+FFFD forever, so the end of a generation must emit what the full decode has
 // beyond the streamed text). The Rust state holds no tokenizer reference; the
 // tokenizer handle is passed in on each call.

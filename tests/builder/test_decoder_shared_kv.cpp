@@ -1,6 +1,6 @@
 // The decoder's KV cache can live in ONE buffer per layer bound both as past_key_values.N.*
 // and as present.N.* (shape [B, kv_heads, max_length, head_dim]); GroupQueryAttention then
-// appends in place, so a decode step copies no cache (shared/ort.md). Prefill + decode
+// appends in place, so a decode step copies no cache (docs/reference/onnxruntime.md). Prefill + decode
 // through such shared buffers must equal one full pass.
 #include <gtest/gtest.h>
 

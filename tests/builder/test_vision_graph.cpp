@@ -187,7 +187,7 @@ TEST(VisionGraph, Fp16AndInt8StayCloseToFp32) {
   const auto r8 = testing::run_vision_graph(s8, config.vision, pixels, 2, 4, 6);
   // fp16 weights carry 11 significant bits (relative error <= 2^-12 per weight).
   expect_cosine_at_least(r32, r16, 2, 0.9999, "fp16");
-  // int8: the project's vision target (shared/peers.md: merged-token cosine >= 0.999 vs FP32).
+  // int8: the project's vision target (bench/peers/targets.md: merged-token cosine >= 0.999 vs FP32).
   expect_cosine_at_least(r32, r8, 2, 0.999, "int8");
   // fp16 halves every matrix; int8 quarters all but qkv and the patch embedding.
   const double fp32_bytes = double(std::filesystem::file_size(b32.dir / "vision.onnx.data"));

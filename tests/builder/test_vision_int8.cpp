@@ -1,6 +1,6 @@
 // The int8 vision graph against the fp32 graph built from the same checkpoint.
 // Metric: cosine similarity of the merged tokens and of each DeepStack feature separately,
-// per image, >= 0.999 (the project's vision target, shared/peers.md).
+// per image, >= 0.999 (the project's vision target, bench/peers/targets.md).
 // Case: a synthetic non-preset config shaped like the 4B tower at a CI-friendly size (hidden 256, 4 heads of 64, MLP 1024, 4 blocks, DeepStack
 // after blocks 1 and 2) on a 16 x 16 and a 12 x 20 patch grid, with the test generator's
 // random weights (matrices N(0, (2/sqrt(fan_in))^2)); and the tiny presets (the

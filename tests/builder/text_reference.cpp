@@ -143,7 +143,7 @@ void write_text_checkpoint(const std::filesystem::path& dir, const ModelConfig& 
                  io::DType dtype = io::DType::bf16) {
     items.push_back({io::TensorSpec{name, dtype, std::move(shape)}, mean, std_dev});
   };
-  // Scales from shared/spec/hf-reference-facts.md ("random weights that behave").
+  // Scales from docs/reference/hf-reference-facts.md ("random weights that behave").
   add(p + "embed_tokens.weight", {t.vocab_size, D}, 0, 0.4);
   for (std::int64_t l = 0; l < t.num_hidden_layers; ++l) {
     const std::string lp = p + "layers." + std::to_string(l) + ".";

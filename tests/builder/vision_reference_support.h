@@ -14,7 +14,7 @@ namespace q3vl::testing {
 
 // Writes DIR/model.safetensors with every model.visual.* tensor HF's Qwen3VLVisionModel
 // has for `vision`, float32, values from a seeded generator (same seed, same bytes).
-// Scales as shared/spec/hf-reference-facts.md suggests for random weights that behave:
+// Scales as docs/reference/hf-reference-facts.md suggests for random weights that behave:
 // matrices ~ N(0, (2/sqrt(fan_in))^2), biases ~ N(0, 0.1^2), norm weights ~ 1 + N(0, 0.1^2),
 // pos_embed ~ N(0, 0.4^2).
 void write_random_vision_checkpoint(const std::filesystem::path& dir, const VisionConfig& vision,

@@ -126,7 +126,7 @@ Moments moments(const std::vector<float>& values) {
 }
 
 // The tensors make-checkpoint writes (seed 0) have the scales of
-// shared/spec/hf-reference-facts.md "Random weights that behave". Each case pools
+// docs/reference/hf-reference-facts.md "Random weights that behave". Each case pools
 // every tensor whose name ends with `suffix` (all drawn with the same scale).
 // Tolerance on the std ratio: 0.5 % for bf16 rounding plus 4 standard errors of
 // a sample std, sqrt((kurtosis_excess + 2) / (4 n)) with Irwin-Hall's -0.3.

@@ -2,7 +2,7 @@
 // HF's Qwen3VLForConditionalGeneration expects, with the right shapes.
 //
 // Two independent references: (1) the key set and shapes re-derived below from
-// the config, written from shared/spec/qwen3vl.md §10 as a per-module table;
+// the config, written from docs/reference/qwen3vl.md §10 as a per-module table;
 // (2) parameter and tensor counts HF itself reported (Qwen3VLForConditionalGeneration
 // built on the meta device from each preset's config.json, transformers 5.23).
 #include <gtest/gtest.h>

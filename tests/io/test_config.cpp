@@ -2,7 +2,7 @@
 // error per validation rule naming the file and the dotted field.
 //
 // kHub2B is the Qwen3-VL-2B-Instruct config.json in the Hub's (transformers 4.57)
-// layout, values from shared/spec/qwen3vl.md §1. transformers5() is what transformers
+// layout, values from docs/reference/qwen3vl.md §1. transformers5() is what transformers
 // 5.23 save_pretrained wrote after loading kHub2B (Qwen3VLConfig.from_pretrained +
 // save_pretrained, run once with the reference venv), written as its differences from
 // kHub2B; the result was checked equal, key order included, to the file 5.23 wrote.

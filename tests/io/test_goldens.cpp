@@ -17,11 +17,11 @@
 namespace q3vl::testing {
 namespace {
 
-// Ids of the real Qwen3 tokenizer (shared/spec/hf-reference-facts.md).
+// Ids of the real Qwen3 tokenizer (docs/reference/hf-reference-facts.md).
 constexpr std::int64_t kImagePad = 151655;
 constexpr std::int64_t kVideoPad = 151656;
 constexpr std::int64_t kSpatialMerge = 2;
-// sha256 of the official Qwen3-VL Instruct chat template (shared/data/README.md).
+// sha256 of the official Qwen3-VL Instruct chat template (published by Qwen; not committed).
 constexpr const char* kTemplateSha256 =
     "3636d0f0bd6bef02654cdffdc447b79cb2cef8ab02cc75267345946291a489e4";
 

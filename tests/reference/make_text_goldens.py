@@ -313,7 +313,7 @@ def check_with_q3vl(q3vl, tokenizer_dir, instruct_source, conversations, cases):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tokenizer-dir", type=Path, default=ROOT / "third_party" / "qwen3-tokenizer")
-    ap.add_argument("--instruct-template", type=Path, default=Path("/work/shared/data/qwen3-vl-instruct.chat_template.jinja"))
+    ap.add_argument("--instruct-template", type=Path, default=Path(os.environ.get("Q3VL_OFFICIAL_TEMPLATE", "qwen3-vl-instruct.chat_template.jinja")))
     ap.add_argument("--out", type=Path, default=ROOT / "tests" / "goldens" / "text")
     ap.add_argument("--q3vl", help="q3vl executable: also check minijinja on the official template")
     args = ap.parse_args()

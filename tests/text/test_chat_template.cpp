@@ -2,7 +2,7 @@
 // (tests/goldens/text/chat_goldens.json): 69 conversations in OpenAI shape,
 // each parsed by parse_messages_json and rendered with
 //  - "instruct": the Qwen3-VL Instruct format. The official file is not
-//    committed (shared/data/README.md), so this uses the chat_template.jinja
+//    committed (it is Qwen's, not ours), so this uses the chat_template.jinja
 //    that `q3vl make-checkpoint` writes (src/checkpoint), which must render as
 //    the official one; make_text_goldens.py --q3vl checks q3vl's renderer on
 //    the official file itself against HF when the goldens are made;

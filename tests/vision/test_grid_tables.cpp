@@ -1,5 +1,5 @@
 // Grid tables for the vision graph: hand-worked examples from the spec
-// (shared/spec/qwen3vl.md §5.2-5.4) and a few rows of HF's own output.
+// (docs/reference/qwen3vl.md §5.2-5.4) and a few rows of HF's own output.
 #include "vision/grid_tables.h"
 
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// MRoPE position ids against the worked examples of shared/spec/qwen3vl.md §8.2
+// MRoPE position ids against the worked examples of docs/reference/qwen3vl.md §8.2
 // (hand-derived from HF's get_rope_index); golden parity is in the runtime tests.
 #include <gtest/gtest.h>
 

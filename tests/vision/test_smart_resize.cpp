@@ -1,4 +1,4 @@
-// smart_resize against hand-worked cases (spec shared/spec/qwen3vl.md 2.1 / 3.2 tables,
+// smart_resize against hand-worked cases (spec docs/reference/qwen3vl.md 2.1 / 3.2 tables,
 // each re-checked with transformers 5.23's smart_resize functions), including the
 // round-half-to-even ties where std::round would give a different size.
 #include <gtest/gtest.h>
