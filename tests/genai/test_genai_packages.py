@@ -1,0 +1,94 @@
+"""`q3vl build --target ort-genai` packages run by ONNX Runtime GenAI (onnxruntime-genai,
+its own processor, tokenizer and generator loop) against HF's goldens and q3vl's runtime.
+
+Reference: tests/goldens/model (HF transformers, float32, tests/reference/README.md) on
+the `tiny` checkpoint; q3vl's own runtime (`q3vl run`, itself checked against the same
+goldens by the C++ suites) where no golden exists.
+"""
+import json
+
+import numpy as np
+import pytest
+
+from conftest import GOLDENS, Golden, GenaiRun, cosine, read_safetensors, run_q3vl, same_up_to_near_ties, write_png
+
+GENAI = ("--target", "ort-genai")
+STEPS = 32  # the goldens' greedy length
+
+
+def golden_input_ids(case):
+    return read_safetensors(GOLDENS / "model" / "cases" / case / "inputs.safetensors")["input_ids"].reshape(-1)
+
+
+@pytest.mark.parametrize("case", ["text_only", "two_turn"])
+def test_text_prompts_match_hf(packages, case):
+    g = Golden(case)
+    run = GenaiRun(packages.model("fp32", *GENAI), g.prompt, [], STEPS)
+    np.testing.assert_array_equal(run.input_ids, golden_input_ids(case))
+    assert cosine(run.first_logits, g.values["prefill_logits"]) >= 0.99999
+    assert same_up_to_near_ties(run.tokens, g.values["greedy_ids"].tolist(), g.values["greedy_margin"]), (
+        run.tokens, g.values["greedy_ids"].tolist())
+
+
+# Golden images are resized by smart-resize (ort-extensions' bicubic here, PIL's in HF),
+# so pixels may differ slightly: logits are compared, not tokens.
+@pytest.mark.parametrize("case", ["image_small", "image_odd", "two_images"])
+def test_resized_image_prompts_match_hf_logits(packages, case):
+    g = Golden(case)
+    run = GenaiRun(packages.model("fp32", *GENAI), g.prompt, g.images, STEPS)
+    np.testing.assert_array_equal(run.input_ids, golden_input_ids(case))  # same grids -> same pad counts
+    assert cosine(run.first_logits, g.values["prefill_logits"]) >= 0.999
+
+
+def test_position_ids_equal_hf_get_rope_index(packages):
+    g = Golden("two_images")  # two images of different sizes between text
+    run = GenaiRun(packages.model("fp32", *GENAI), g.prompt, g.images, 1)
+    np.testing.assert_array_equal(run.position_ids.reshape(3, -1), g.values["position_ids"].reshape(3, -1))
+
+
+def test_deepstack_is_what_matches_hf(packages):
+    g = Golden("image_odd")
+    with_ds = GenaiRun(packages.model("fp32", *GENAI), g.prompt, g.images, STEPS)
+    without = GenaiRun(packages.model("no-deepstack", *GENAI, "--no-deepstack"), g.prompt, g.images, STEPS)
+    ref = g.values["prefill_logits"]
+    assert cosine(with_ds.first_logits, ref) >= 0.999
+    assert cosine(without.first_logits, ref) < 0.999
+    # Text-only prompts never use DeepStack: both layouts agree there.
+    t = Golden("text_only")
+    a = GenaiRun(packages.model("fp32", *GENAI), t.prompt, [], 4)
+    b = GenaiRun(packages.model("no-deepstack", *GENAI, "--no-deepstack"), t.prompt, [], 4)
+    assert cosine(a.first_logits, b.first_logits) >= 0.99999
+
+
+def test_unresized_image_tokens_equal_q3vl_runtime(packages, tmp_path):
+    # 128 x 96 is a multiple of patch * merge (32): smart-resize keeps it, so GenAI's
+    # processor and q3vl's see the same pixels, and the greedy tokens must agree.
+    y, x = np.mgrid[0:96, 0:128]
+    rgb = np.stack([(x * 2) % 256, (y * 3) % 256, ((x + y) * 5) % 256], axis=-1).astype(np.uint8)
+    image = tmp_path / "grid_128x96.png"
+    write_png(image, rgb)
+    text = "What is in the picture?"
+    prompt = ("<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>" + text +
+              "<|im_end|>\n<|im_start|>assistant\n")
+    run = GenaiRun(packages.model("fp32", *GENAI), prompt, [str(image)], STEPS)
+    q3vl = json.loads(run_q3vl("run", "--model", packages.path("q3vl-fp32"), "--image", image, "--prompt", text,
+                               "--max-new-tokens", STEPS, "--json"))
+    assert run.tokens == q3vl["token_ids"]
+
+
+def test_int4_package_loads_and_generates(packages):
+    model = packages.model("int4", *GENAI, "--precision", "int4")
+    for case, bound in (("text_only", 0.98), ("image_small", 0.98)):
+        g = Golden(case)
+        run = GenaiRun(model, g.prompt, g.images, STEPS)
+        assert len(run.tokens) == STEPS
+        assert cosine(run.first_logits, g.values["prefill_logits"]) >= bound, case
+
+
+def test_q3vl_run_refuses_a_genai_package_with_the_reason(packages):
+    import subprocess
+    from conftest import Q3VL
+    result = subprocess.run([Q3VL, "run", "--model", str(packages.path("fp32", *GENAI)), "--prompt", "hi"],
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "ONNX Runtime GenAI package" in result.stderr and "--target q3vl" in result.stderr
