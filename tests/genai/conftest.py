@@ -77,6 +77,7 @@ class GenaiRun:
         processor = model.create_multimodal_processor()
         inputs = processor(prompt, images=og.Images.open(*images)) if images else processor(prompt)
         self.input_ids = inputs["input_ids"].as_numpy().reshape(-1)
+        self.pixel_values = inputs["pixel_values"].as_numpy() if images else None
         params = og.GeneratorParams(model)
         params.set_search_options(do_sample=False, max_length=int(self.input_ids.size + steps))
         generator = og.Generator(model, params)

@@ -20,14 +20,31 @@ def golden_input_ids(case):
     return read_safetensors(GOLDENS / "model" / "cases" / case / "inputs.safetensors")["input_ids"].reshape(-1)
 
 
-@pytest.mark.parametrize("case", ["text_only", "two_turn"])
-def test_text_prompts_match_hf(packages, case):
+def test_text_prompt_matches_hf(packages):
+    case = "text_only"
     g = Golden(case)
     run = GenaiRun(packages.model("fp32", *GENAI), g.prompt, [], STEPS)
     np.testing.assert_array_equal(run.input_ids, golden_input_ids(case))
     assert cosine(run.first_logits, g.values["prefill_logits"]) >= 0.99999
     assert same_up_to_near_ties(run.tokens, g.values["greedy_ids"].tolist(), g.values["greedy_margin"]), (
         run.tokens, g.values["greedy_ids"].tolist())
+
+
+def test_multi_turn_text_conversation_equals_q3vl_runtime(packages, tmp_path):
+    conversation = [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "Name a colour."},
+        {"role": "assistant", "content": "Blue."},
+        {"role": "user", "content": "And another one?"},
+    ]
+    messages = tmp_path / "conversation.json"
+    messages.write_text(json.dumps(conversation))
+    # The prompt as q3vl renders the checkpoint's template (checked against HF by the text suite).
+    prompt = run_q3vl("template", "--model", packages.checkpoint, "--messages", messages)
+    run = GenaiRun(packages.model("fp32", *GENAI), prompt, [], STEPS)
+    q3vl = json.loads(run_q3vl("run", "--model", packages.path("q3vl-fp32"), "--messages", messages,
+                               "--max-new-tokens", STEPS, "--temperature", 0, "--json"))
+    assert run.tokens == q3vl["token_ids"]
 
 
 # Golden images are resized by smart-resize (ort-extensions' bicubic here, PIL's in HF),
@@ -61,18 +78,22 @@ def test_deepstack_is_what_matches_hf(packages):
 
 
 def test_unresized_image_tokens_equal_q3vl_runtime(packages, tmp_path):
-    # 128 x 96 is a multiple of patch * merge (32): smart-resize keeps it, so GenAI's
-    # processor and q3vl's see the same pixels, and the greedy tokens must agree.
-    y, x = np.mgrid[0:96, 0:128]
+    # 320 x 224: multiples of patch * merge (32) with 71680 pixels, inside the checkpoint's
+    # [65536, 16777216]: smart-resize keeps the size, so GenAI's processor and q3vl's see
+    # the same pixels (checked), and the greedy tokens must agree.
+    y, x = np.mgrid[0:224, 0:320]
     rgb = np.stack([(x * 2) % 256, (y * 3) % 256, ((x + y) * 5) % 256], axis=-1).astype(np.uint8)
-    image = tmp_path / "grid_128x96.png"
+    image = tmp_path / "grid_320x224.png"
     write_png(image, rgb)
     text = "What is in the picture?"
     prompt = ("<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>" + text +
               "<|im_end|>\n<|im_start|>assistant\n")
     run = GenaiRun(packages.model("fp32", *GENAI), prompt, [str(image)], STEPS)
+    run_q3vl("preprocess", "--model", packages.checkpoint, "--image", image, "--npy", tmp_path / "pixels.npy")
+    # Same pixels up to float32 rounding (ort-extensions rescales, then normalizes; q3vl fuses both as HF).
+    np.testing.assert_allclose(run.pixel_values, np.load(tmp_path / "pixels.npy"), rtol=0, atol=1e-6)
     q3vl = json.loads(run_q3vl("run", "--model", packages.path("q3vl-fp32"), "--image", image, "--prompt", text,
-                               "--max-new-tokens", STEPS, "--json"))
+                               "--max-new-tokens", STEPS, "--temperature", 0, "--json"))
     assert run.tokens == q3vl["token_ids"]
 
 
