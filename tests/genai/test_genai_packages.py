@@ -104,12 +104,3 @@ def test_int4_package_loads_and_generates(packages):
         run = GenaiRun(model, g.prompt, g.images, STEPS)
         assert len(run.tokens) == STEPS
         assert cosine(run.first_logits, g.values["prefill_logits"]) >= bound, case
-
-
-def test_q3vl_run_refuses_a_genai_package_with_the_reason(packages):
-    import subprocess
-    from conftest import Q3VL
-    result = subprocess.run([Q3VL, "run", "--model", str(packages.path("fp32", *GENAI)), "--prompt", "hi"],
-                            capture_output=True, text=True)
-    assert result.returncode != 0
-    assert "ONNX Runtime GenAI package" in result.stderr and "--target q3vl" in result.stderr
