@@ -1,7 +1,8 @@
 // runtime::check_genai_package (what `q3vl inspect` runs on a GenAI package): a package
 // `q3vl build --target ort-genai` wrote is consistent; each way a genai_config.json can
 // disagree with its graphs is reported naming the config field and both values; and the
-// CLI exits non-zero on such a package. `q3vl run` refuses a GenAI package with the reason.
+// CLI exits non-zero on such a package. `q3vl run` refuses a GenAI package with the reason;
+// `q3vl build` refuses option combinations the GenAI target cannot honour.
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -106,6 +107,25 @@ TEST(GenaiPackageCheck, RunRefusesAGenaiPackageSayingWhy) {
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.out.find("ONNX Runtime GenAI package"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("--target q3vl"), std::string::npos) << r.out;
+}
+
+TEST(GenaiBuildCli, RejectsOptionsTheTargetCannotHonourAndWritesNothing) {
+  struct Case {
+    const char* flags;
+    const char* named;  // the flag the one-line error must name
+  };
+  for (const Case& c : {Case{"--no-deepstack", "--no-deepstack"},
+                        Case{"--target ort-genai --no-vision", "--no-vision"},
+                        Case{"--target ort-genai --precision int4 --quant-method gptq", "gptq"},
+                        Case{"--target onnx", "--target"}}) {
+    SCOPED_TRACE(c.flags);
+    const auto out = work_dir() / "genai-rejected";
+    const auto r = run_shell(quote(q3vl_exe()) + " build --model " + quote(checkpoint_dir("tiny")) + " --out " +
+                             quote(out) + " --quiet " + c.flags + " 2>&1");
+    EXPECT_NE(r.status, 0);
+    EXPECT_NE(r.out.find(c.named), std::string::npos) << r.out;
+    EXPECT_FALSE(std::filesystem::exists(out));
+  }
 }
 
 }  // namespace
