@@ -41,8 +41,9 @@ io::Json genai_config_json(const ModelConfig& config, const TokenIds& tokens, co
   decoder["filename"] = options.decoder_file;
   decoder["session_options"] = onnx_session_options();
   decoder["head_size"] = t.head_dim;
-  // GenAI sizes inputs_embeds and image_features by this (and nothing else: KV by
-  // head_size and num_key_value_heads), so it is the packed width.
+  // GenAI sizes the inputs_embeds and image_features tensors it allocates by this (its
+  // other uses are hidden_states / MTP IO, which this package has none of; the KV cache
+  // is sized by head_size and num_key_value_heads), so it is the packed width.
   decoder["hidden_size"] = width;
   decoder["num_attention_heads"] = t.num_attention_heads;
   decoder["num_hidden_layers"] = t.num_hidden_layers;

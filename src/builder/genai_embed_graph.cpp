@@ -1,8 +1,8 @@
 #include "builder/genai_embed_graph.h"
 
-#include "builder/embed_graph.h"
-
 #include <vector>
+
+#include "builder/embed_graph.h"
 
 namespace q3vl::builder {
 

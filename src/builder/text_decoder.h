@@ -8,6 +8,8 @@
 //           deepstack_embeds            f32 [K, batch_size, sequence_length, hidden_size]
 //                                       (only when K = len(deepstack_visual_indexes) > 0; zero at
 //                                        non-visual positions, and all-zero [K, B, T, D] at decode)
+//                                       (DeepstackInput::packed instead widens inputs_embeds to
+//                                        hidden_size * (1 + K) and has no deepstack_embeds)
 //           past_key_values.N.key/value f32 [batch_size, num_key_value_heads, past_sequence_length, head_dim]
 //   outputs logits                      f32 [batch_size, 1 | sequence_length, vocab_size]
 //           present.N.key/value         f32 [batch_size, num_key_value_heads, total_sequence_length, head_dim]
