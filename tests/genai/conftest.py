@@ -20,7 +20,9 @@ import pytest
 Q3VL = os.environ.get("Q3VL_EXE", "")
 WORK = pathlib.Path(os.environ.get("Q3VL_TEST_WORK_DIR", "build/testdata"))
 GOLDENS = pathlib.Path(os.environ.get("Q3VL_GOLDEN_DIR", "tests/goldens"))
-PRESET = "tiny"
+# Checkpoints with HF goldens: the `tiny` preset and `custom` (not a preset: MQA with one KV
+# head, head_dim 24, an uneven mrope_section, one DeepStack tap; tests/reference/README.md).
+CHECKPOINTS = ("tiny", "custom")
 
 
 def run_q3vl(*args):
@@ -61,10 +63,10 @@ def write_png(path, rgb):
 class Golden:
     """One case of tests/goldens/model (tests/reference/README.md describes the files)."""
 
-    def __init__(self, name):
+    def __init__(self, name, checkpoint="tiny"):
         self.dir = GOLDENS / "model" / "cases" / name
         self.case = json.loads((self.dir / "case.json").read_text())
-        self.values = read_safetensors(self.dir / f"{PRESET}.safetensors")
+        self.values = read_safetensors(self.dir / f"{checkpoint}.safetensors")
         self.prompt = self.case["prompt"]
         self.images = [str(GOLDENS / "model" / f) for f in self.case["image_files"]]
 
@@ -109,19 +111,18 @@ def same_up_to_near_ties(got, want, margins, tie=1e-3):
     return len(got) == len(want)
 
 
-@pytest.fixture(scope="session")
-def checkpoint():
-    path = WORK / f"checkpoint-{PRESET}"
-    assert (path / "config.json").exists(), f"{path}: the CTest fixture checkpoint (fixture.checkpoint.{PRESET})"
+def checkpoint_path(name):
+    path = WORK / f"checkpoint-{name}"
+    assert (path / "config.json").exists(), f"{path}: the CTest fixture checkpoint (fixture.checkpoint.{name})"
     return path
 
 
 class Packages:
-    """Packages built once per session under WORK/genai/."""
+    """Packages of one checkpoint, built once per session under WORK/genai-<checkpoint>/."""
 
-    def __init__(self, checkpoint):
-        self.checkpoint = checkpoint
-        self.root = WORK / "genai"
+    def __init__(self, name):
+        self.checkpoint = checkpoint_path(name)
+        self.root = WORK / f"genai-{name}"
         shutil.rmtree(self.root, ignore_errors=True)
         self.root.mkdir(parents=True)
         self.models = {}
@@ -138,6 +139,15 @@ class Packages:
         return self.models[name]
 
 
+_packages = {}
+
+
+def packages_of(name):
+    if name not in _packages:
+        _packages[name] = Packages(name)
+    return _packages[name]
+
+
 @pytest.fixture(scope="session")
-def packages(checkpoint):
-    return Packages(checkpoint)
+def packages():
+    return packages_of("tiny")

@@ -2,7 +2,7 @@
 its own processor, tokenizer and generator loop) against HF's goldens and q3vl's runtime.
 
 Reference: tests/goldens/model (HF transformers, float32, tests/reference/README.md) on
-the `tiny` checkpoint; q3vl's own runtime (`q3vl run`, itself checked against the same
+the `tiny` and `custom` checkpoints; q3vl's own runtime (`q3vl run`, itself checked against the same
 goldens by the C++ suites) where no golden exists.
 """
 import json
@@ -10,7 +10,8 @@ import json
 import numpy as np
 import pytest
 
-from conftest import GOLDENS, Golden, GenaiRun, cosine, read_safetensors, run_q3vl, same_up_to_near_ties, write_png
+from conftest import (CHECKPOINTS, GOLDENS, Golden, GenaiRun, cosine, packages_of, read_safetensors, run_q3vl,
+                      same_up_to_near_ties, write_png)
 
 GENAI = ("--target", "ort-genai")
 STEPS = 32  # the goldens' greedy length
@@ -20,10 +21,11 @@ def golden_input_ids(case):
     return read_safetensors(GOLDENS / "model" / "cases" / case / "inputs.safetensors")["input_ids"].reshape(-1)
 
 
-def test_text_prompt_matches_hf(packages):
+@pytest.mark.parametrize("checkpoint", CHECKPOINTS)
+def test_text_prompt_matches_hf(checkpoint):
     case = "text_only"
-    g = Golden(case)
-    run = GenaiRun(packages.model("fp32", *GENAI), g.prompt, [], STEPS)
+    g = Golden(case, checkpoint)
+    run = GenaiRun(packages_of(checkpoint).model("fp32", *GENAI), g.prompt, [], STEPS)
     np.testing.assert_array_equal(run.input_ids, golden_input_ids(case))
     assert cosine(run.first_logits, g.values["prefill_logits"]) >= 0.99999
     assert same_up_to_near_ties(run.tokens, g.values["greedy_ids"].tolist(), g.values["greedy_margin"]), (
@@ -49,17 +51,19 @@ def test_multi_turn_text_conversation_equals_q3vl_runtime(packages, tmp_path):
 
 # Golden images are resized by smart-resize (ort-extensions' bicubic here, PIL's in HF),
 # so pixels may differ slightly: logits are compared, not tokens.
+@pytest.mark.parametrize("checkpoint", CHECKPOINTS)
 @pytest.mark.parametrize("case", ["image_small", "image_odd", "two_images"])
-def test_resized_image_prompts_match_hf_logits(packages, case):
-    g = Golden(case)
-    run = GenaiRun(packages.model("fp32", *GENAI), g.prompt, g.images, STEPS)
+def test_resized_image_prompts_match_hf_logits(checkpoint, case):
+    g = Golden(case, checkpoint)
+    run = GenaiRun(packages_of(checkpoint).model("fp32", *GENAI), g.prompt, g.images, STEPS)
     np.testing.assert_array_equal(run.input_ids, golden_input_ids(case))  # same grids -> same pad counts
     assert cosine(run.first_logits, g.values["prefill_logits"]) >= 0.999
 
 
-def test_position_ids_equal_hf_get_rope_index(packages):
-    g = Golden("two_images")  # two images of different sizes between text
-    run = GenaiRun(packages.model("fp32", *GENAI), g.prompt, g.images, 1)
+@pytest.mark.parametrize("checkpoint", CHECKPOINTS)
+def test_position_ids_equal_hf_get_rope_index(checkpoint):
+    g = Golden("two_images", checkpoint)  # two images of different sizes between text
+    run = GenaiRun(packages_of(checkpoint).model("fp32", *GENAI), g.prompt, g.images, 1)
     np.testing.assert_array_equal(run.position_ids.reshape(3, -1), g.values["position_ids"].reshape(3, -1))
 
 
