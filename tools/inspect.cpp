@@ -1,5 +1,7 @@
 // q3vl inspect: prints a package's manifest and each graph's IO, and creates an ONNX
 // Runtime session per graph (non-zero exit if any fails or its IO differs from q3vl.json).
+// An ONNX Runtime GenAI package (genai_config.json, no q3vl.json) gets its config checked
+// against its graphs instead (runtime/genai_package_check.h).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -87,6 +89,10 @@ RunFunction setup_inspect(CLI::App& command) {
 
   return [dir, json, verify]() {
     if (runtime::is_genai_package(*dir) && !std::filesystem::exists(*dir / kManifestFileName)) {
+      if (*verify) {
+        throw_error(ErrorKind::usage, dir->string(), "--verify",
+                    "a q3vl package (its q3vl.json lists every file's sha256)", "an ONNX Runtime GenAI package");
+      }
       return inspect_genai_package(*dir, *json);
     }
     const PackageManifest manifest = load_package_manifest(*dir);
