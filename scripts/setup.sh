@@ -44,7 +44,7 @@ APT_PACKAGES=(
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenblas-dev
-  libssl-dev npm python3-pip
+  libssl-dev npm python3-pip python3-venv
 )
 # The text layer's crates need rustc 1.85 (their highest rust-version); Debian 12 ships 1.96.
 MIN_CARGO_VERSION=1.85
@@ -153,6 +153,15 @@ fetch_tokenizer() {
   log "Qwen3 tokenizer in $dest"
 }
 
+# --- 3b. test-time Python: one venv from tests/python/requirements.txt ------------
+make_test_venv() {
+  local venv="$ROOT/.venv-tests"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv" || die "python3 -m venv $venv failed"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/tests/python/requirements.txt" \
+    || die "pip install -r tests/python/requirements.txt failed"
+  log "test venv: $venv"
+}
+
 # --- 4. configure and build ----------------------------------------------------
 build() {
   local ort_arg=()
@@ -169,6 +178,7 @@ main() {
   ensure_cargo
   fetch_onnxruntime
   fetch_tokenizer
+  make_test_venv
   build
   log "done in $((SECONDS - t0)) s; run the tests with: ctest --test-dir build --output-on-failure -j2"
 }

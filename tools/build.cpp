@@ -41,10 +41,18 @@ RunFunction setup_build(CLI::App& command) {
   command.add_flag("--all-logits", options->all_logits,
                    "Decoder returns logits for every position (default: last position only)");
   command.add_flag("--no-vision", *no_vision, "Skip the vision graph (text-only package)");
+  command.add_option("--target", options->target,
+                     "Package format: q3vl (default; q3vl's runtime) or ort-genai (ONNX Runtime GenAI, "
+                     "genai_config.json, DeepStack kept)")
+      ->check(CLI::IsMember({"q3vl", "ort-genai"}));
+  auto no_deepstack = std::make_shared<bool>(false);
+  command.add_flag("--no-deepstack", *no_deepstack,
+                   "With --target ort-genai: the plain layout without DeepStack (differs from HF on images)");
   command.add_flag("--force", options->force, "Replace an existing output directory");
   command.add_flag("--quiet", *quiet, "No progress output");
 
-  return [options, quiet, asymmetric, no_vision]() {
+  return [options, quiet, asymmetric, no_vision, no_deepstack]() {
+    options->deepstack = !*no_deepstack;
     options->symmetric = !*asymmetric;
     options->include_vision = !*no_vision;
     if (*quiet) options->progress = ProgressMode::quiet;

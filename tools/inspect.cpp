@@ -1,5 +1,7 @@
 // q3vl inspect: prints a package's manifest and each graph's IO, and creates an ONNX
 // Runtime session per graph (non-zero exit if any fails or its IO differs from q3vl.json).
+// An ONNX Runtime GenAI package (genai_config.json, no q3vl.json) gets its config checked
+// against its graphs instead (runtime/genai_package_check.h).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -9,6 +11,7 @@
 #include "io/manifest.h"
 #include "q3vl/error.h"
 #include "q3vl/package.h"
+#include "runtime/genai_package_check.h"
 #include "runtime/ort_session.h"
 #include "subcommand.h"
 
@@ -40,6 +43,42 @@ std::vector<std::string> compare_io(const std::vector<PackageTensor>& expected,
   return problems;
 }
 
+// An ONNX Runtime GenAI package (`q3vl build --target ort-genai`): its config against its graphs.
+int inspect_genai_package(const std::filesystem::path& dir, bool json) {
+  const runtime::GenaiPackageReport report = runtime::check_genai_package(dir);
+  if (json) {
+    io::Json j;
+    j["format"] = "onnxruntime-genai";
+    j["model_type"] = report.model_type;
+    j["hidden_size"] = report.hidden_size;
+    j["graphs"] = io::Json::array();
+    for (const auto& g : report.graphs) j["graphs"].push_back(io::Json{{"section", g.section}, {"file", g.file}});
+    j["problems"] = report.problems;
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    std::printf("package %s\n  ONNX Runtime GenAI package (genai_config.json), model %s, decoder.hidden_size %lld\n",
+                dir.string().c_str(), report.model_type.c_str(), static_cast<long long>(report.hidden_size));
+    for (const auto& g : report.graphs) {
+      std::printf("graph %s (%s)\n", g.section.c_str(), g.file.c_str());
+      for (const auto& t : g.inputs) {
+        std::printf("  in  %-28s %-8s %s\n", t.name.c_str(), runtime::element_type_name(t.element_type),
+                    runtime::format_shape(t).c_str());
+      }
+      for (const auto& t : g.outputs) {
+        std::printf("  out %-28s %-8s %s\n", t.name.c_str(), runtime::element_type_name(t.element_type),
+                    runtime::format_shape(t).c_str());
+      }
+    }
+    for (const auto& p : report.problems) std::printf("  problem: %s\n", p.c_str());
+    std::printf("config vs graphs: %s\n", report.problems.empty() ? "ok" : "FAILED");
+  }
+  if (!report.problems.empty()) {
+    throw_error(ErrorKind::format, (dir / runtime::kGenaiConfigName).string(), "",
+                "a config that matches its graphs", std::to_string(report.problems.size()) + " problem(s)");
+  }
+  return 0;
+}
+
 RunFunction setup_inspect(CLI::App& command) {
   auto dir = std::make_shared<std::filesystem::path>();
   auto json = std::make_shared<bool>(false);
@@ -49,6 +88,13 @@ RunFunction setup_inspect(CLI::App& command) {
   command.add_flag("--verify", *verify, "Also check every file's size and sha256");
 
   return [dir, json, verify]() {
+    if (runtime::is_genai_package(*dir) && !std::filesystem::exists(*dir / kManifestFileName)) {
+      if (*verify) {
+        throw_error(ErrorKind::usage, dir->string(), "--verify",
+                    "a q3vl package (its q3vl.json lists every file's sha256)", "an ONNX Runtime GenAI package");
+      }
+      return inspect_genai_package(*dir, *json);
+    }
     const PackageManifest manifest = load_package_manifest(*dir);
     if (*verify) verify_package_files(*dir, manifest);
     io::Json report = io::Json::array();

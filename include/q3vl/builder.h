@@ -41,6 +41,10 @@ struct BuildOptions {
   std::int64_t int8_edge_layers = 0;  // with int4: keep the first and last N layers at int8
   bool all_logits = false;  // decoder returns logits for every position (tests; default: last only)
   bool include_vision = true;
+  // "q3vl" (q3vl.json + graphs for q3vl's runtime) or "ort-genai" (genai_config.json +
+  // graphs with ONNX Runtime GenAI's IO contract; src/builder/genai_package.h).
+  std::string target = "q3vl";
+  bool deepstack = true;  // ort-genai only: false = the plain layout without DeepStack (--no-deepstack)
   bool force = false;  // replace an existing out_dir
   ProgressMode progress = ProgressMode::automatic;
 };

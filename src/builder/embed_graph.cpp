@@ -24,9 +24,15 @@ std::vector<std::uint8_t> unpadded_rows(const QuantizedMatrix& q) {
 }  // namespace
 
 void write_embed_graph(Graph& g, WeightReader& w, const ModelConfig& config, WeightPrecision precision) {
+  const Value ids = g.input(io::kEmbedInputIds, DType::i64, {"batch_size", "sequence_length"});
+  const Value rows = write_embed_lookup(g, w, config, precision, ids);
+  g.output(rows, io::kEmbedInputsEmbeds, DType::f32, {"batch_size", "sequence_length", config.text.hidden_size});
+}
+
+Value write_embed_lookup(Graph& g, WeightReader& w, const ModelConfig& config, WeightPrecision precision,
+                         const Value& ids) {
   // inputs_embeds[b, t, :] = embed_tokens.weight[input_ids[b, t], :];  table: [vocab, hidden]
   const TextConfig& t = config.text;
-  Value ids = g.input(io::kEmbedInputIds, DType::i64, {"batch_size", "sequence_length"});
   auto scope = g.scope("model.language_model.embed_tokens");
   auto table = w.f32(g.scoped("weight"), {t.vocab_size, t.hidden_size});
   Value rows;
@@ -64,7 +70,7 @@ void write_embed_graph(Graph& g, WeightReader& w, const ModelConfig& config, Wei
       throw_error(ErrorKind::unsupported, "", "--vision-precision", "fp32, fp16 or int8 for the embedding table",
                   to_string(precision));
   }
-  g.output(rows, io::kEmbedInputsEmbeds, DType::f32, {"batch_size", "sequence_length", t.hidden_size});
+  return rows;
 }
 
 }  // namespace q3vl::builder

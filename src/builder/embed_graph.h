@@ -28,4 +28,10 @@ using io::kEmbedInputsEmbeds;
 void write_embed_graph(Graph& g, WeightReader& weights, const ModelConfig& config,
                        WeightPrecision precision);
 
+// The lookup alone: ids i64 [batch_size, sequence_length] -> f32 [batch_size, sequence_length,
+// hidden_size], in the current graph (the GenAI embedding graph, builder/genai_embed_graph.h,
+// wraps it with the image-feature scatter). Same precisions and errors as write_embed_graph.
+Value write_embed_lookup(Graph& g, WeightReader& weights, const ModelConfig& config, WeightPrecision precision,
+                         const Value& ids);
+
 }  // namespace q3vl::builder

@@ -5,6 +5,7 @@
 #include "builder/calibration.h"
 #include "builder/calibration_stats.h"
 #include "builder/embed_graph.h"
+#include "builder/genai_package.h"
 #include "builder/graph.h"
 #include "builder/package_files.h"
 #include "builder/text_decoder.h"
@@ -219,6 +220,22 @@ BuildResult build_package(const BuildOptions& o) {
     throw_error(ErrorKind::usage, o.out_dir.string(), "", "a path that does not exist (pass --force to replace it)",
                 "an existing file or directory");
   }
+  if (o.target != "q3vl" && o.target != "ort-genai") {
+    throw_error(ErrorKind::usage, "", "--target", "q3vl or ort-genai", o.target);
+  }
+  const bool genai = o.target == "ort-genai";
+  if (!o.deepstack && !genai) {
+    throw_error(ErrorKind::usage, "", "--no-deepstack", "--target ort-genai (q3vl packages always keep DeepStack)",
+                "--target " + o.target);
+  }
+  if (genai && !o.include_vision) {
+    throw_error(ErrorKind::usage, "", "--no-vision", "a build with the vision graph (GenAI's qwen3_vl model loads one)",
+                "--target ort-genai --no-vision");
+  }
+  if (genai && o.quant_method == "gptq") {
+    throw_error(ErrorKind::usage, "", "--quant-method gptq",
+                "rtn or mse with --target ort-genai (gptq calibrates through q3vl's runtime)", "gptq");
+  }
   builder::DecoderGraphOptions decoder = decoder_options(o);
   const bool gptq = decoder.layers.quant.method == builder::QuantMethod::gptq;
   if (gptq && decoder.layers.precision != WeightPrecision::int4 && decoder.layers.precision != WeightPrecision::int8) {
@@ -278,6 +295,27 @@ BuildResult build_package(const BuildOptions& o) {
   m.source_config_json = source_config.dump();
   m.preprocessing_json = preprocessing_json(o.model_dir, config).dump();
 
+  if (genai) {
+    builder::GenaiGraphOptions options;
+    options.decoder = decoder;
+    options.vision.precision = vision_precision;
+    options.embed_precision = embed_precision;
+    options.deepstack = o.deepstack;
+    builder::write_genai_graphs(checkpoint, weights, config, options,
+                                [&](const std::string& name, const std::string& precision,
+                                    const std::function<void(builder::Graph&)>& body) {
+                                  write_graph(name, dir, precision, m, body);
+                                  if (name == "vision") progress.advance(vision_bytes, "model.visual");
+                                });
+    progress.finish();
+    builder::write_genai_side_files(o.model_dir, dir, config, m.tokens, source_config, o.deepstack);
+    m.files = builder::list_package_files(dir);
+    BuildResult result;
+    for (const auto& f : m.files) result.package_bytes += f.size;
+    result.manifest = std::move(m);
+    staging.commit(o.force);
+    return result;
+  }
   if (o.include_vision) {
     write_graph("vision", dir, o.vision_precision, m, [&](builder::Graph& g) {
       builder::VisionGraphOptions options;

@@ -215,12 +215,19 @@ void validate_decoder_config(const ModelConfig& config) {
           std::to_string(taps));
 }
 
+std::int64_t decoder_embeds_width(const ModelConfig& config, DeepstackInput deepstack) {
+  const auto taps = static_cast<std::int64_t>(config.vision.deepstack_visual_indexes.size());
+  return config.text.hidden_size * (deepstack == DeepstackInput::packed ? 1 + taps : 1);
+}
+
 void write_decoder_graph(Graph& g, WeightReader& w, const ModelConfig& config,
                          const DecoderGraphOptions& options) {
   validate_decoder_config(config);
   const TextConfig& t = config.text;
-  const std::int64_t taps = static_cast<std::int64_t>(config.vision.deepstack_visual_indexes.size());
-  const Shape hidden_shape{"batch_size", "sequence_length", t.hidden_size};
+  const std::int64_t taps = options.deepstack == DeepstackInput::none
+                                ? 0
+                                : static_cast<std::int64_t>(config.vision.deepstack_visual_indexes.size());
+  const Shape hidden_shape{"batch_size", "sequence_length", decoder_embeds_width(config, options.deepstack)};
   const Shape past_shape{"batch_size", t.num_key_value_heads, "past_sequence_length", t.head_dim};
   const Shape present_shape{"batch_size", t.num_key_value_heads, "total_sequence_length", t.head_dim};
 
@@ -228,10 +235,21 @@ void write_decoder_graph(Graph& g, WeightReader& w, const ModelConfig& config,
   Value position_ids = g.input(io::kDecoderPositionIds, DType::i64, {3, "batch_size", "sequence_length"});
   Value attention_mask = g.input(io::kDecoderAttentionMask, DType::i64, {"batch_size", "total_sequence_length"});
   Value deepstack;
-  if (taps > 0) {
+  if (taps > 0 && options.deepstack == DeepstackInput::separate) {
     deepstack = g.input(io::kDecoderDeepstackEmbeds, DType::f32,
                         {taps, "batch_size", "sequence_length", t.hidden_size});
   }
+  // Columns [H * first, H * (first + 1)) of the packed inputs_embeds.
+  const Value packed_embeds = x;
+  auto packed_columns = [&](std::int64_t first) {
+    return g.op("Slice", {packed_embeds, g.constant_i64({t.hidden_size * first}), g.constant_i64({t.hidden_size * (first + 1)}),
+                          g.constant_i64({-1})});
+  };
+  auto deepstack_tap = [&](std::int64_t i) {
+    return options.deepstack == DeepstackInput::packed
+               ? packed_columns(1 + i)
+               : g.op("Gather", {deepstack, g.constant_i64({i}, {})}, {{"axis", 0}});
+  };
   std::vector<std::pair<Value, Value>> past;
   for (std::int64_t i = 0; i < t.num_hidden_layers; ++i) {
     Value key = g.input(io::past_key_name(i), DType::f32, past_shape);  // key before value, in order
@@ -254,6 +272,10 @@ void write_decoder_graph(Graph& g, WeightReader& w, const ModelConfig& config,
   std::vector<std::pair<Value, Value>> present;
   {
     auto scope = g.scope(kPrefix);
+    if (options.deepstack == DeepstackInput::packed) {
+      auto columns = g.scope("embeds");
+      x = packed_columns(0);
+    }
     Residual stream{x, Value{}};
     for (std::int64_t i = 0; i < t.num_hidden_layers; ++i) {
       const bool edge = i < options.num_edge_layers || i >= t.num_hidden_layers - options.num_edge_layers;
@@ -265,7 +287,7 @@ void write_decoder_graph(Graph& g, WeightReader& w, const ModelConfig& config,
       // here to the pending delta: (h + mlp) + ds becomes h + (mlp + ds), same up to rounding.
       if (i < taps) {
         auto ds = g.scope("deepstack." + std::to_string(i));
-        stream.delta = g.op("Add", {stream.delta, g.op("Gather", {deepstack, g.constant_i64({i}, {})}, {{"axis", 0}})});
+        stream.delta = g.op("Add", {stream.delta, deepstack_tap(i)});
       }
     }
     if (options.logits == LogitsMode::last) {  // only the last position reaches the norm

@@ -8,6 +8,8 @@
 //           deepstack_embeds            f32 [K, batch_size, sequence_length, hidden_size]
 //                                       (only when K = len(deepstack_visual_indexes) > 0; zero at
 //                                        non-visual positions, and all-zero [K, B, T, D] at decode)
+//                                       (DeepstackInput::packed instead widens inputs_embeds to
+//                                        hidden_size * (1 + K) and has no deepstack_embeds)
 //           past_key_values.N.key/value f32 [batch_size, num_key_value_heads, past_sequence_length, head_dim]
 //   outputs logits                      f32 [batch_size, 1 | sequence_length, vocab_size]
 //           present.N.key/value         f32 [batch_size, num_key_value_heads, total_sequence_length, head_dim]
@@ -37,13 +39,25 @@ enum class LogitsMode {
   all,   // logits [B, T, V] (parity tests)
 };
 
+// Where the decoder's DeepStack features come from.
+enum class DeepstackInput {
+  separate,  // the deepstack_embeds input [K, B, T, H] (q3vl packages)
+  packed,    // columns of a wider inputs_embeds [B, T, H * (1 + K)] = [embeds | tap 0 | ... | tap K-1]:
+             // ONNX Runtime GenAI passes one embedding tensor only (builder/genai_package.h)
+  none,      // DeepStack left out (GenAI packages built with --no-deepstack; differs from HF on images)
+};
+
 struct DecoderGraphOptions {
   LinearFormat layers;         // q/k/v/o and MLP projections
   LinearFormat edge_layers;    // projections of the first and last `num_edge_layers` layers
   int num_edge_layers = 0;     // 0 = every layer uses `layers`
   LinearFormat lm_head;
   LogitsMode logits = LogitsMode::last;
+  DeepstackInput deepstack = DeepstackInput::separate;
 };
+
+// Width of the decoder's inputs_embeds: hidden_size, or hidden_size * (1 + K) when packed.
+std::int64_t decoder_embeds_width(const ModelConfig& config, DeepstackInput deepstack);
 
 // Checks every text-config field the decoder math depends on. Throws q3vl::Error(config)
 // naming config.json and the field (head_dim odd, heads not a multiple of kv heads,

@@ -115,13 +115,51 @@ VisionGraphInfo describe_vision_graph(const ModelConfig& config) {
   return info;
 }
 
+VisionTowerOutputs write_vision_tower(Graph& graph, const io::Checkpoint& checkpoint, const ModelConfig& config,
+                                      const VisionGraphOptions& options, const VisionTowerInputs& in) {
+  const VisionConfig& v = config.vision;
+  validate_vision_config(v);
+  VisionWeights weights(graph, checkpoint, options.precision);
+  Graph& g = graph;
+  const std::int64_t c = v.hidden_size;
+
+  auto tower = g.scope("model.visual");
+  const Value segments_and_len = g.op("Shape", {in.pixels}, {{"start", 0}, {"end", 2}});  // {S, L}
+  VisionContext ctx{
+      g,
+      weights,
+      v,
+      g.op("Concat", {segments_and_len, g.constant_i64({c})}, {{"axis", 0}}),
+      g.op("Concat", {segments_and_len, g.constant_i64({3 * c})}, {{"axis", 0}}),
+      in.rotary_cos,
+      in.rotary_sin,
+      g.constant_i64({0}),
+  };
+
+  Value x = write_patch_embed(ctx, in.pixels);
+  x = write_pos_embed(ctx, x, in.tap_indices, in.tap_weights);
+
+  // DeepStack: the output of block deepstack_visual_indexes[j] feeds deepstack_merger_list.j.
+  VisionTowerOutputs out;
+  out.deepstack.resize(v.deepstack_visual_indexes.size());
+  for (std::int64_t b = 0; b < v.depth; ++b) {
+    x = write_vision_block(ctx, b, x);
+    const auto& taps = v.deepstack_visual_indexes;
+    const auto it = std::find(taps.begin(), taps.end(), b);
+    if (it != taps.end()) {
+      const auto j = static_cast<std::size_t>(it - taps.begin());
+      out.deepstack[j] = write_patch_merger(ctx, "deepstack_merger_list." + std::to_string(j), x, true);
+    }
+  }
+  out.merged = write_patch_merger(ctx, "merger", x, false);
+  return out;
+}
+
 VisionGraphInfo write_vision_graph(Graph& graph, const io::Checkpoint& checkpoint,
                                    const ModelConfig& config, const VisionGraphOptions& options) {
   const VisionConfig& v = config.vision;
   VisionGraphInfo info = describe_vision_graph(config);
-  VisionWeights weights(graph, checkpoint, options.precision);
   Graph& g = graph;
-  const std::int64_t c = v.hidden_size;
   const std::int64_t d = v.head_dim();
   const auto k = static_cast<std::int64_t>(v.deepstack_visual_indexes.size());
 
@@ -132,44 +170,24 @@ VisionGraphInfo write_vision_graph(Graph& graph, const io::Checkpoint& checkpoin
   const Value cos = g.input(kVisionRotaryCos, DType::f32, {"segment_patches", d});
   const Value sin = g.input(kVisionRotarySin, DType::f32, {"segment_patches", d});
 
-  auto tower = g.scope("model.visual");
-  const Value segments_and_len = g.op("Shape", {pixels}, {{"start", 0}, {"end", 2}});  // {S, L}
-  const Value segments = g.op("Shape", {pixels}, {{"start", 0}, {"end", 1}});          // {S}
-  const Value half_table = g.constant_i64({d / 2});
-  auto first_half = [&](const Value& table) {
-    return g.op("Slice", {table, g.constant_i64({0}), half_table, g.constant_i64({1})});
-  };
-  VisionContext ctx{
-      g,
-      weights,
-      v,
-      g.op("Concat", {segments_and_len, g.constant_i64({c})}, {{"axis", 0}}),
-      g.op("Concat", {segments_and_len, g.constant_i64({3 * c})}, {{"axis", 0}}),
-      first_half(cos),
-      first_half(sin),
-      g.constant_i64({0}),
-  };
-
-  Value x = write_patch_embed(ctx, pixels);
-  x = write_pos_embed(ctx, x, tap_indices, tap_weights);
-
-  // DeepStack: the output of block deepstack_visual_indexes[j] feeds deepstack_merger_list.j.
-  std::vector<Value> deepstack(static_cast<std::size_t>(k));
-  for (std::int64_t b = 0; b < v.depth; ++b) {
-    x = write_vision_block(ctx, b, x);
-    const auto& taps = v.deepstack_visual_indexes;
-    const auto it = std::find(taps.begin(), taps.end(), b);
-    if (it != taps.end()) {
-      const auto j = static_cast<std::size_t>(it - taps.begin());
-      deepstack[j] = write_patch_merger(ctx, "deepstack_merger_list." + std::to_string(j), x, true);
-    }
+  Value cos_half, sin_half;
+  {
+    auto scope = g.scope("model.visual.rotary");
+    auto first_half = [&](const Value& table) {
+      return g.op("Slice", {table, g.constant_i64({0}), g.constant_i64({d / 2}), g.constant_i64({1})});
+    };
+    cos_half = first_half(cos);
+    sin_half = first_half(sin);
   }
-  const Value merged = write_patch_merger(ctx, "merger", x, false);
+  const VisionTowerOutputs tower =
+      write_vision_tower(g, checkpoint, config, options, {pixels, tap_indices, tap_weights, cos_half, sin_half});
+  auto scope = g.scope("model.visual");
+  const Value segments = g.op("Shape", {pixels}, {{"start", 0}, {"end", 1}});  // {S}
 
   // [N / m^2, D] -> [S, L / m^2, D]; DeepStack stacked to [K, S, L / m^2, D].
   const Value token_shape =
       g.op("Concat", {segments, g.constant_i64({-1, v.out_hidden_size})}, {{"axis", 0}});
-  const Value merged_out = g.op("Reshape", {merged, token_shape});
+  const Value merged_out = g.op("Reshape", {tower.merged, token_shape});
   Value deepstack_out;
   if (k == 0) {
     // No taps: an empty [0, S, T, D] tensor keeps the output contract.
@@ -177,7 +195,7 @@ VisionGraphInfo write_vision_graph(Graph& graph, const io::Checkpoint& checkpoin
     deepstack_out = g.op("Slice", {one, g.constant_i64({0}), g.constant_i64({0}), g.constant_i64({0})});
   } else {
     std::vector<Value> stacked;
-    for (const Value& feature : deepstack) {
+    for (const Value& feature : tower.deepstack) {
       stacked.push_back(g.op("Unsqueeze", {g.op("Reshape", {feature, token_shape}), g.constant_i64({0})}));
     }
     deepstack_out = stacked.size() == 1 ? stacked[0] : g.op("Concat", stacked, {{"axis", 0}});

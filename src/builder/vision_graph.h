@@ -92,4 +92,23 @@ VisionGraphInfo write_vision_graph(Graph& graph, const io::Checkpoint& checkpoin
                                    const ModelConfig& config,
                                    const VisionGraphOptions& options = {});
 
+// The encoder body that the q3vl vision graph above and the GenAI one
+// (builder/genai_vision_graph.h) share; they differ only in where the grid tables come
+// from (graph inputs here, computed in the graph there) and how the outputs are laid out.
+struct VisionTowerInputs {
+  Value pixels;       // f32 [S, L, P], each segment's rows in merge-block order
+  Value tap_indices;  // i64 [L, 4]  bilinear pos_embed taps (vision/grid_tables.h)
+  Value tap_weights;  // f32 [L, 4]
+  Value rotary_cos;   // f32 [L, head_dim / 2]: [row angles | col angles] (the first half
+  Value rotary_sin;   //   of grid_tables' rows; the second half repeats it)
+};
+struct VisionTowerOutputs {
+  Value merged;                  // f32 [S * L / m^2, out_hidden_size] (merger)
+  std::vector<Value> deepstack;  // K values shaped like `merged`, in deepstack_visual_indexes order
+};
+// Adds patch embedding, position embedding, the blocks, DeepStack mergers and the final
+// merger. Validates the vision config first; throws as write_vision_graph does.
+VisionTowerOutputs write_vision_tower(Graph& graph, const io::Checkpoint& checkpoint, const ModelConfig& config,
+                                      const VisionGraphOptions& options, const VisionTowerInputs& inputs);
+
 }  // namespace q3vl::builder

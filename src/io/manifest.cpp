@@ -182,6 +182,16 @@ bool PackageManifest::has_graph(const std::string& name) const {
 
 PackageManifest load_package_manifest(const std::filesystem::path& package_dir) {
   const auto path = package_dir / kManifestFileName;
+  if (!std::filesystem::exists(path) && std::filesystem::exists(package_dir / "genai_config.json")) {
+    // A `q3vl build --target ort-genai` package: its graphs follow GenAI's contract (grid
+    // tables computed in the vision graph, features scattered in the embedding graph,
+    // DeepStack packed into inputs_embeds), not the one q3vl's runtime binds.
+    throw_error(ErrorKind::unsupported, (package_dir / "genai_config.json").string(), "",
+                "a q3vl package (q3vl.json): this is an ONNX Runtime GenAI package, whose graphs use GenAI's IO "
+                "contract; run it with onnxruntime-genai (README: ONNX Runtime GenAI), or build a q3vl package "
+                "with `q3vl build --target q3vl`",
+                "genai_config.json");
+  }
   if (!std::filesystem::exists(path)) {
     throw_error(ErrorKind::io, path.string(), "", "a q3vl package manifest (build one with `q3vl build`)",
                 "no such file");

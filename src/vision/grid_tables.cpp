@@ -110,14 +110,10 @@ PosEmbedTaps compute_pos_embed_taps(std::int64_t h, std::int64_t w, const GridTa
 
 // transformers 5.23 Qwen3VLVisionRotaryEmbedding, in float32:
 //   inv_freq[k] = 1 / theta^((2k) / s), s = head_dim / 2, k < s / 2
-//   angle = float(pos) * inv_freq[k]; cos/sin of the float32 angle.
-// pow/cos/sin are evaluated in double and rounded once (torch's float kernels
-// are within 1 ulp of that).
-VisionRotary compute_vision_rotary(std::int64_t h, std::int64_t w, const GridTableParams& params) {
-  check_frame(h, w, params.spatial_merge_size, "vision rotary");
-  const std::int64_t d = params.head_dim;
-  const std::int64_t spatial_dim = d / 2;
-  const std::int64_t quarter = d / 4;
+// pow is evaluated in double and rounded once (torch's float kernel is within 1 ulp of that).
+std::vector<float> vision_rotary_inv_freq(const GridTableParams& params) {
+  const std::int64_t spatial_dim = params.head_dim / 2;
+  const std::int64_t quarter = params.head_dim / 4;
   std::vector<float> inv_freq(static_cast<std::size_t>(quarter));
   const auto theta = static_cast<float>(params.rope_theta);
   for (std::int64_t k = 0; k < quarter; ++k) {
@@ -126,6 +122,17 @@ VisionRotary compute_vision_rotary(std::int64_t h, std::int64_t w, const GridTab
                                                       static_cast<double>(exponent)));
     inv_freq[static_cast<std::size_t>(k)] = 1.0f / base_pow;
   }
+  return inv_freq;
+}
+
+// angle = float(pos) * inv_freq[k]; cos/sin of the float32 angle, evaluated in double
+// and rounded once.
+VisionRotary compute_vision_rotary(std::int64_t h, std::int64_t w, const GridTableParams& params) {
+  check_frame(h, w, params.spatial_merge_size, "vision rotary");
+  const std::int64_t d = params.head_dim;
+  const std::int64_t spatial_dim = d / 2;
+  const std::int64_t quarter = d / 4;
+  const std::vector<float> inv_freq = vision_rotary_inv_freq(params);
   VisionRotary out;
   out.rows = h * w;
   out.head_dim = d;

@@ -59,6 +59,11 @@ struct VisionRotary {
   std::vector<float> sin;
 };
 
+// The vision rotary frequencies, [head_dim / 4]: inv_freq[k] = 1 / theta^(2k / (head_dim / 2))
+// in float32 as HF computes them (compute_vision_rotary multiplies positions by these;
+// the GenAI vision graph, builder/genai_vision_graph.h, stores them as a constant).
+std::vector<float> vision_rotary_inv_freq(const GridTableParams& params);
+
 // Throws q3vl::Error(shape) unless h, w > 0 and both are multiples of the merge size.
 PosEmbedTaps compute_pos_embed_taps(std::int64_t h, std::int64_t w, const GridTableParams& params);
 VisionRotary compute_vision_rotary(std::int64_t h, std::int64_t w, const GridTableParams& params);

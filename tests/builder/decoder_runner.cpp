@@ -19,7 +19,7 @@ std::vector<float> random_floats(std::size_t n, unsigned seed, float scale) {
 
 DecoderRunner::DecoderRunner(const std::filesystem::path& checkpoint_dir, const std::filesystem::path& out_dir,
                              const ModelConfig& config, const builder::DecoderGraphOptions& options)
-    : config_(config) {
+    : config_(config), deepstack_(options.deepstack) {
   auto checkpoint = io::Checkpoint::open(checkpoint_dir);
   builder::WeightReader reader(checkpoint, Progress::silent());
   builder::Graph g("decoder", out_dir / "decoder.onnx.data");
@@ -51,6 +51,17 @@ DecoderStep DecoderRunner::run(std::int64_t batch, std::int64_t tokens, std::vec
   if (deepstack.empty()) deepstack.assign(static_cast<std::size_t>(taps * batch * tokens * D), 0.0f);
 
   HostF32 e{std::move(embeds), {batch, tokens, D}};
+  if (deepstack_ == builder::DeepstackInput::packed) {  // [B, T, D * (1 + K)]: [embeds | tap 0 | ...]
+    std::vector<float> wide;
+    for (std::int64_t row = 0; row < batch * tokens; ++row) {
+      wide.insert(wide.end(), e.data.begin() + row * D, e.data.begin() + (row + 1) * D);
+      for (std::int64_t k = 0; k < taps; ++k) {
+        const auto at = deepstack.begin() + (k * batch * tokens + row) * D;
+        wide.insert(wide.end(), at, at + D);
+      }
+    }
+    e = HostF32{std::move(wide), {batch, tokens, D * (1 + taps)}};
+  }
   HostI64 p{std::move(positions), {3, batch, tokens}};
   HostI64 m{std::vector<std::int64_t>(static_cast<std::size_t>(batch * (past_len + tokens)), 1),
             {batch, past_len + tokens}};
@@ -62,7 +73,7 @@ DecoderStep DecoderRunner::run(std::int64_t batch, std::int64_t tokens, std::vec
   values.push_back(to_ort(e));
   values.push_back(to_ort(p));
   values.push_back(to_ort(m));
-  if (taps > 0) {
+  if (taps > 0 && deepstack_ == builder::DeepstackInput::separate) {
     names.push_back(io::kDecoderDeepstackEmbeds);
     values.push_back(to_ort(ds));
   }

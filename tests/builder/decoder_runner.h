@@ -27,7 +27,8 @@ class DecoderRunner {
   // Opens the decoder.onnx of a package `q3vl build` wrote.
   DecoderRunner(const std::filesystem::path& package_dir, const ModelConfig& config);
 
-  // embeds: [B, T, D]; positions: [3, B, T]; deepstack: [K, B, T, D] (zeros if empty);
+  // embeds: [B, T, D]; positions: [3, B, T]; deepstack: [K, B, T, D] (zeros if empty; packed
+  // into the columns of inputs_embeds for DeepstackInput::packed, dropped for none);
   // past: per layer key/value [B, kv, P, hd] (empty = P = 0). Mask = ones [B, P + T].
   DecoderStep run(std::int64_t batch, std::int64_t tokens, std::vector<float> embeds,
                   std::vector<std::int64_t> positions, std::vector<float> deepstack,
@@ -37,6 +38,7 @@ class DecoderRunner {
 
  private:
   ModelConfig config_;
+  builder::DeepstackInput deepstack_ = builder::DeepstackInput::separate;
   std::unique_ptr<runtime::OrtSession> session_;
 };
 
