@@ -1,6 +1,6 @@
 # q3vl_add_layer(NAME DEPS ...): one static library per src/ folder, from every
 # .cpp in it (new files need no CMake edit). Layers may only depend downward:
-#   core <- io <- {text, vision} <- runtime <- builder <- tools
+#   core <- io <- {text, vision, kernels} <- runtime <- builder <- tools
 # (the builder runs packages through the runtime to calibrate GPTQ)
 function(q3vl_add_layer name)
   cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})

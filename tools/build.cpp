@@ -26,8 +26,13 @@ RunFunction setup_build(CLI::App& command) {
       ->check(CLI::IsMember({"fp32", "fp16", "int8"}));
   command.add_option("--block-size", options->block_size, "int8/int4 block size (power of two >= 16; default 32)");
   command.add_flag("--asymmetric", *asymmetric, "int8/int4 with per-block zero points");
+  command.add_option("--kernels", options->kernels,
+                     "int8/int4 kernels: q3vl (q3vl's own op in the kernel's layout; default for int4) or ort "
+                     "(com.microsoft.MatMulNBits, for other ONNX Runtime consumers; default for int8)")
+      ->check(CLI::IsMember({"q3vl", "ort"}));
   command.add_option("--accuracy-level", options->accuracy_level,
-                     "MatMulNBits accuracy_level: 0 exact float math (default), 4 int8 activations (faster)");
+                     "With --kernels ort: MatMulNBits accuracy_level: 0 exact float math (default), 4 int8 "
+                     "activations (faster)");
   command.add_option("--quant-method", options->quant_method,
                      "rtn (round to nearest), mse (per-block scale search; default) or gptq (mse plus "
                      "error compensation from calibration prompts; slower, most accurate)")

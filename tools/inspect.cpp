@@ -108,6 +108,13 @@ RunFunction setup_inspect(CLI::App& command) {
                   static_cast<long long>(manifest.num_hidden_layers), static_cast<long long>(manifest.num_key_value_heads),
                   static_cast<long long>(manifest.head_dim), static_cast<long long>(manifest.hidden_size),
                   static_cast<long long>(manifest.vocab_size), static_cast<long long>(manifest.deepstack_layers));
+      if (!manifest.quantization.kernels.empty()) {
+        std::printf("  quantization %s, block %lld, %s, kernels %s\n", manifest.quantization.method.c_str(),
+                    static_cast<long long>(manifest.quantization.block_size),
+                    manifest.quantization.symmetric ? "symmetric" : "asymmetric",
+                    manifest.quantization.kernels == "q3vl" ? "q3vl (op domain q3vl: q3vl.QuantLinear)"
+                                                            : "ort (com.microsoft.MatMulNBits)");
+      }
       std::printf("  files %zu\n", manifest.files.size());
     }
     for (const auto& graph : manifest.graphs) {

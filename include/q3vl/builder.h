@@ -29,7 +29,12 @@ struct BuildOptions {
   // MatMulNBits options (int8 / int4).
   std::int64_t block_size = 32;  // power of two >= 16
   bool symmetric = true;         // false: per-block zero points (--asymmetric)
-  int accuracy_level = 0;        // 0 = float math (exact); 4 = int8 activations (faster, approximate)
+  // int8/int4 kernels: "q3vl" (q3vl.QuantLinear in the kernel's own layout, int8
+  // activations; needs q3vl's runtime) or "ort" (com.microsoft.MatMulNBits, for other
+  // ONNX Runtime consumers). See src/kernels/quant_linear.h. "" = the default: q3vl for
+  // int4, ort for int8 (src/builder/linear.h, default_kernels, says why).
+  std::string kernels;
+  int accuracy_level = 0;        // kernels "ort" only: 0 = float math (exact); 4 = int8 activations (faster)
   // rtn | mse (per-block scale search, lower error) | gptq (mse's scales plus error
   // compensation weighted by the decoder's inputs on calibration prompts; see
   // src/builder/gptq.h and calibration.h. Slower to build; lowest error.)

@@ -56,6 +56,10 @@ struct QuantizationInfo {
   std::int64_t block_size = 0;
   bool symmetric = true;
   int accuracy_level = 0;
+  // Which kernels the int8/int4 linears use: "q3vl" (q3vl.QuantLinear, the "q3vl" op domain
+  // q3vl's runtime registers) or "ort" (com.microsoft.MatMulNBits, any ONNX Runtime).
+  // "" when no graph is quantized; packages written before this field read as "ort".
+  std::string kernels;
   std::string lm_head_precision;
   std::int64_t int8_edge_layers = 0;  // first/last layers kept at int8
   std::optional<CalibrationInfo> calibration;

@@ -352,6 +352,16 @@ void Graph::save(const std::filesystem::path& onnx_path) {
   auto* ms_opset = model.add_opset_import();
   ms_opset->set_domain("com.microsoft");
   ms_opset->set_version(kMicrosoftOpset);
+  // Any other domain a node uses (q3vl's own ops, "q3vl") is imported at version 1.
+  std::set<std::string> custom_domains;
+  for (const auto& node : impl_->graph->node()) {
+    if (!node.domain().empty() && node.domain() != "com.microsoft") custom_domains.insert(node.domain());
+  }
+  for (const auto& domain : custom_domains) {
+    auto* opset = model.add_opset_import();
+    opset->set_domain(domain);
+    opset->set_version(1);
+  }
 
   impl_->weights.close();
   std::string bytes;

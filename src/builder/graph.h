@@ -1,7 +1,8 @@
 // Graph: a small typed layer over the ONNX protobuf for writing one graph
 // (vision.onnx, embed.onnx, decoder.onnx) directly from weights.
 //
-// What it writes: ModelProto IR 10, opsets ai.onnx 21 + com.microsoft 1 (ONNX
+// What it writes: ModelProto IR 10, opsets ai.onnx 21 + com.microsoft 1 (+ version 1 of any
+// other domain a node uses, e.g. "q3vl" for q3vl.QuantLinear) (ONNX
 // Runtime validates these; Debian's onnx checker is too old to). Initializers of
 // at least kInlineLimitBytes are streamed at once into ONE external-data file per
 // graph (`weights_path`), so the graph never holds weight bytes in memory; tensors

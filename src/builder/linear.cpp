@@ -4,6 +4,7 @@
 
 #include "builder/calibration_stats.h"
 #include "builder/gptq.h"
+#include "kernels/pack.h"
 #include "q3vl/error.h"
 
 namespace q3vl::builder {
@@ -22,7 +23,40 @@ std::vector<float> transpose(const std::vector<float>& w, std::int64_t rows, std
   return t;
 }
 
+// q3vl.QuantLinear on the codes of `q` (bias folded into the op).
+Value quant_linear_node(Graph& g, const Value& x, QuantizedMatrix q, std::vector<float>& bias) {
+  kernels::BlockwiseMatrix blockwise{{q.n, q.k, q.bits, q.block_size},
+                                     std::move(q.packed), std::move(q.scales), std::move(q.zero_points)};
+  const kernels::PackedMatrix p = kernels::pack(blockwise);
+  blockwise = {};
+  const auto& s = p.shape;
+  std::vector<Value> inputs{x, g.initializer_u8(g.scoped("weight"), {s.n_tiles(), s.k_blocks(), s.tile_block_bytes()}, p.weight),
+                            g.initializer_f16(g.scoped("scales"), {s.n_tiles(), s.k_blocks(), kernels::kTileRows}, p.scales),
+                            Value{}, Value{}};
+  if (!p.zero_points.empty()) {
+    inputs[3] = g.initializer_u8(g.scoped("zero_points"), {s.n_tiles(), s.k_blocks(), kernels::kTileRows}, p.zero_points);
+  }
+  if (!bias.empty()) {
+    inputs[4] = g.initializer_f32(g.scoped("bias"), {s.n}, bias);
+    bias = {};
+  }
+  return g.op(std::string(kernels::kDomain) + "." + kernels::kQuantLinearOp, inputs,
+              {{"K", s.k}, {"N", s.n}, {"bits", std::int64_t{s.bits}}, {"block_size", s.block_size}});
+}
+
 }  // namespace
+
+LinearKernels parse_linear_kernels(std::string_view text, std::string_view flag) {
+  if (text == "q3vl") return LinearKernels::q3vl;
+  if (text == "ort") return LinearKernels::ort;
+  throw_error(ErrorKind::usage, "", std::string(flag), "q3vl or ort", std::string(text));
+}
+
+const char* to_string(LinearKernels kernels) { return kernels == LinearKernels::q3vl ? "q3vl" : "ort"; }
+
+LinearKernels default_kernels(WeightPrecision precision) {
+  return precision == WeightPrecision::int4 ? LinearKernels::q3vl : LinearKernels::ort;
+}
 
 WeightPrecision parse_weight_precision(std::string_view text, std::string_view flag) {
   if (text == "fp32") return WeightPrecision::fp32;
@@ -90,6 +124,10 @@ Value linear(Graph& g, const Value& x, std::vector<float> weight, std::int64_t o
         q = quantize_blockwise(weight, out_features, in_features, options);
       }
       weight = {};
+      if (format.kernels == LinearKernels::q3vl) {
+        y = quant_linear_node(g, x, std::move(q), bias);
+        break;
+      }
       const std::int64_t blob = q.block_size * q.bits / 8;
       Value packed = g.initializer_u8(g.scoped("weight"), {q.n, q.k_blocks, blob}, q.packed);
       Value scales = g.initializer_f32(g.scoped("scales"), {q.n, q.k_blocks}, q.scales);

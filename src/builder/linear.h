@@ -6,8 +6,12 @@
 // kernels have no float16 MatMul):
 //   fp32  MatMul with W^T [in, out] float32            initializer "<scope>.weight"
 //   fp16  MatMul with Cast(W^T [in, out] float16)      (half the file; cast once at session load)
-//   int8  com.microsoft.MatMulNBits bits=8             "<scope>.weight" (packed), ".scales", ".zero_points"
-//   int4  com.microsoft.MatMulNBits bits=4
+//   int8  kernels q3vl: q3vl.QuantLinear bits=8        "<scope>.weight" (tile layout), ".scales" (fp16),
+//                                                      ".zero_points" (src/kernels/quant_linear.h)
+//         kernels ort:  com.microsoft.MatMulNBits bits=8 "<scope>.weight" (packed), ".scales", ".zero_points"
+//   int4  the same with bits=4
+// Both int formats hold the same codes (quantize.h / gptq.h choose them); q3vl's layout is
+// the kernel's final one, so ONNX Runtime maps it from the file and repacks nothing.
 // The caller opens the HF module scope ("model.language_model.layers.0.self_attn.q_proj")
 // so node and initializer names follow HF. The weight vector is consumed (freed on return).
 #pragma once
@@ -30,10 +34,26 @@ enum class WeightPrecision { fp32, fp16, int8, int4 };
 WeightPrecision parse_weight_precision(std::string_view text, std::string_view flag = "--precision");
 const char* to_string(WeightPrecision precision);
 
+// Which kernels multiply int8/int4 weights: q3vl's own op domain (fast; needs a runtime
+// that registers the "q3vl" domain, as q3vl's does) or ONNX Runtime's MatMulNBits (any
+// ONNX Runtime consumer can load it).
+enum class LinearKernels { q3vl, ort };
+
+// "q3vl" / "ort"; throws q3vl::Error(usage) naming `flag` otherwise.
+LinearKernels parse_linear_kernels(std::string_view text, std::string_view flag = "--kernels");
+const char* to_string(LinearKernels kernels);
+// What `q3vl build` uses without --kernels: q3vl for int4; ort for int8 and the float
+// precisions. Why not q3vl for int8: with 8-bit weights the weight error is so small that
+// the int8 activations dominate (tiny-untied, worst logit cosine to FP32 0.99979 against
+// MatMulNBits' exact-float 0.99993; the int8 bound is 0.9998), so int8 keeps float
+// activations until the kernels get a finer activation format.
+LinearKernels default_kernels(WeightPrecision precision);
+
 struct LinearFormat {
   WeightPrecision precision = WeightPrecision::fp32;
   QuantOptions quant;   // used for int8/int4 (bits is taken from precision)
-  int accuracy_level = 0;  // MatMulNBits accuracy_level: 0 exact float, 4 = int8 activations
+  LinearKernels kernels = LinearKernels::ort;
+  int accuracy_level = 0;  // kernels ort: MatMulNBits accuracy_level (0 exact float, 4 = int8 activations)
   // Calibration graphs: also output the matmul's input x as "linear_input.<scope>"
   // [batch_size, sequence_length, in_features], for a calibration run to record.
   bool expose_input = false;

@@ -52,6 +52,21 @@ builder::DecoderGraphOptions decoder_options(const BuildOptions& o) {
   base.quant.symmetric = o.symmetric;
   base.quant.method = builder::parse_quant_method(o.quant_method);
   base.accuracy_level = o.accuracy_level;
+  // GenAI packages are run by another runtime, which has no q3vl op domain: standard
+  // MatMulNBits only.
+  const bool genai = o.target == "ort-genai";
+  base.kernels = o.kernels.empty() ? (genai ? builder::LinearKernels::ort : builder::default_kernels(base.precision))
+                                   : builder::parse_linear_kernels(o.kernels);
+  if (genai && base.kernels == builder::LinearKernels::q3vl) {
+    throw_error(ErrorKind::usage, "", "--kernels", "ort with --target ort-genai (ONNX Runtime GenAI has no q3vl op domain)",
+                "q3vl");
+  }
+  if (base.kernels == builder::LinearKernels::q3vl && o.accuracy_level != 0 &&
+      (base.precision == WeightPrecision::int8 || base.precision == WeightPrecision::int4)) {
+    throw_error(ErrorKind::usage, "", "--accuracy-level",
+                "--kernels ort (the q3vl kernels always quantize activations to int8)",
+                "--kernels q3vl with --accuracy-level " + std::to_string(o.accuracy_level));
+  }
   const bool quantized = base.precision == WeightPrecision::int8 || base.precision == WeightPrecision::int4;
   if (o.accuracy_level != 0 && o.accuracy_level != 1 && o.accuracy_level != 2 && o.accuracy_level != 3 &&
       o.accuracy_level != 4) {
@@ -60,6 +75,11 @@ builder::DecoderGraphOptions decoder_options(const BuildOptions& o) {
   if ((o.lm_head_int8 || o.int8_edge_layers > 0) && base.precision != WeightPrecision::int4) {
     throw_error(ErrorKind::usage, "", o.lm_head_int8 ? "--lm-head-int8" : "--int8-edge-layers",
                 "--precision int4", "--precision " + o.precision);
+  }
+  if (quantized && base.kernels == builder::LinearKernels::q3vl && o.block_size != 32 && o.block_size != 64 &&
+      o.block_size != 128) {
+    throw_error(ErrorKind::usage, "", "--block-size", "32, 64 or 128 with --kernels q3vl (other powers of two >= 16 "
+                "with --kernels ort)", std::to_string(o.block_size));
   }
   if (quantized) {  // validates block size early (before any weight is read)
     builder::QuantOptions probe = base.quant;
@@ -75,6 +95,7 @@ builder::DecoderGraphOptions decoder_options(const BuildOptions& o) {
   int8.precision = WeightPrecision::int8;
   builder::DecoderGraphOptions d;
   d.layers = base;
+  // int8 layers inside an int4 model follow the model's kernels (--kernels applies to all).
   d.edge_layers = int8;
   d.num_edge_layers = static_cast<int>(o.int8_edge_layers);
   d.lm_head = o.lm_head_int8 ? int8 : base;
@@ -281,7 +302,8 @@ BuildResult build_package(const BuildOptions& o) {
   m.logits_mode = o.all_logits ? "all" : "last";
   if (o.precision == "int8" || o.precision == "int4") {
     m.quantization = QuantizationInfo{o.quant_method, o.block_size, o.symmetric, o.accuracy_level,
-                                      o.lm_head_int8 ? "int8" : o.precision, o.int8_edge_layers};
+                                      builder::to_string(decoder.layers.kernels), o.lm_head_int8 ? "int8" : o.precision,
+                                      o.int8_edge_layers};
   } else {
     m.quantization.lm_head_precision = o.precision;
   }

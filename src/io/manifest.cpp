@@ -84,6 +84,7 @@ Json manifest_to_json(const PackageManifest& m) {
       j[std::string(section)][key] = value;
     }
   });
+  j["quantization"]["kernels"] = m.quantization.kernels;
   if (const auto& c = m.quantization.calibration) {
     j["quantization"]["calibration"] = Json{{"source", c->source},
                                             {"conversations", c->conversations},
@@ -134,6 +135,12 @@ PackageManifest manifest_from_json(const Json& json, const std::string& file) {
       read_field(root.object(section), key, value);
     }
   });
+  // Optional: packages from before the q3vl kernels existed all use MatMulNBits.
+  if (root.object("quantization").has("kernels")) {
+    m.quantization.kernels = root.object("quantization").get_string("kernels");
+  } else if (!m.quantization.method.empty()) {
+    m.quantization.kernels = "ort";
+  }
   if (root.object("quantization").has("calibration")) {
     const JsonObject c = root.object("quantization").object("calibration");
     m.quantization.calibration =

@@ -1,5 +1,6 @@
 #include "runtime/ort_env.h"
 
+#include "kernels/ort_domain.h"
 #include "q3vl/error.h"
 
 namespace q3vl::runtime {
@@ -26,6 +27,8 @@ Ort::SessionOptions make_session_options(const SessionConfig& config) {
     options.SetExecutionMode(config.inter_op_threads > 1 ? ExecutionMode::ORT_PARALLEL
                                                          : ExecutionMode::ORT_SEQUENTIAL);
     options.SetGraphOptimizationLevel(config.optimization_level);
+    // q3vl packages may use the q3vl op domain (q3vl.QuantLinear): every session gets it.
+    kernels::add_q3vl_ops(options);
     if (!config.allow_spinning) {
       options.AddConfigEntry("session.intra_op.allow_spinning", "0");
       options.AddConfigEntry("session.inter_op.allow_spinning", "0");

@@ -182,14 +182,21 @@ TEST(Package, NonPresetTextOnlyCheckpointBuildsAtEveryPrecision) {
   for (bool tied : {false, true}) {
     const ModelConfig c = custom_full_config(tied);
     const auto ckpt = write_custom(tied ? "pkg_custom_tied" : "pkg_custom", c, c);
-    for (const char* precision : {"fp32", "fp16", "int8", "int4"}) {
-      auto o = options_for(ckpt, ckpt.parent_path() / precision, precision);
-      o.include_vision = false;
-      o.block_size = 16;  // hidden 48 is not a multiple of 32: exercises padded blocks too
-      build_package(o);
-      const auto m = load_package_manifest(o.out_dir);
-      ASSERT_EQ(m.graphs.size(), 2u);
-      for (const auto& g : m.graphs) runtime::OrtSession session(g.name, o.out_dir / g.file);
+    // hidden 48 is not a multiple of 32: exercises padded blocks too (block 16 is for
+    // MatMulNBits only; the q3vl kernels take 32, 64 or 128).
+    for (const char* kernels : {"ort", "q3vl"}) {
+      for (const char* precision : {"fp32", "fp16", "int8", "int4"}) {
+        auto o = options_for(ckpt, ckpt.parent_path() / (std::string(precision) + "-" + kernels), precision);
+        o.include_vision = false;
+        o.kernels = kernels;
+        o.block_size = std::string(kernels) == "ort" ? 16 : 32;
+        build_package(o);
+        const auto m = load_package_manifest(o.out_dir);
+        ASSERT_EQ(m.graphs.size(), 2u);
+        const bool quantized = precision[0] == 'i';
+        EXPECT_EQ(m.quantization.kernels, quantized ? kernels : "") << precision;
+        for (const auto& g : m.graphs) runtime::OrtSession session(g.name, o.out_dir / g.file);
+      }
     }
   }
 }
@@ -281,6 +288,12 @@ TEST(Package, BadOptionsAreUsageErrors) {
   o = options_for(checkpoint_dir("tiny"), root / "out", "int4");
   o.block_size = 48;
   expect_build_error(o, ErrorKind::usage, {"--block-size"});
+  o.block_size = 16;  // fine for MatMulNBits, not for the default q3vl kernels
+  expect_build_error(o, ErrorKind::usage, {"--block-size", "32, 64 or 128 with --kernels q3vl", "16"});
+  o.block_size = 32;
+  o.accuracy_level = 4;  // a MatMulNBits option
+  expect_build_error(o, ErrorKind::usage, {"--accuracy-level", "--kernels ort"});
+  o.accuracy_level = 0;
   o = options_for(checkpoint_dir("tiny"), root / "out", "fp16");
   o.lm_head_int8 = true;
   expect_build_error(o, ErrorKind::usage, {"--lm-head-int8"});

@@ -144,6 +144,7 @@ void expect_matmul_nbits_matches(WeightPrecision precision, bool symmetric, std:
   format.precision = precision;
   format.quant.symmetric = symmetric;
   format.quant.block_size = block;
+  format.kernels = LinearKernels::ort;  // this test checks MatMulNBits' layout
   {
     Graph g("lin", dir / "lin.onnx.data");
     Value x = g.input("x", DType::f32, {"rows", K});

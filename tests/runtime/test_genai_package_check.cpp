@@ -117,6 +117,7 @@ TEST(GenaiBuildCli, RejectsOptionsTheTargetCannotHonourAndWritesNothing) {
   for (const Case& c : {Case{"--no-deepstack", "--no-deepstack"},
                         Case{"--target ort-genai --no-vision", "--no-vision"},
                         Case{"--target ort-genai --precision int4 --quant-method gptq", "gptq"},
+                        Case{"--target ort-genai --precision int4 --kernels q3vl", "--kernels"},
                         Case{"--target onnx", "--target"}}) {
     SCOPED_TRACE(c.flags);
     const auto out = work_dir() / "genai-rejected";

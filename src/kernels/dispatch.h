@@ -1,0 +1,53 @@
+// Which instruction-set path runs q3vl.QuantLinear, chosen once at run time.
+//
+// Order of precedence: force_isa() (tests), then the environment variable
+// Q3VL_KERNEL_ISA=scalar|avx2|avx512vnni, then the best path this CPU supports
+// (CPUID via __builtin_cpu_supports). Every path computes the same int32 block sums
+// (quant_linear.h); they differ only in float rounding.
+//
+// Thread-safety: active_isa() and isa_kernels() are safe from any thread; force_isa() is
+// for tests and must not race with running kernels.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "kernels/quant_linear.h"
+
+namespace q3vl::kernels {
+
+enum class Isa { scalar, avx2, avx512vnni };
+
+const char* to_string(Isa isa);
+// "scalar" / "avx2" / "avx512vnni"; nullopt otherwise.
+std::optional<Isa> parse_isa(std::string_view text);
+// Whether this CPU (and this build) can run `isa`.
+bool isa_supported(Isa isa);
+
+// The path quant_linear uses now. Throws q3vl::Error(config) naming Q3VL_KERNEL_ISA when
+// the variable names an unknown or unsupported path (checked on first use).
+Isa active_isa();
+// Tests: use `isa` from now on (nullopt: back to the env var / CPUID choice). Throws
+// q3vl::Error(unsupported) when this CPU cannot run it.
+void force_isa(std::optional<Isa> isa);
+
+// One ISA's implementation of the two steps of quant_linear.
+struct IsaKernels {
+  // activation_quant.h's quantize_activation_rows.
+  void (*quantize_rows)(const float* x, std::int64_t k, std::int64_t row_begin, std::int64_t row_end,
+                        QuantizedActivations& out);
+  // y[m, n] for the 16 rows of tile `tile` (n < N only) and m in [m_begin, m_end);
+  // y has row stride w.shape.n; bias may be null.
+  void (*tile_rows)(const PackedWeightsView& w, const QuantizedActivations& a, std::int64_t tile,
+                    std::int64_t m_begin, std::int64_t m_end, const float* bias, float* y);
+};
+
+const IsaKernels& isa_kernels(Isa isa);
+
+// Per-ISA tables, each defined in its gemm_<isa>.cpp.
+extern const IsaKernels kScalarKernels;
+extern const IsaKernels kAvx2Kernels;
+extern const IsaKernels kAvx512VnniKernels;
+
+}  // namespace q3vl::kernels

@@ -1,0 +1,169 @@
+// The AVX-512 VNNI path (built with per-file ISA flags; dispatch.cpp calls it only when
+// CPUID says the CPU has it).
+//
+// One 64-byte weight group holds 16 rows x 4 k as unsigned bytes (4-bit: twice, in the
+// two nibbles), so vpdpbusd(acc, group, broadcast 4 int8 activations) adds 4 products
+// to each row's int32 lane: 16 rows advance together with no horizontal sums. GEMM
+// keeps MR activation rows (up to 8) in registers and unpacks each group once for all of
+// them; decode (M = 1) is the same loop with MR = 1, bound by memory bandwidth.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/dispatch.h"
+
+namespace q3vl::kernels {
+namespace {
+
+constexpr int kMaxRows = 8;
+
+inline __m512i broadcast4(const std::int8_t* p) {
+  std::int32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return _mm512_set1_epi32(v);
+}
+
+// Horizontal max / sum by folding halves (GCC 12's _mm512_reduce_* trip -Wmaybe-uninitialized).
+inline float horizontal_max(__m512 v) {
+  v = _mm512_max_ps(v, _mm512_shuffle_f32x4(v, v, 0x4E));
+  v = _mm512_max_ps(v, _mm512_shuffle_f32x4(v, v, 0xB1));
+  __m128 x = _mm512_castps512_ps128(v);
+  x = _mm_max_ps(x, _mm_movehl_ps(x, x));
+  x = _mm_max_ss(x, _mm_shuffle_ps(x, x, 1));
+  return _mm_cvtss_f32(x);
+}
+
+inline std::int32_t horizontal_sum(__m512i v) {
+  v = _mm512_add_epi32(v, _mm512_shuffle_i32x4(v, v, 0x4E));
+  v = _mm512_add_epi32(v, _mm512_shuffle_i32x4(v, v, 0xB1));
+  __m128i x = _mm512_castsi512_si128(v);
+  x = _mm_add_epi32(x, _mm_shuffle_epi32(x, 0x4E));
+  x = _mm_add_epi32(x, _mm_shuffle_epi32(x, 0xB1));
+  return _mm_cvtsi128_si32(x);
+}
+
+template <int Bits, int MR>
+void tile_block_rows(const PackedWeightsView& w, const QuantizedActivations& a, std::int64_t tile, std::int64_t m0,
+                     const float* bias, float* y) {
+  const QuantLinearShape& s = w.shape;
+  const std::int64_t k_blocks = s.k_blocks(), subs = s.block_size / kActBlock, act_blocks = a.blocks_per_row();
+  const std::int64_t tile_bytes = s.tile_block_bytes();
+  constexpr std::int64_t kSubBytes = kActBlock * Bits / 8 * kTileRows;  // 32 k of 16 rows
+  const std::int8_t* act[MR];
+  const float* d[MR];
+  const std::int32_t* sums[MR];
+  __m512 out[MR];
+  for (int i = 0; i < MR; ++i) {
+    act[i] = a.values.data() + (m0 + i) * a.k_padded;
+    d[i] = a.scales.data() + (m0 + i) * act_blocks;
+    sums[i] = a.sums.data() + (m0 + i) * act_blocks;
+    out[i] = _mm512_setzero_ps();
+  }
+  const __m512i low = _mm512_set1_epi8(0x0F);
+  const std::int32_t symmetric_zero = 1 << (Bits - 1);
+  for (std::int64_t b = 0; b < k_blocks; ++b) {
+    const std::int64_t tb = tile * k_blocks + b;
+    const std::uint8_t* blob = w.weight + tb * tile_bytes;
+    const __m512 scale = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.scales + tb * kTileRows)));
+    const __m512i zero = w.zero_points ? _mm512_cvtepu8_epi32(_mm_loadu_si128(
+                                             reinterpret_cast<const __m128i*>(w.zero_points + tb * kTileRows)))
+                                       : _mm512_set1_epi32(symmetric_zero);
+    for (std::int64_t sub = 0; sub < subs; ++sub) {
+      const std::int64_t j = b * subs + sub;
+      const std::int64_t k0 = j * kActBlock;
+      const std::uint8_t* groups = blob + sub * kSubBytes;
+      __m512i acc[MR];
+      for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_si512();
+      if constexpr (Bits == 4) {
+        for (int g = 0; g < 4; ++g) {
+          const __m512i v = _mm512_loadu_si512(groups + g * kGroupBytes);
+          const __m512i lo = _mm512_and_si512(v, low);
+          const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+          for (int i = 0; i < MR; ++i) {
+            acc[i] = _mm512_dpbusd_epi32(acc[i], lo, broadcast4(act[i] + k0 + g * 8));
+            acc[i] = _mm512_dpbusd_epi32(acc[i], hi, broadcast4(act[i] + k0 + g * 8 + 4));
+          }
+        }
+      } else {
+        for (int g = 0; g < 8; ++g) {
+          const __m512i v = _mm512_loadu_si512(groups + g * kGroupBytes);
+          for (int i = 0; i < MR; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], v, broadcast4(act[i] + k0 + g * 4));
+        }
+      }
+      for (int i = 0; i < MR; ++i) {
+        const __m512i correction = w.zero_points ? _mm512_mullo_epi32(zero, _mm512_set1_epi32(sums[i][j]))
+                                                 : _mm512_set1_epi32(symmetric_zero * sums[i][j]);
+        const __m512 dot = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i], correction));
+        out[i] = _mm512_fmadd_ps(dot, _mm512_mul_ps(scale, _mm512_set1_ps(d[i][j])), out[i]);
+      }
+    }
+  }
+  const std::int64_t rows = std::min(kTileRows, s.n - tile * kTileRows);
+  const __mmask16 mask = static_cast<__mmask16>((1u << rows) - 1u);
+  const __m512 b = bias ? _mm512_maskz_loadu_ps(mask, bias + tile * kTileRows) : _mm512_setzero_ps();
+  for (int i = 0; i < MR; ++i) {
+    _mm512_mask_storeu_ps(y + (m0 + i) * s.n + tile * kTileRows, mask, _mm512_add_ps(out[i], b));
+  }
+}
+
+template <int Bits>
+void tile_rows_bits(const PackedWeightsView& w, const QuantizedActivations& a, std::int64_t tile, std::int64_t m_begin,
+                    std::int64_t m_end, const float* bias, float* y) {
+  std::int64_t m = m_begin;
+  for (; m + kMaxRows <= m_end; m += kMaxRows) tile_block_rows<Bits, kMaxRows>(w, a, tile, m, bias, y);
+  switch (m_end - m) {
+    case 7: tile_block_rows<Bits, 7>(w, a, tile, m, bias, y); break;
+    case 6: tile_block_rows<Bits, 6>(w, a, tile, m, bias, y); break;
+    case 5: tile_block_rows<Bits, 5>(w, a, tile, m, bias, y); break;
+    case 4: tile_block_rows<Bits, 4>(w, a, tile, m, bias, y); break;
+    case 3: tile_block_rows<Bits, 3>(w, a, tile, m, bias, y); break;
+    case 2: tile_block_rows<Bits, 2>(w, a, tile, m, bias, y); break;
+    case 1: tile_block_rows<Bits, 1>(w, a, tile, m, bias, y); break;
+    default: break;
+  }
+}
+
+void tile_rows(const PackedWeightsView& w, const QuantizedActivations& a, std::int64_t tile, std::int64_t m_begin,
+               std::int64_t m_end, const float* bias, float* y) {
+  if (w.shape.bits == 4) {
+    tile_rows_bits<4>(w, a, tile, m_begin, m_end, bias, y);
+  } else {
+    tile_rows_bits<8>(w, a, tile, m_begin, m_end, bias, y);
+  }
+}
+
+// activation_quant.h's contract, 16 lanes at a time: the same float operations as the
+// scalar version (max of |x|, x * (127 / amax), round half to even), so the same codes.
+void quantize_rows(const float* x, std::int64_t k, std::int64_t row_begin, std::int64_t row_end,
+                   QuantizedActivations& out) {
+  const std::int64_t blocks = out.blocks_per_row();
+  const __m512 sign_off = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
+  for (std::int64_t r = row_begin; r < row_end; ++r) {
+    const float* row = x + r * k;
+    std::int8_t* codes = out.values.data() + r * out.k_padded;
+    for (std::int64_t j = 0; j < blocks; ++j) {
+      const std::int64_t begin = j * kActBlock;
+      const std::int64_t left = std::clamp<std::int64_t>(k - begin, 0, kActBlock);
+      const __mmask16 m0 = static_cast<__mmask16>(left >= 16 ? 0xFFFF : (1u << left) - 1u);
+      const __mmask16 m1 = static_cast<__mmask16>(left >= 32 ? 0xFFFF : left <= 16 ? 0 : (1u << (left - 16)) - 1u);
+      const __m512 v0 = _mm512_maskz_loadu_ps(m0, row + begin);
+      const __m512 v1 = _mm512_maskz_loadu_ps(m1, row + begin + 16);
+      const float amax = horizontal_max(_mm512_max_ps(_mm512_and_ps(v0, sign_off), _mm512_and_ps(v1, sign_off)));
+      const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+      const __m512 scale = _mm512_set1_ps(inv);
+      const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, scale));
+      const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, scale));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + begin), _mm512_cvtsepi32_epi8(q0));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + begin + 16), _mm512_cvtsepi32_epi8(q1));
+      out.scales[static_cast<std::size_t>(r * blocks + j)] = amax / 127.0f;
+      out.sums[static_cast<std::size_t>(r * blocks + j)] = horizontal_sum(_mm512_add_epi32(q0, q1));
+    }
+  }
+}
+
+}  // namespace
+
+const IsaKernels kAvx512VnniKernels{quantize_rows, tile_rows};
+
+}  // namespace q3vl::kernels

@@ -1,0 +1,29 @@
+// The ONNX Runtime custom-op domain "q3vl": q3vl.QuantLinear (quant_linear.h) as a
+// node ONNX Runtime can run.
+//
+//   y = q3vl.QuantLinear(x, weight, scales [, zero_points] [, bias])
+//     x            float32 [..., K]   (M = product of the leading dims; M = 1 is decode)
+//     weight       uint8   [n_tiles, k_blocks, 16·block_size·bits/8]   (quant_linear.h)
+//     scales       float16 [n_tiles, k_blocks, 16]
+//     zero_points  uint8   [n_tiles, k_blocks, 16]   optional ("" = symmetric)
+//     bias         float32 [N]                       optional
+//     attributes   K, N, bits (4 | 8), block_size (32 | 64 | 128)
+//     y            float32 [..., N]
+// Threads come from the session's intra-op pool (KernelContext::ParallelFor); the op
+// keeps no thread pool and no copy of the weights (it reads the initializers in place,
+// which ONNX Runtime memory-maps from the package's external-data file).
+//
+// Lifetime: the domain and its op are process-wide statics, so they outlive every
+// session (ONNX Runtime requires that). Thread-safety: add_q3vl_ops may be called from any
+// thread; kernels are stateless apart from the validated attributes.
+#pragma once
+
+#include <onnxruntime_cxx_api.h>
+
+namespace q3vl::kernels {
+
+// Registers the "q3vl" domain on `options`. Every session q3vl creates calls this (see
+// runtime/ort_env.cpp), so q3vl packages always find their ops. Throws Ort::Exception.
+void add_q3vl_ops(Ort::SessionOptions& options);
+
+}  // namespace q3vl::kernels

@@ -1,0 +1,114 @@
+// q3vl.QuantLinear: y = x W^T (+ bias) with W stored as 4- or 8-bit blocks in the
+// kernel's own interleaved layout, and x quantized to int8 on the fly.
+//
+// ---- The math --------------------------------------------------------------------
+// W [N, K] is cut into blocks of B = block_size (32, 64 or 128) input features per row.
+// Block b of row n has codes q in [0, 2^bits), a scale s[n,b] (fp16) and a zero point
+// z[n,b] (symmetric: z = 2^(bits-1) everywhere): w = s * (q - z). K is zero-padded to
+// Kp = k_blocks * B (any K works; the padding codes never meet a non-zero activation).
+// Each row of x is cut into 32-value activation blocks j (kActBlock; B is a multiple of
+// it, so one weight block holds B/32 of them), quantized to int8 with one scale each:
+//     d[m,j] = max|x[m, 32j..32j+31]| / 127,  a = round(x / d),  S[m,j] = Σ a
+// and then
+//     y[m,n] = bias[n] + Σ_b s[n,b] · Σ_{j in b} d[m,j] · (Σ_{k in j} q[n,k]·a[m,k] − z[n,b]·S[m,j])
+// The inner sums are exact int32 (|q·a| ≤ 255·127, ≤ 32 terms), so every ISA path gives
+// the same integers; only the float combination may round differently.
+// Why 32-value activation blocks whatever B is: the activation error is what this op adds
+// on top of the weight error, and a per-32 scale keeps it at llama.cpp Q8_0's level even
+// for B = 128 (costs one float multiply-add per 32 k per row pair, nothing in memory).
+//
+// ---- The weight layout (what the builder writes and ONNX Runtime memory-maps) ---------
+// Rows are grouped in tiles of 16 (kTileRows; N is padded to a multiple of 16 with
+// zero-scale rows). For each tile t and block b, in that order ([n_tiles, k_blocks, ...]):
+//
+//   weight  uint8 [n_tiles, k_blocks, 16·B·bits/8]  one tile-block = B/8 (4-bit) or B/4 (8-bit)
+//                                                   64-byte groups; group g is 16 dwords,
+//                                                   dword r = row r of the tile:
+//       4-bit, group g covers k = 8g .. 8g+7:
+//         byte j of dword r (j = 0..3) = q[r, 8g+j] | q[r, 8g+4+j] << 4
+//         so (group & 0x0F) gives k 8g..8g+3 and (group >> 4) gives k 8g+4..8g+7, each
+//         16 rows x 4 consecutive k: exactly one vpdpbusd operand against 4 broadcast
+//         activation bytes.
+//       8-bit, group g covers k = 4g .. 4g+3: byte j of dword r = q[r, 4g+j].
+//
+//         64-byte group:  | row0: k0 k1 k2 k3 | row1: k0..k3 | ... | row15: k0..k3 |
+//                          (4-bit: low nibbles k0..k3, high nibbles k4..k7)
+//
+//   scales  fp16  [n_tiles, k_blocks, 16]  s of the tile's 16 rows for block b
+//   zero points uint8 [n_tiles, k_blocks, 16] (asymmetric only), one byte per (row, block)
+//
+// Bytes a decode step reads per weight: bits/8 + 2/B (+ 1/B with zero points); 4-bit
+// block 32 symmetric: 0.5 + 0.0625 = 0.5625 (Q4_0 reads 0.5625 too).
+//
+// Thread-safety: everything here is a pure function of its arguments.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace q3vl::kernels {
+
+inline constexpr std::int64_t kTileRows = 16;
+inline constexpr std::int64_t kActBlock = 32;
+inline constexpr std::int64_t kGroupBytes = 64;
+
+// The ONNX node this library implements (ort_domain.h registers it).
+inline constexpr const char* kDomain = "q3vl";
+inline constexpr const char* kQuantLinearOp = "QuantLinear";
+
+struct QuantLinearShape {
+  std::int64_t n = 0;           // output features
+  std::int64_t k = 0;           // input features
+  int bits = 4;                 // 4 or 8
+  std::int64_t block_size = 32;  // 32, 64 or 128
+
+  std::int64_t k_blocks() const { return (k + block_size - 1) / block_size; }
+  std::int64_t k_padded() const { return k_blocks() * block_size; }
+  std::int64_t n_tiles() const { return (n + kTileRows - 1) / kTileRows; }
+  std::int64_t tile_block_bytes() const { return kTileRows * block_size * bits / 8; }
+  std::int64_t weight_bytes() const { return n_tiles() * k_blocks() * tile_block_bytes(); }
+  std::int64_t scale_count() const { return n_tiles() * k_blocks() * kTileRows; }
+};
+
+// Throws q3vl::Error(usage) naming `where` unless bits is 4 or 8, block_size is 32, 64 or
+// 128, and n, k are positive.
+void validate(const QuantLinearShape& shape, const char* where);
+
+// A packed weight, viewed (non-owning: the ONNX Runtime tensors or the test's buffers
+// outlive every call that gets the view).
+struct PackedWeightsView {
+  QuantLinearShape shape;
+  const std::uint8_t* weight = nullptr;       // [n_tiles, k_blocks, tile_block_bytes]
+  const std::uint16_t* scales = nullptr;      // fp16 [n_tiles, k_blocks, 16]
+  const std::uint8_t* zero_points = nullptr;  // [n_tiles, k_blocks, 16]; null = symmetric
+};
+
+// x quantized per 32-value block (see the math above). Row stride = k_padded.
+struct QuantizedActivations {
+  std::int64_t m = 0;
+  std::int64_t k_padded = 0;
+  std::vector<std::int8_t> values;  // [m, k_padded], zero past k
+  std::vector<float> scales;        // [m, k_padded / 32]
+  std::vector<std::int32_t> sums;   // [m, k_padded / 32]
+
+  std::int64_t blocks_per_row() const { return k_padded / kActBlock; }
+};
+
+// Runs `fn(data, i)` for i in [0, total), possibly in parallel; returns when all are
+// done. The op passes ONNX Runtime's ParallelFor; tests may pass a plain loop.
+using ParallelFor = void (*)(void* context, std::size_t total, void (*fn)(void*, std::size_t), void* data);
+// The plain loop (context unused).
+void serial_for(void* context, std::size_t total, void (*fn)(void*, std::size_t), void* data);
+
+struct Parallelism {
+  ParallelFor run = serial_for;
+  void* context = nullptr;  // passed back to `run` (the op's OrtKernelContext)
+};
+
+// y [m, n] = x [m, k] W^T (+ bias [n] when non-null) on the active ISA (dispatch.h).
+// Preconditions: x holds m*k floats, y m*n; validate(w.shape) holds. Never throws.
+void quant_linear(const PackedWeightsView& w, const float* x, std::int64_t m, const float* bias, float* y,
+                  const Parallelism& parallel = {});
+
+}  // namespace q3vl::kernels

@@ -1,0 +1,124 @@
+// q3vl.QuantLinear through ONNX Runtime (the custom-op domain, ParallelFor on the
+// session's threads) against com.microsoft.MatMulNBits on the same quantized weights in
+// the same graph. MatMulNBits (accuracy_level 0) computes x·Ŵ^T exactly in float, so the
+// two differ by the int8 activation quantization only: per output at most
+// Σ_k |ŵ_k|·d_k/2 (|a·d − x| <= d/2 for each input), plus float rounding. That bound is
+// quant_reference.h's activation_bound.
+#include <gtest/gtest.h>
+
+#include <onnxruntime_cxx_api.h>
+
+#include <cmath>
+#include <filesystem>
+#include <string>
+
+#include "builder/graph.h"
+#include "kernels/dispatch.h"
+#include "kernels/pack.h"
+#include "kernels/quant_linear.h"
+#include "quant_reference.h"
+#include "runtime/ort_session.h"
+#include "support/test_paths.h"
+
+namespace q3vl::testing {
+namespace {
+
+std::filesystem::path fresh(const std::string& name) {
+  auto dir = work_dir() / "kernels" / name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+// Writes a graph y_q3vl = QuantLinear(x), y_ort = MatMulNBits(x) (+ bias) and returns its path.
+std::filesystem::path write_pair_graph(const std::string& name, const LinearCase& c) {
+  const auto dir = fresh(name);
+  const auto& s = c.q.shape;
+  builder::Graph g("pair", dir / "pair.onnx.data");
+  const builder::Value x = g.input("x", builder::DType::f32, {"batch", "rows", s.k});
+  const kernels::PackedMatrix p = kernels::pack(c.q);
+  std::vector<builder::Value> q3vl_inputs{
+      x, g.initializer_u8("q.weight", {s.n_tiles(), s.k_blocks(), s.tile_block_bytes()}, p.weight),
+      g.initializer_f16("q.scales", {s.n_tiles(), s.k_blocks(), kernels::kTileRows}, p.scales), builder::Value{},
+      builder::Value{}};
+  std::vector<builder::Value> ort_inputs{
+      x, g.initializer_u8("o.weight", {s.n, s.k_blocks(), s.block_size * s.bits / 8}, c.q.packed),
+      g.initializer_f32("o.scales", {s.n, s.k_blocks()}, c.q.scales)};
+  if (!c.q.zero_points.empty()) {
+    q3vl_inputs[3] = g.initializer_u8("q.zero_points", {s.n_tiles(), s.k_blocks(), kernels::kTileRows}, p.zero_points);
+    ort_inputs.push_back(g.initializer_u8("o.zero_points", {s.n, (s.k_blocks() * s.bits + 7) / 8}, c.q.zero_points));
+  }
+  if (!c.bias.empty()) q3vl_inputs[4] = g.initializer_f32("q.bias", {s.n}, c.bias);
+  const builder::Value yq = g.op("q3vl.QuantLinear", q3vl_inputs,
+                                 {{"K", s.k}, {"N", s.n}, {"bits", s.bits}, {"block_size", s.block_size}});
+  builder::Value yo = g.op("com.microsoft.MatMulNBits", ort_inputs,
+                           {{"K", s.k}, {"N", s.n}, {"bits", s.bits}, {"block_size", s.block_size},
+                            {"accuracy_level", 0}});
+  if (!c.bias.empty()) yo = g.op("Add", {yo, g.initializer_f32("o.bias", {s.n}, c.bias)});
+  g.output(yq, "y_q3vl", builder::DType::f32, {"batch", "rows", s.n});
+  g.output(yo, "y_ort", builder::DType::f32, {"batch", "rows", s.n});
+  g.save(dir / "pair.onnx");
+  return dir / "pair.onnx";
+}
+
+TEST(QuantLinearOrt, AgreesWithMatMulNBitsOnTheSameWeights) {
+  runtime::SessionConfig config;
+  config.intra_op_threads = 2;  // the op's work items run on ORT's pool
+  unsigned seed = 500;
+  for (int bits : {4, 8}) {
+    for (bool symmetric : {true, false}) {
+      for (std::int64_t block : {32, 128}) {
+        const std::int64_t n = 83, k = 300;
+        // M = 1, 7 and 600 rows, as [batch 1, rows M].
+        for (std::int64_t m : {1, 7, 600}) {
+          const std::string label = "bits=" + std::to_string(bits) + (symmetric ? " symmetric" : " asymmetric") +
+                                    " block=" + std::to_string(block) + " M=" + std::to_string(m) +
+                                    " N=" + std::to_string(n) + " K=" + std::to_string(k);
+          const LinearCase c = make_case(m, n, k, bits, block, symmetric, m != 7, seed++);
+          const Reference ref = reference(c);
+          runtime::OrtSession session("pair", write_pair_graph("pair", c), config);
+          std::vector<float> x = c.x;
+          std::vector<std::int64_t> shape{1, m, k};
+          const auto memory = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+          std::vector<Ort::Value> inputs;
+          inputs.push_back(Ort::Value::CreateTensor<float>(memory, x.data(), x.size(), shape.data(), shape.size()));
+          const auto out = session.run({"x"}, inputs, {"y_q3vl", "y_ort"});
+          ASSERT_EQ(out[0].GetTensorTypeAndShapeInfo().GetShape(), (std::vector<std::int64_t>{1, m, n})) << label;
+          const float* yq = out[0].GetTensorData<float>();
+          const float* yo = out[1].GetTensorData<float>();
+          int bad = 0;
+          double worst_ratio = 0;
+          for (std::int64_t i = 0; i < m * n; ++i) {
+            // MatMulNBits' own float error (it sums in float): 1e-5 of the magnitude, in the bound.
+            const double diff = std::fabs(static_cast<double>(yq[i]) - yo[i]);
+            worst_ratio = std::max(worst_ratio, diff / ref.activation_bound[i]);
+            if (diff > ref.activation_bound[i] && bad++ < 3) {
+              ADD_FAILURE() << label << " output " << i << ": q3vl " << yq[i] << " vs MatMulNBits " << yo[i]
+                            << " (|diff| " << diff << " > bound " << ref.activation_bound[i] << ")";
+            }
+            EXPECT_LE(std::fabs(yq[i] - ref.y[i]), ref.rounding[i]) << label << " output " << i;
+          }
+          // The bound is not vacuous: the activation error uses a real share of it.
+          EXPECT_GT(worst_ratio, 0.01) << label;
+        }
+      }
+    }
+  }
+}
+
+TEST(QuantLinearOrt, SessionWithoutTheDomainNamesIt) {
+  const LinearCase c = make_case(1, 16, 32, 4, 32, true, false, 3);
+  const auto path = write_pair_graph("no_domain", c);
+  Ort::SessionOptions plain;  // not runtime::make_session_options: no q3vl domain
+  try {
+    Ort::Session session(runtime::ort_env(), path.c_str(), plain);
+    FAIL() << "a session without the q3vl domain loaded a q3vl.QuantLinear graph";
+  } catch (const Ort::Exception& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("q3vl"), std::string::npos) << what;
+    EXPECT_NE(what.find("QuantLinear"), std::string::npos) << what;
+  }
+}
+
+}  // namespace
+}  // namespace q3vl::testing
