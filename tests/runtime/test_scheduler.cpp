@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <condition_variable>
 #include <future>
@@ -180,6 +181,39 @@ TEST(Scheduler, SecondTurnReusesPrefixAndImage) {
   EXPECT_EQ(st.vision_calls_total, 2);       // image 1 once, image 2 once
   EXPECT_EQ(st.vision_cache_hits_total, 1);  // image 1 again in the second turn
   EXPECT_EQ(st.cached_prompt_tokens_total, r2.usage.cached_tokens);
+}
+
+// A long prompt is prefilled one chunk per loop iteration, each followed by a decode step
+// of the streams already generating: they keep getting tokens while it is prefilled.
+TEST(Scheduler, PrefillChunksInterleaveWithDecodeSteps) {
+  const auto model = runtime_model("tiny");
+  const GoldenSet set = GoldenSet::open();
+  SchedulerOptions so;
+  so.parallel = 2;
+  so.ctx_per_slot = 1024;
+  so.prefill_chunk_tokens = 8;
+  Scheduler scheduler(model, so);
+  std::atomic<int> a_tokens{0};
+  std::atomic<int> a_tokens_at_b_first{-1};
+  Outcome a, b;
+  const auto b_messages = golden_messages(set.load_case("image_odd"));
+  scheduler.submit(golden_messages(set.load_case("text_only")), greedy_options(*model, 300),
+                   a.callbacks([&](const TokenEvent&) {
+                     if (++a_tokens == 3) {  // A is generating: now the long prompt arrives
+                       scheduler.submit(b_messages, greedy_options(*model, 2), b.callbacks([&](const TokenEvent&) {
+                         if (a_tokens_at_b_first < 0) a_tokens_at_b_first = a_tokens.load();
+                         return true;
+                       }));
+                     }
+                     return true;
+                   }));
+  const GenerateResult& rb = b.wait();
+  a.wait();
+  const std::int64_t chunks = (rb.usage.prompt_tokens + so.prefill_chunk_tokens - 1) / so.prefill_chunk_tokens;
+  ASSERT_GT(chunks, 8);
+  // One decode step of A after every chunk of B (the last chunk's step also gives B's
+  // first token, which comes first).
+  EXPECT_GE(a_tokens_at_b_first.load() - 3, chunks - 1) << chunks << " chunks";
 }
 
 TEST(Scheduler, CancelStopsWithinOneStepAndFreesTheSlot) {
