@@ -42,7 +42,7 @@ std::unique_ptr<runtime::ModelParts> load_parts(const fs::path& dir, const Model
       vision::GridTableParams::from_config(config.vision),
       runtime::load_generation_defaults(dir, manifest.tokens.eos_token_ids),
       text::Tokenizer::load(dir), text::ChatTemplate::load(dir), std::nullopt, open("embed"),
-      open("decoder")});
+      open("decoder"), {}});
   if (manifest.has_graph("vision")) parts->vision.emplace(open("vision"));
   return parts;
 }
@@ -61,6 +61,7 @@ const PackageManifest& Model::manifest() const { return parts_->manifest; }
 const ModelOptions& Model::options() const { return parts_->options; }
 const GenerateOptions& Model::default_options() const { return parts_->defaults; }
 std::int64_t Model::context_length() const { return parts_->config.text.max_position_embeddings; }
+std::string_view Model::token_bytes(std::int64_t id) const { return runtime::TokenBytes::of(*parts_).bytes(id); }
 
 const char* to_string(FinishReason reason) {
   switch (reason) {
