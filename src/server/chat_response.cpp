@@ -1,0 +1,111 @@
+#include "server/chat_response.h"
+
+namespace q3vl::server {
+
+const char* finish_reason_name(FinishReason reason, bool made_tool_calls) {
+  switch (reason) {
+    case FinishReason::length: return "length";
+    case FinishReason::stop: return made_tool_calls ? "tool_calls" : "stop";
+    case FinishReason::stop_string:
+    case FinishReason::cancelled: return "stop";
+  }
+  return "stop";
+}
+
+Json tool_calls_json(const CompletionHeader& header, const std::vector<ParsedToolCall>& calls, int first_index,
+                     bool with_index) {
+  Json out = Json::array();
+  const std::string suffix = header.id.substr(header.id.find('-') + 1);
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    const int index = first_index + static_cast<int>(i);
+    Json call;
+    if (with_index) call["index"] = index;
+    call["id"] = "call_" + suffix + "_" + std::to_string(index);
+    call["type"] = "function";
+    call["function"] = {{"name", calls[i].name}, {"arguments", calls[i].arguments}};
+    out.push_back(std::move(call));
+  }
+  return out;
+}
+
+Json usage_json(const Usage& usage) {
+  return {{"prompt_tokens", usage.prompt_tokens},
+          {"completion_tokens", usage.completion_tokens},
+          {"total_tokens", usage.prompt_tokens + usage.completion_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", usage.cached_tokens}}}};
+}
+
+Json logprobs_json(const std::vector<LogprobEntry>& tokens) {
+  Json content = Json::array();
+  for (const auto& t : tokens) {
+    Json top = Json::array();
+    for (const auto& a : t.top) top.push_back({{"token", a.token}, {"logprob", a.logprob}, {"bytes", a.bytes}});
+    content.push_back({{"token", t.token}, {"logprob", t.logprob}, {"bytes", t.bytes}, {"top_logprobs", top}});
+  }
+  return {{"content", content}};
+}
+
+Json completion_json(const CompletionHeader& header, const OutputDelta& reply, const GenerateResult& result,
+                     const std::optional<std::vector<LogprobEntry>>& logprobs) {
+  Json message;
+  message["role"] = "assistant";
+  const bool calls = !reply.tool_calls.empty();
+  message["content"] = calls && reply.content.empty() ? Json() : Json(reply.content);
+  if (!reply.reasoning.empty()) message["reasoning_content"] = reply.reasoning;
+  if (calls) message["tool_calls"] = tool_calls_json(header, reply.tool_calls, 0, false);
+  Json choice;
+  choice["index"] = 0;
+  choice["message"] = std::move(message);
+  choice["logprobs"] = logprobs ? logprobs_json(*logprobs) : Json();
+  choice["finish_reason"] = finish_reason_name(result.finish_reason, calls);
+  Json out;
+  out["id"] = header.id;
+  out["object"] = "chat.completion";
+  out["created"] = header.created;
+  out["model"] = header.model;
+  out["choices"] = Json::array({std::move(choice)});
+  out["usage"] = usage_json(result.usage);
+  return out;
+}
+
+Json chunk_json(const CompletionHeader& header, Json delta, const std::optional<std::vector<LogprobEntry>>& logprobs,
+                const char* finish_reason, bool include_usage_null) {
+  Json choice;
+  choice["index"] = 0;
+  choice["delta"] = std::move(delta);
+  choice["logprobs"] = logprobs ? logprobs_json(*logprobs) : Json();
+  choice["finish_reason"] = finish_reason ? Json(finish_reason) : Json();
+  Json out;
+  out["id"] = header.id;
+  out["object"] = "chat.completion.chunk";
+  out["created"] = header.created;
+  out["model"] = header.model;
+  out["choices"] = Json::array({std::move(choice)});
+  if (include_usage_null) out["usage"] = Json();
+  return out;
+}
+
+Json usage_chunk_json(const CompletionHeader& header, const Usage& usage) {
+  Json out;
+  out["id"] = header.id;
+  out["object"] = "chat.completion.chunk";
+  out["created"] = header.created;
+  out["model"] = header.model;
+  out["choices"] = Json::array();
+  out["usage"] = usage_json(usage);
+  return out;
+}
+
+Json delta_json(const CompletionHeader& header, const OutputDelta& delta, int first_tool_index) {
+  Json out = Json::object();
+  if (!delta.reasoning.empty()) out["reasoning_content"] = delta.reasoning;
+  if (!delta.content.empty()) out["content"] = delta.content;
+  if (!delta.tool_calls.empty()) out["tool_calls"] = tool_calls_json(header, delta.tool_calls, first_tool_index, true);
+  return out;
+}
+
+std::string json_text(const Json& value) { return value.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+std::string sse_event(const Json& data) { return "data: " + json_text(data) + "\n\n"; }
+
+}  // namespace q3vl::server

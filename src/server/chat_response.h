@@ -1,0 +1,70 @@
+// OpenAI response shapes for /v1/chat/completions: the whole `chat.completion` object
+// and the `chat.completion.chunk` objects of a stream (one per SSE event).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "q3vl/generate.h"
+#include "server/output_parser.h"
+
+namespace q3vl::server {
+
+using Json = nlohmann::ordered_json;
+
+// What is fixed for one completion: its id ("chatcmpl-..."), creation time and model.
+struct CompletionHeader {
+  std::string id;
+  std::int64_t created = 0;  // unix seconds
+  std::string model;
+};
+
+// One token's logprobs entry (OpenAI `choices[0].logprobs.content[i]`).
+struct LogprobEntry {
+  std::string token;                 // its text (bytes that are not whole UTF-8 characters shown as U+FFFD)
+  std::vector<std::uint8_t> bytes;   // its exact bytes
+  float logprob = 0.0f;
+  struct Alternative {
+    std::string token;
+    std::vector<std::uint8_t> bytes;
+    float logprob = 0.0f;
+  };
+  std::vector<Alternative> top;      // most likely first
+};
+
+// "stop" / "length" / "tool_calls" (a reply that made tool calls and stopped by itself).
+const char* finish_reason_name(FinishReason reason, bool made_tool_calls);
+
+// tool_calls[] entries; ids are "call_<completion id suffix>_<index>".
+Json tool_calls_json(const CompletionHeader& header, const std::vector<ParsedToolCall>& calls, int first_index,
+                     bool with_index);
+Json usage_json(const Usage& usage);
+Json logprobs_json(const std::vector<LogprobEntry>& tokens);
+
+// The non-streamed response.
+Json completion_json(const CompletionHeader& header, const OutputDelta& reply, const GenerateResult& result,
+                     const std::optional<std::vector<LogprobEntry>>& logprobs);
+
+// One stream chunk whose choice carries `delta` (with `logprobs` for its tokens, when
+// asked) and `finish_reason` (null until the last).
+Json chunk_json(const CompletionHeader& header, Json delta, const std::optional<std::vector<LogprobEntry>>& logprobs,
+                const char* finish_reason, bool include_usage_null);
+// The final usage chunk of stream_options.include_usage (empty choices).
+Json usage_chunk_json(const CompletionHeader& header, const Usage& usage);
+// The delta of a parsed piece of output (reasoning_content / content / tool_calls);
+// `first_tool_index` numbers its calls within the reply.
+Json delta_json(const CompletionHeader& header, const OutputDelta& delta, int first_tool_index);
+
+// Compact JSON text; invalid UTF-8 in strings (never from the tokenizer, but possibly
+// echoed from a request) becomes U+FFFD instead of an exception.
+std::string json_text(const Json& value);
+
+// "data: <json>\n\n" and the closing "data: [DONE]\n\n" of an SSE stream.
+std::string sse_event(const Json& data);
+inline constexpr const char* kSseDone = "data: [DONE]\n\n";
+
+}  // namespace q3vl::server
