@@ -66,6 +66,16 @@ void record_result(RequestRecord& record, const GenerateResult& result, const ch
 // cpp-httplib until it calls sink.done() or returns false (client gone).
 class StreamWriter {
  public:
+  // Called by cpp-httplib when the response ends, however it ended: a request still
+  // running (the client left before its first token) is cancelled.
+  void release(bool success) {
+    if (!stream_->ended()) {
+      stream_->cancel();
+      context_.loaded->scheduler->cancel(id_);
+      if (!success) record_->client_gone = true;
+    }
+  }
+
   StreamWriter(ChatContext context, ChatCompletionRequest request, CompletionHeader header,
                std::shared_ptr<RequestStream> stream, Scheduler::RequestId id, TokenClock clock,
                std::shared_ptr<RequestRecord> record)
@@ -74,6 +84,23 @@ class StreamWriter {
         parser_(context_.loaded->starts_in_reasoning, request_.parse_tool_calls) {}
 
   bool step(httplib::DataSink& sink) {
+    // cpp-httplib does not catch exceptions from a content provider: none may leave.
+    try {
+      return step_or_throw(sink);
+    } catch (const std::exception& e) {
+      stream_->cancel();
+      context_.loaded->scheduler->cancel(id_);
+      const ApiError api(500, "server_error", std::string("internal error: ") + e.what());
+      record_->error = api.what();
+      write_raw(sink, "data: " + error_body(api) + "\n\n");
+      write_raw(sink, kSseDone);
+      sink.done();
+      return true;
+    }
+  }
+
+ private:
+  bool step_or_throw(httplib::DataSink& sink) {
     if (!started_) {
       started_ = true;
       if (!write(sink, chunk({{"role", "assistant"}, {"content", ""}}, nullptr))) return gone();
@@ -94,19 +121,9 @@ class StreamWriter {
     return finish(sink);
   }
 
-  // Called by cpp-httplib when the response ends, however it ended.
-  void release(bool success) {
-    if (!stream_->result() && !stream_->error()) {
-      stream_->cancel();
-      context_.loaded->scheduler->cancel(id_);
-      if (!success) record_->client_gone = true;
-    }
-  }
-
- private:
   Json chunk(Json delta, const char* finish) {
     std::optional<std::vector<LogprobEntry>> logprobs;
-    if (request_.logprobs && (!pending_logprobs_.empty() || finish == nullptr)) {
+    if (request_.logprobs && !pending_logprobs_.empty()) {
       logprobs = std::move(pending_logprobs_);
       pending_logprobs_.clear();
     }

@@ -42,6 +42,11 @@ void RequestStream::cancel() {
   cancelled_ = true;
 }
 
+bool RequestStream::ended() const {
+  std::lock_guard lock(mutex_);
+  return ended_;
+}
+
 bool RequestStream::cancelled() const {
   std::lock_guard lock(mutex_);
   return cancelled_;

@@ -40,6 +40,7 @@ class RequestStream {
   bool wait(std::vector<QueuedToken>& tokens, std::chrono::milliseconds timeout);
   void cancel();
   bool cancelled() const;
+  bool ended() const;  // on_done or on_error was called
 
   const std::optional<GenerateResult>& result() const { return result_; }  // after wait() returned true
   const std::optional<Error>& error() const { return error_; }

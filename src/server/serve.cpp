@@ -70,7 +70,9 @@ class Server {
     http_.listen_after_bind();
     // listen returns after stop(): every connection thread has finished.
     loader.join();
-    if (!stopping_.exchange(true)) pthread_kill(signals.native_handle(), SIGTERM);
+    // Wake the signal thread if no signal did (a model that failed to load).
+    exiting_.store(true);
+    pthread_kill(signals.native_handle(), SIGTERM);
     signals.join();
     loaded_.scheduler.reset();
     write_log_message(options_.log_format, "stopped");
@@ -120,13 +122,14 @@ class Server {
     sigaddset(&set, SIGTERM);
     int signal = 0;
     sigwait(&set, &signal);
-    if (stopping_.exchange(true)) return;  // woken by run() itself
+    if (exiting_.load()) return;  // woken by run() itself
+    stopping_.store(true);
     write_log_message(options_.log_format, std::string("received ") + (signal == SIGINT ? "SIGINT" : "SIGTERM") +
                                                ": finishing in-flight requests (grace " +
                                                std::to_string(options_.shutdown_grace_ms) + " ms)");
     // New requests now get 503; in-flight ones finish or are cancelled after the grace.
-    while (!ready_.load() && !load_error_) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (loaded_.scheduler) loaded_.scheduler->shutdown(std::chrono::milliseconds(options_.shutdown_grace_ms));
+    // (While the model still loads there is nothing in flight; run() waits for the loader.)
+    if (ready_.load()) loaded_.scheduler->shutdown(std::chrono::milliseconds(options_.shutdown_grace_ms));
     http_.stop();
   }
 
@@ -232,6 +235,7 @@ class Server {
   httplib::Server http_;
   std::atomic<bool> ready_{false};
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> exiting_{false};
   std::optional<Error> load_error_;
   std::int64_t started_unix_ = std::chrono::duration_cast<std::chrono::seconds>(
                                    std::chrono::system_clock::now().time_since_epoch()).count();
