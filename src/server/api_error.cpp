@@ -19,13 +19,13 @@ ApiError from_error(const Error& error) {
   if (!info.field.empty()) param = info.field;
   switch (error.kind()) {
     case ErrorKind::limit:
-      if (info.field == "max_queue") return ApiError(429, "rate_limit_exceeded", error.what(), param, "queue_full");
+      if (info.field == "max_queue") return ApiError(429, "rate_limit_exceeded", error.what(), {}, "queue_full");
       if (info.field == "ctx_per_slot") {
         return ApiError(400, "invalid_request_error", error.what(), "messages", "context_length_exceeded");
       }
       return ApiError(413, "invalid_request_error", error.what(), param, "request_too_large");
     case ErrorKind::runtime: return ApiError(500, "server_error", error.what(), param);
-    case ErrorKind::unavailable: return ApiError(503, "unavailable", error.what(), param, "unavailable");
+    case ErrorKind::unavailable: return ApiError(503, "unavailable", error.what(), {}, "unavailable");
     case ErrorKind::unsupported:
       return ApiError(400, "invalid_request_error", error.what(), param, "unsupported");
     case ErrorKind::io:

@@ -149,7 +149,9 @@ TEST(ChatRequest, BadBodiesAre400sNamingTheField) {
     EXPECT_EQ(e.status, c.status) << c.body;
     EXPECT_EQ(e.type, "invalid_request_error") << c.body;
     EXPECT_EQ(e.param.value_or(""), c.param) << c.body << " -> " << e.what();
-    if (!c.param.empty()) EXPECT_NE(std::string(e.what()).find(c.param), std::string::npos) << e.what();
+    if (!c.param.empty()) {
+      EXPECT_NE(std::string(e.what()).find(c.param), std::string::npos) << e.what();
+    }
   }
 }
 
