@@ -1,11 +1,15 @@
 // serve(): the HTTP server's life cycle — listen, load in the background, route,
 // shut down on SIGINT / SIGTERM.
-#include <pthread.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <thread>
 
 #include <httplib.h>
@@ -30,6 +34,30 @@ using Clock = std::chrono::steady_clock;
 // and (once the response is written, streams included) the logger on that thread.
 thread_local std::shared_ptr<RequestRecord> t_record;
 thread_local std::chrono::steady_clock::time_point t_started;
+
+// SIGINT / SIGTERM arrive on whichever thread the kernel picks (ONNX Runtime and the
+// tokenizer start threads of their own), so the handler only writes the signal number
+// to a pipe, the one async-signal-safe hand-over, and a plain thread reads it.
+int g_signal_pipe[2] = {-1, -1};
+
+extern "C" void on_stop_signal(int signal) {
+  const char c = static_cast<char>(signal);
+  [[maybe_unused]] const ssize_t n = ::write(g_signal_pipe[1], &c, 1);
+}
+
+void install_signal_handlers() {
+  if (g_signal_pipe[0] < 0 && ::pipe2(g_signal_pipe, O_CLOEXEC) != 0) {
+    throw_error(ErrorKind::runtime, "", "signals", "a pipe for SIGINT / SIGTERM", std::strerror(errno));
+  }
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+  // A client that closes its socket must not kill the server.
+  std::signal(SIGPIPE, SIG_IGN);
+}
 
 void send_error(httplib::Response& res, const ApiError& error) {
   res.status = error.status;
@@ -72,7 +100,8 @@ class Server {
     loader.join();
     // Wake the signal thread if no signal did (a model that failed to load).
     exiting_.store(true);
-    pthread_kill(signals.native_handle(), SIGTERM);
+    const char wake = 0;
+    [[maybe_unused]] const ssize_t n = ::write(g_signal_pipe[1], &wake, 1);
     signals.join();
     loaded_.scheduler.reset();
     write_log_message(options_.log_format, "stopped");
@@ -116,12 +145,9 @@ class Server {
   }
 
   void wait_for_signal() {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    int signal = 0;
-    sigwait(&set, &signal);
+    char signal = 0;
+    while (::read(g_signal_pipe[0], &signal, 1) < 0 && errno == EINTR) {
+    }
     if (exiting_.load()) return;  // woken by run() itself
     stopping_.store(true);
     write_log_message(options_.log_format, std::string("received ") + (signal == SIGINT ? "SIGINT" : "SIGTERM") +
@@ -245,14 +271,7 @@ class Server {
 
 int serve(const ServerOptions& options) {
   check_options(options);
-  // SIGINT / SIGTERM are taken by sigwait() in one thread: block them in every thread
-  // (threads inherit the mask), and never die of SIGPIPE on a closed client socket.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  install_signal_handlers();
   print_limits(options);
   Server server(options);
   return server.run();

@@ -37,7 +37,8 @@ def test_greedy_text_equals_q3vl_run(client, package, scratch):
     assert len(choice.logprobs.content) == len(ref["token_ids"])
     # A stop token (eos) is generated but not shown: its bytes are not in the text.
     shown = len(ref["token_ids"]) - (1 if ref["finish_reason"] == "stop" else 0)
-    assert b"".join(bytes(t.bytes) for t in choice.logprobs.content[:shown]) == ref["text"].encode()
+    raw = b"".join(bytes(t.bytes) for t in choice.logprobs.content[:shown])
+    assert raw.decode("utf-8", errors="replace") == ref["text"]  # a broken character shows as U+FFFD
     assert r.usage.completion_tokens == ref["usage"]["completion_tokens"]
     assert r.usage.prompt_tokens == ref["usage"]["prompt_tokens"]
     assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
@@ -147,11 +148,55 @@ def test_tools_round_trip(client, package, scratch):
     assert r.usage.prompt_tokens == ref2["usage"]["prompt_tokens"]
 
 
+def json_prefix_completes(text):
+    """Whether `text` is the start of a JSON object: some closing suffix makes it parse."""
+    stack, in_string, escaped = [], False, False
+    for c in text:
+        if in_string:
+            escaped = not escaped and c == "\\"
+            in_string = escaped or c != '"'
+        elif c == '"':
+            in_string = True
+        elif c in "{[":
+            stack.append("}" if c == "{" else "]")
+        elif c in "}]":
+            if not stack:
+                return False
+            stack.pop()
+    quote = ('n"' if escaped else '"') if in_string else ""
+    fillers = ["", "0", "null", ": null", '"": null', "e0", '"0"', '": null', "ue", "rue", "e", "se", "lse", "alse",
+               "l", "ll", "ull"]
+    return any(_parses(text + quote + f + "".join(reversed(stack))) for f in fillers)
+
+
+def _parses(text):
+    try:
+        json.loads(text)
+        return True
+    except ValueError:
+        return False
+
+
 def test_json_object_output_parses(client):
-    r = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Give me JSON."}],
-                                       temperature=0, max_tokens=400, response_format={"type": "json_object"})
-    assert r.choices[0].finish_reason == "stop", r.choices[0].message.content
-    assert isinstance(json.loads(r.choices[0].message.content), dict)
+    """The constraint: whatever the (random-weight) model prefers, the reply is one JSON
+    object when it ends by itself, and a prefix of one when max_tokens cuts it."""
+    messages = [{"role": "user", "content": "Give me JSON."}]
+    plain = greedy(client, messages).choices[0].message.content
+    assert not plain.lstrip().startswith("{")  # unconstrained, this model writes no JSON
+    finished = 0
+    for seed in range(6):
+        r = client.chat.completions.create(model=MODEL, messages=messages, temperature=1.0, seed=seed,
+                                           max_tokens=48, response_format={"type": "json_object"})
+        content, finish = r.choices[0].message.content, r.choices[0].finish_reason
+        assert content.lstrip().startswith("{"), content
+        if finish == "stop":
+            finished += 1
+            assert isinstance(json.loads(content), dict), content
+        else:
+            assert finish == "length" and json_prefix_completes(content), content
+    r = client.chat.completions.create(model=MODEL, messages=messages, temperature=0, max_tokens=48,
+                                       response_format={"type": "json_object"})
+    assert json_prefix_completes(r.choices[0].message.content)
 
 
 def test_errors_surface_as_the_clients_exceptions(server, client):
