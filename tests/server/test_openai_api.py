@@ -6,7 +6,7 @@ import json
 import openai
 import pytest
 
-from conftest import API_KEY, MEDIA, MODEL, data_url, run_reference
+from conftest import API_KEY, MEDIA, MODEL, SOURCE, data_url, run_reference
 
 STEPS = 24
 
@@ -226,3 +226,39 @@ def test_errors_surface_as_the_clients_exceptions(server, client):
     assert e.value.body["code"] == "context_length_exceeded"
     # And the server still serves.
     assert greedy(client, messages).choices[0].message.role == "assistant"
+
+
+@pytest.fixture(scope="module")
+def thinking_package(package, scratch):
+    """The same package with a Thinking-style chat template (its generation prompt opens
+    <think>): the files are links, only chat_template.jinja differs."""
+    out = scratch / "package-thinking"
+    if not out.exists():
+        out.mkdir()
+        for f in package.iterdir():
+            if f.name != "chat_template.jinja":
+                (out / f.name).symlink_to(f)
+        (out / "chat_template.jinja").write_bytes(
+            (SOURCE / "tests" / "goldens" / "text" / "thinking.chat_template.jinja").read_bytes())
+    return out
+
+
+def test_thinking_reply_comes_back_as_reasoning_content(thinking_package, scratch):
+    from conftest import Server
+    s = Server(thinking_package, "--parallel", 1, "--ctx-per-slot", 512)
+    try:
+        client = openai.OpenAI(base_url=s.url + "/v1", api_key="none", max_retries=0)
+        messages = [{"role": "user", "content": "Think, then answer."}]
+        ref = run_reference(thinking_package, scratch, messages, STEPS)
+        # The random-weight model never closes </think>: its whole reply is reasoning.
+        assert "</think>" not in ref["text"]
+        r = greedy(client, messages)
+        message = r.choices[0].message
+        assert message.reasoning_content == ref["text"].strip()
+        assert message.content == ""
+        chunks = list(greedy(client, messages, stream=True))
+        streamed = "".join(getattr(c.choices[0].delta, "reasoning_content", None) or "" for c in chunks if c.choices)
+        assert streamed == ref["text"].strip()
+        assert all(not c.choices[0].delta.content for c in chunks if c.choices)
+    finally:
+        assert s.stop() == 0
