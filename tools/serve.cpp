@@ -5,7 +5,6 @@
 //              [--threads N] [--no-spin] [--log-format text|json] [--model-name NAME]
 #include <CLI/CLI.hpp>
 
-#include <map>
 #include <memory>
 
 #include "q3vl/server.h"
@@ -41,11 +40,13 @@ RunFunction setup_serve(CLI::App& command) {
   command.add_flag("--no-spin", *no_spin, "Idle ONNX Runtime threads sleep instead of spinning");
   command.add_option("--shutdown-grace-ms", o->shutdown_grace_ms, "In-flight requests may finish this long after SIGTERM")
       ->capture_default_str();
-  command.add_option("--log-format", o->log_format, "Request log lines: text or json")
-      ->transform(CLI::CheckedTransformer(std::map<std::string, server::LogFormat>{{"text", server::LogFormat::text},
-                                                                                   {"json", server::LogFormat::json}}));
-  return [o, no_spin] {
+  auto log_format = std::make_shared<std::string>("text");
+  command.add_option("--log-format", *log_format, "Request log lines: text or json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  return [o, no_spin, log_format] {
     o->allow_spinning = !*no_spin;
+    o->log_format = *log_format == "json" ? server::LogFormat::json : server::LogFormat::text;
     return server::serve(*o);
   };
 }

@@ -166,7 +166,14 @@ class Server {
 
   bool authorized(const httplib::Request& req) const {
     if (options_.api_key.empty()) return true;
-    return req.get_header_value("Authorization") == "Bearer " + options_.api_key;
+    // Compared in constant time: the answer's timing tells nothing about the key.
+    const std::string given = req.get_header_value("Authorization");
+    const std::string expected = "Bearer " + options_.api_key;
+    unsigned char diff = given.size() == expected.size() ? 0 : 1;
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+      diff |= static_cast<unsigned char>(expected[i] ^ (i < given.size() ? given[i] : 0));
+    }
+    return diff == 0;
   }
 
   // Wraps a handler: authentication, readiness, and every error as OpenAI JSON.
@@ -272,8 +279,8 @@ class Server {
 int serve(const ServerOptions& options) {
   check_options(options);
   install_signal_handlers();
+  Server server(options);  // checks the media directories
   print_limits(options);
-  Server server(options);
   return server.run();
 }
 
