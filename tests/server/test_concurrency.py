@@ -45,6 +45,12 @@ def test_eight_parallel_streams_equal_their_solo_output(srv):
     m = srv.metrics()
     # Batched: fewer decoder calls than tokens generated.
     assert m["q3vl_decode_steps_total"] - steps_before < m["q3vl_completion_tokens_total"] - tokens_before
+    # Every request had a first token and STEPS - 1 gaps after it (all ran to max_tokens or a stop token).
+    assert m["q3vl_time_to_first_token_seconds_count"] == 2 * len(PROMPTS)
+    assert m['q3vl_time_to_first_token_seconds_bucket{le="+Inf"}'] == 2 * len(PROMPTS)
+    assert m["q3vl_inter_token_latency_seconds_count"] == m["q3vl_completion_tokens_total"] - 2 * len(PROMPTS)
+    assert m['q3vl_http_responses_total{status="200"}'] == 2 * len(PROMPTS)
+    assert m["q3vl_slots_total"] == 8 and m["q3vl_slots_active"] == 0 and m["q3vl_queue_depth"] == 0
 
 
 def raw_stream_request(port, body):

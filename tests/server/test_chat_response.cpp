@@ -1,0 +1,71 @@
+// The OpenAI response shapes, written out by hand for a reply with reasoning and two tool
+// calls: the whole completion, the stream's delta chunks, and the usage chunk.
+#include <gtest/gtest.h>
+
+#include "server/chat_response.h"
+
+namespace q3vl::server {
+namespace {
+
+CompletionHeader header() { return {"chatcmpl-abc123", 1700000000, "tiny"}; }
+
+OutputDelta reply_with_calls() {
+  OutputDelta reply;
+  reply.reasoning = "need weather";
+  reply.tool_calls.push_back({"get_weather", R"({"city":"Paris"})"});
+  reply.tool_calls.push_back({"get_time", "{}"});
+  return reply;
+}
+
+GenerateResult result(FinishReason reason) {
+  GenerateResult r;
+  r.finish_reason = reason;
+  r.usage.prompt_tokens = 30;
+  r.usage.completion_tokens = 12;
+  r.usage.cached_tokens = 8;
+  r.usage.image_tokens = 16;
+  return r;
+}
+
+TEST(ChatResponse, CompletionWithToolCalls) {
+  const Json j = completion_json(header(), reply_with_calls(), result(FinishReason::stop), std::nullopt);
+  const Json expected = Json::parse(R"({
+    "id": "chatcmpl-abc123", "object": "chat.completion", "created": 1700000000, "model": "tiny",
+    "choices": [{"index": 0,
+      "message": {"role": "assistant", "content": null, "reasoning_content": "need weather",
+        "tool_calls": [
+          {"id": "call_abc123_0", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+          {"id": "call_abc123_1", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}]},
+      "logprobs": null, "finish_reason": "tool_calls"}],
+    "usage": {"prompt_tokens": 30, "completion_tokens": 12, "total_tokens": 42,
+              "prompt_tokens_details": {"cached_tokens": 8}}})");
+  EXPECT_EQ(j, expected) << j.dump(2);
+}
+
+TEST(ChatResponse, FinishReasons) {
+  EXPECT_STREQ(finish_reason_name(FinishReason::stop, false), "stop");
+  EXPECT_STREQ(finish_reason_name(FinishReason::stop, true), "tool_calls");
+  EXPECT_STREQ(finish_reason_name(FinishReason::stop_string, true), "stop");  // a stop string cut it
+  EXPECT_STREQ(finish_reason_name(FinishReason::length, true), "length");
+}
+
+TEST(ChatResponse, StreamChunksNumberToolCallsAcrossDeltas) {
+  OutputDelta second;
+  second.tool_calls.push_back({"get_time", "{}"});
+  const Json delta = delta_json(header(), second, 1);
+  EXPECT_EQ(delta, Json::parse(R"({"tool_calls": [{"index": 1, "id": "call_abc123_1", "type": "function",
+                                    "function": {"name": "get_time", "arguments": "{}"}}]})"));
+  LogprobEntry token{"Hi", {72, 105}, -0.5f, {{"Hi", {72, 105}, -0.5f}, {"Yo", {89, 111}, -1.5f}}};
+  const Json chunk = chunk_json(header(), delta_json(header(), OutputDelta{"", "Hi", {}}, 0),
+                                std::vector<LogprobEntry>{token}, nullptr, true);
+  EXPECT_EQ(chunk, Json::parse(R"({"id": "chatcmpl-abc123", "object": "chat.completion.chunk", "created": 1700000000,
+    "model": "tiny", "choices": [{"index": 0, "delta": {"content": "Hi"},
+      "logprobs": {"content": [{"token": "Hi", "logprob": -0.5, "bytes": [72, 105], "top_logprobs": [
+        {"token": "Hi", "logprob": -0.5, "bytes": [72, 105]}, {"token": "Yo", "logprob": -1.5, "bytes": [89, 111]}]}]},
+      "finish_reason": null}], "usage": null})"));
+  EXPECT_EQ(usage_chunk_json(header(), result(FinishReason::length).usage)["choices"], Json::array());
+  EXPECT_EQ(sse_event(Json{{"a", 1}}), "data: {\"a\":1}\n\n");
+}
+
+}  // namespace
+}  // namespace q3vl::server
