@@ -159,6 +159,10 @@ class Server {
     http_.stop();
   }
 
+  nlohmann::ordered_json model_json() const {
+    return {{"id", model_name_}, {"object", "model"}, {"created", started_unix_}, {"owned_by", "q3vl"}};
+  }
+
   ApiError unavailable() const {
     if (stopping_.load()) return ApiError(503, "unavailable", "the server is shutting down", {}, "shutting_down");
     return ApiError(503, "unavailable", "the model is loading; retry when GET /health answers 200", {}, "model_loading");
@@ -228,9 +232,14 @@ class Server {
       res.set_content(metrics_.render(stats ? &*stats : nullptr, ready_.load()), "text/plain; version=0.0.4");
     }));
     http_.Get("/v1/models", api(false, [this](const httplib::Request&, httplib::Response& res) {
-      nlohmann::ordered_json model = {{"id", model_name_}, {"object", "model"}, {"created", started_unix_},
-                                      {"owned_by", "q3vl"}};
-      res.set_content(nlohmann::ordered_json({{"object", "list"}, {"data", {model}}}).dump(), "application/json");
+      res.set_content(nlohmann::ordered_json({{"object", "list"}, {"data", {model_json()}}}).dump(), "application/json");
+    }));
+    http_.Get(R"(/v1/models/(.+))", api(false, [this](const httplib::Request& req, httplib::Response& res) {
+      const std::string id = req.matches[1];
+      if (id != model_name_) {
+        throw ApiError(404, "invalid_request_error", "model: \"" + id + "\" does not exist", "model", "model_not_found");
+      }
+      res.set_content(model_json().dump(), "application/json");
     }));
     http_.Post("/v1/chat/completions", api(true, [this](const httplib::Request& req, httplib::Response& res) {
       ChatContext context{&options_, model_name_, &loaded_, &media_, &metrics_};

@@ -23,6 +23,9 @@ def image_messages(url):
 def test_models_lists_the_one_model(client):
     models = client.models.list()
     assert [m.id for m in models.data] == [MODEL]
+    assert client.models.retrieve(MODEL).id == MODEL
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("other")
 
 
 def test_greedy_text_equals_q3vl_run(client, package, scratch):
