@@ -57,5 +57,8 @@ def test_chat_page_streams_a_reply_to_an_image(srv, browser):
     img = browser.find_element(By.CSS_SELECTOR, ".msg.user img")
     assert img.get_attribute("src").startswith("data:image/png;base64,")
     # The server saw one streamed request with image tokens in its prompt.
+    deadline = time.time() + 5  # the line is written just after the stream's last bytes
+    while not [l for l in srv.log if "POST /v1/chat/completions 200" in l] and time.time() < deadline:
+        time.sleep(0.02)
     line = [l for l in srv.log if "POST /v1/chat/completions 200" in l][-1]
     assert " stream" in line and int(line.split("prompt=")[1].split()[0]) > 40

@@ -24,6 +24,17 @@ def srv(package):
     assert s.stop() == 0, "\n".join(s.log)
 
 
+def settled(s, condition, timeout=5):
+    """The server's metrics once `condition` holds on them (fails after `timeout` s)."""
+    deadline = time.time() + timeout
+    while True:
+        m = s.metrics()
+        if condition(m):
+            return m
+        assert time.time() < deadline, m
+        time.sleep(0.02)
+
+
 def client_of(s):
     return openai.OpenAI(base_url=s.url + "/v1", api_key=API_KEY, max_retries=0, timeout=120)
 
@@ -42,7 +53,9 @@ def test_eight_parallel_streams_equal_their_solo_output(srv):
     with concurrent.futures.ThreadPoolExecutor(len(PROMPTS)) as pool:
         together = list(pool.map(lambda p: streamed_text(client, p), PROMPTS))
     assert together == solo
-    m = srv.metrics()
+    # The last response is logged (and counted) just after its final bytes reach the client.
+    m = settled(srv, lambda m: m.get('q3vl_http_responses_total{status="200"}') == 2 * len(PROMPTS)
+                and m["q3vl_slots_active"] == 0)
     # Batched: fewer decoder calls than tokens generated.
     assert m["q3vl_decode_steps_total"] - steps_before < m["q3vl_completion_tokens_total"] - tokens_before
     # Every request had a first token and STEPS - 1 gaps after it (all ran to max_tokens or a stop token).
@@ -71,14 +84,8 @@ def test_disconnect_mid_stream_frees_the_slot(srv):
         received += sock.recv(4096)
     assert srv.metrics()["q3vl_slots_active"] >= 1
     sock.close()
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        m = srv.metrics()
-        if m["q3vl_slots_active"] == 0 and m["q3vl_client_disconnects_total"] > before:
-            break
-        time.sleep(0.05)
-    m = srv.metrics()
-    assert m["q3vl_slots_active"] == 0 and m["q3vl_client_disconnects_total"] == before + 1
+    m = settled(srv, lambda m: m["q3vl_slots_active"] == 0 and m["q3vl_client_disconnects_total"] > before, 10)
+    assert m["q3vl_client_disconnects_total"] == before + 1
     # Far fewer than 400 tokens were made: the generation stopped when the client left.
     assert m["q3vl_completion_tokens_total"] < 400 * 3
 
