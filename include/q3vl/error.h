@@ -24,6 +24,7 @@ enum class ErrorKind {
   limit,        // input exceeds a configured limit (image pixels, context length)
   runtime,      // ONNX Runtime or another engine failed while running
   usage,        // the caller asked for something contradictory (bad CLI flags)
+  unavailable,  // the service cannot take the request now (a scheduler shutting down)
 };
 
 // Lower-case name of a kind, e.g. "config".

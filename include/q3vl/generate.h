@@ -32,6 +32,21 @@ struct GenerateOptions {
   std::optional<std::int64_t> video_min_pixels;  // all sampled frames together
   std::optional<std::int64_t> video_max_pixels;
   std::optional<std::string> tools_json;  // OpenAI `tools` array text for the template
+  // Log-probabilities of the generated tokens (GenerateResult::logprobs, TokenEvent):
+  // -1 none; 0 the chosen token's only; k in 1..20 also the k most likely tokens.
+  // A logprob is log_softmax over the whole vocabulary of the logits after the
+  // repetition / presence / frequency penalties, at temperature 1, before top-k /
+  // top-p / min-p and the json_object mask: the model's distribution as the penalties
+  // shape it, whatever the sampling settings (vLLM's "processed_logits" minus the
+  // warpers; with no penalties it is vLLM's default raw logprobs).
+  int top_logprobs = -1;
+  // Constrain sampling so the generated text is exactly one JSON object (OpenAI
+  // response_format {"type": "json_object"}): tokens whose text would make the output
+  // invalid JSON are masked; once the object closes only a stop token may follow (with
+  // no stop_token_ids generation ends there). Insignificant whitespace runs are capped
+  // at 32 bytes so a model cannot loop on it. The output is only cut short by
+  // max_new_tokens / the context (finish_reason length) or cancellation.
+  bool json_object = false;
 };
 
 enum class FinishReason {
@@ -60,9 +75,23 @@ struct Timings {
   double total_ms = 0.0;
 };
 
+// A token and its log-probability (GenerateOptions::top_logprobs defines it).
+struct TokenLogprob {
+  std::int64_t token_id = 0;
+  float logprob = 0.0f;
+};
+
+// The log-probabilities of one generated token.
+struct TokenLogprobs {
+  float logprob = 0.0f;            // of the chosen token
+  std::vector<TokenLogprob> top;   // top_logprobs most likely tokens, most likely first
+                                   // (equal logprobs: lower id first)
+};
+
 struct GenerateResult {
   std::string text;                     // generated text (stop string / stop token excluded)
   std::vector<std::int64_t> token_ids;  // generated ids
+  std::vector<TokenLogprobs> logprobs;  // one per token_ids entry when top_logprobs >= 0
   FinishReason finish_reason = FinishReason::length;
   Usage usage;
   Timings timings;

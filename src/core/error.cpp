@@ -14,6 +14,7 @@ const char* to_string(ErrorKind kind) {
     case ErrorKind::limit: return "limit";
     case ErrorKind::runtime: return "runtime";
     case ErrorKind::usage: return "usage";
+    case ErrorKind::unavailable: return "unavailable";
   }
   return "unknown";
 }

@@ -2,17 +2,16 @@
 #include "q3vl/chat.h"
 
 #include <algorithm>
-#include <array>
 #include <chrono>
 
 #include "q3vl/error.h"
 #include "q3vl/model.h"
 #include "runtime/decoder_runner.h"
+#include "runtime/kv_contents.h"
 #include "runtime/model_parts.h"
 #include "runtime/prefill.h"
 #include "runtime/prompt.h"
-#include "runtime/sampler.h"
-#include "runtime/stop_strings.h"
+#include "runtime/sequence.h"
 #include "runtime/vision_features.h"
 
 namespace q3vl {
@@ -22,16 +21,6 @@ using Clock = std::chrono::steady_clock;
 
 double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
-}
-
-void check_options(const GenerateOptions& options) {
-  if (options.max_new_tokens < 1) {
-    throw_error(ErrorKind::usage, "", "max_new_tokens", "integer >= 1", std::to_string(options.max_new_tokens));
-  }
-  const SamplingOptions& s = options.sampling;
-  if (s.top_p <= 0.0f || s.top_p > 1.0f) throw_error(ErrorKind::usage, "", "top_p", "in (0, 1]", std::to_string(s.top_p));
-  if (s.top_k < 0) throw_error(ErrorKind::usage, "", "top_k", "integer >= 0", std::to_string(s.top_k));
-  if (s.temperature < 0.0f) throw_error(ErrorKind::usage, "", "temperature", ">= 0", std::to_string(s.temperature));
 }
 
 }  // namespace
@@ -44,48 +33,23 @@ struct Chat::State {
   const runtime::ModelParts& parts;  // owned by *model, which this State keeps alive
   runtime::DecoderRunner runner;
   runtime::VisionCache vision;
-  // What the KV cache holds, token by token: id, signature, positions (T, H, W).
-  std::vector<std::int64_t> cached_ids;
-  std::vector<std::uint64_t> cached_signature;
-  std::vector<std::array<std::int64_t, 3>> cached_positions;
+  runtime::KvContents cached;  // what runner.cache() holds
   std::vector<text::Message> history;
   ChatStats stats;
 
   void drop_cache() {
-    cached_ids.clear();
-    cached_signature.clear();
-    cached_positions.clear();
+    cached.clear();
     runner.cache().clear();
   }
-  void remember(std::int64_t id, std::uint64_t signature, std::array<std::int64_t, 3> position) {
-    cached_ids.push_back(id);
-    cached_signature.push_back(signature);
-    cached_positions.push_back(position);
-  }
 
-  std::int64_t reusable_prefix(const runtime::Prompt& prompt) const;
   GenerateResult run(const std::vector<text::Message>& conversation, const GenerateOptions& options,
                      const StreamCallback& on_text);
 };
 
-std::int64_t Chat::State::reusable_prefix(const runtime::Prompt& prompt) const {
-  // At least one prompt token is always prefilled: its logits choose the first new token.
-  const std::size_t limit = std::min(cached_ids.size(), prompt.ids.size() - 1);
-  std::size_t n = 0;
-  while (n < limit && cached_ids[n] == prompt.ids[n] && cached_signature[n] == prompt.signature[n] &&
-         cached_positions[n] == std::array<std::int64_t, 3>{prompt.positions.at(0, static_cast<std::int64_t>(n)),
-                                                            prompt.positions.at(1, static_cast<std::int64_t>(n)),
-                                                            prompt.positions.at(2, static_cast<std::int64_t>(n))}) {
-    ++n;
-  }
-  return static_cast<std::int64_t>(n);
-}
-
 GenerateResult Chat::State::run(const std::vector<text::Message>& conversation, const GenerateOptions& options,
                                 const StreamCallback& on_text) {
-  check_options(options);
+  runtime::check_generate_options(options);
   const auto t0 = Clock::now();
-  GenerateResult result;
   runtime::VisionRunStats vision_stats;
   std::vector<runtime::PromptMedium> images, videos;
   vision.collect(conversation, options, images, videos, vision_stats);
@@ -102,79 +66,40 @@ GenerateResult Chat::State::run(const std::vector<text::Message>& conversation, 
   }
   const std::int64_t max_new = std::min(options.max_new_tokens, context - prompt_tokens);
 
-  const std::int64_t reused = reusable_prefix(prompt);
-  cached_ids.resize(static_cast<std::size_t>(reused));
-  cached_signature.resize(static_cast<std::size_t>(reused));
-  cached_positions.resize(static_cast<std::size_t>(reused));
+  const std::int64_t reused = cached.common_prefix(prompt);
+  cached.truncate(reused);
   runner.cache().reserve(prompt_tokens + max_new);
   runner.cache().set_length(reused);
 
   const auto t_prefill = Clock::now();
   std::span<const float> logits = runtime::prefill(runner, prompt, reused, parts.options.prefill_chunk_tokens);
-  for (std::int64_t i = reused; i < prompt_tokens; ++i) {
-    remember(prompt.ids[static_cast<std::size_t>(i)], prompt.signature[static_cast<std::size_t>(i)],
-             {prompt.positions.at(0, i), prompt.positions.at(1, i), prompt.positions.at(2, i)});
-  }
+  cached.append_prompt(prompt, reused, prompt_tokens);
   const auto t_prefilled = Clock::now();
 
-  runtime::Sampler sampler(options.sampling, parts.manifest.vocab_size);
-  sampler.reset(prompt.ids);
-  runtime::StopStringMatcher matcher(options.stop_strings);
-  text::DecodeStream stream = parts.tokenizer.decode_stream(/*skip_special_tokens=*/true);
-  bool cancelled = false;
-  auto emit = [&](const std::string& piece) {
-    if (piece.empty()) return;
-    result.text += piece;
-    if (on_text && !cancelled && !on_text(piece)) cancelled = true;
+  runtime::Sequence sequence(parts, options, prompt.ids, max_new);
+  const runtime::Sequence::TokenSink sink = [&on_text](const TokenEvent& event) {
+    return event.piece.empty() || !on_text || on_text(event.piece);
   };
   std::vector<float> embeds;
-  Clock::time_point t_first{};
-  result.finish_reason = FinishReason::length;
-  while (true) {
-    const std::int64_t next = sampler.sample(logits);
-    if (result.token_ids.empty()) t_first = Clock::now();
-    sampler.accept(next);
-    result.token_ids.push_back(next);
-    if (std::find(options.stop_token_ids.begin(), options.stop_token_ids.end(), next) != options.stop_token_ids.end()) {
-      result.finish_reason = FinishReason::stop;
-      break;
-    }
-    const auto pushed = matcher.push(stream.step(static_cast<text::TokenId>(next)));
-    emit(pushed.releasable);
-    if (pushed.stopped) {
-      result.finish_reason = FinishReason::stop_string;
-      break;
-    }
-    if (cancelled) {
-      result.finish_reason = FinishReason::cancelled;
-      break;
-    }
-    if (static_cast<std::int64_t>(result.token_ids.size()) >= max_new) break;
-    const std::int64_t index = runner.cache().length();
-    const std::int64_t position = vision::decode_position(index, prompt.positions.rope_delta);
+  while (sequence.step(logits, sink)) {
+    const std::int64_t next = sequence.last_token();
+    const std::int64_t position = vision::decode_position(runner.cache().length(), prompt.positions.rope_delta);
     const std::int64_t one[1] = {next};
     runner.embed(one, embeds);
     const std::int64_t positions[3] = {position, position, position};
     logits = runner.run(embeds, {}, positions);
-    remember(next, static_cast<std::uint64_t>(next), {position, position, position});
-  }
-  if (result.finish_reason != FinishReason::stop_string) {
-    const auto tail = matcher.push(stream.flush());
-    emit(tail.releasable);
-    if (tail.stopped) {
-      result.finish_reason = FinishReason::stop_string;
-    } else {
-      emit(matcher.flush());
-    }
+    cached.append_generated(next, position);
   }
   const auto t_end = Clock::now();
 
+  GenerateResult result = std::move(sequence.result());
   result.usage.prompt_tokens = prompt_tokens;
   result.usage.completion_tokens = static_cast<std::int64_t>(result.token_ids.size());
   result.usage.cached_tokens = reused;
   result.usage.image_tokens = prompt.image_tokens;
   result.usage.video_tokens = prompt.video_tokens;
   Timings& tm = result.timings;
+  const auto t_first = sequence.first_token_time();
   tm.vision_ms = vision_stats.ms;
   tm.prefill_ms = ms_between(t_prefill, t_prefilled);
   tm.prefill_tokens_per_s = tm.prefill_ms > 0 ? 1000.0 * static_cast<double>(prompt_tokens - reused) / tm.prefill_ms : 0.0;

@@ -33,8 +33,7 @@ DecoderRunner::DecoderRunner(const ModelParts& parts)
       layers_(parts.manifest.num_hidden_layers),
       last_logits_only_(parts.manifest.logits_mode == "last"),
       cache_(parts.manifest.num_hidden_layers, parts.manifest.num_key_value_heads, parts.manifest.head_dim),
-      cpu_(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault)),
-      logits_(static_cast<std::size_t>(parts.manifest.vocab_size)) {
+      cpu_(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault)) {
   for (std::int64_t l = 0; l < layers_; ++l) {
     past_names_.push_back(io::past_key_name(l));
     past_names_.push_back(io::past_value_name(l));
@@ -70,44 +69,69 @@ void DecoderRunner::observe_outputs(std::vector<std::string> names, OutputObserv
 
 std::span<const float> DecoderRunner::run(std::span<const float> embeds, std::span<const float> deepstack,
                                           std::span<const std::int64_t> positions) {
+  const std::int64_t past[1] = {cache_.length()};
   const auto t = static_cast<std::int64_t>(positions.size() / 3);
-  const std::int64_t past = cache_.length();
-  const std::int64_t total = past + t;
-  if (total > cache_.capacity()) {
-    throw_error(ErrorKind::runtime, "", "kv_cache", "room for " + std::to_string(total) + " tokens",
-                std::to_string(cache_.capacity()));
+  const auto logits = run(cache_.binding(), DecoderBatch{1, embeds, deepstack, positions, past});
+  cache_.set_length(past[0] + t);
+  return logits;
+}
+
+std::span<const float> DecoderRunner::run(const KvBinding& kv, const DecoderBatch& in) {
+  const std::int64_t b = in.batch;
+  const auto t = static_cast<std::int64_t>(in.positions.size() / static_cast<std::size_t>(3 * b));
+  if (b < 1 || static_cast<std::int64_t>(in.past.size()) != b || t < 1 || (b > 1 && t != 1) ||
+      static_cast<std::int64_t>(in.embeds.size()) != b * t * hidden_) {
+    throw_error(ErrorKind::runtime, parts_.decoder.name(), "run",
+                "B sequences of T tokens (T = 1 when B > 1) with [B, T, D] embeds and [B] lengths",
+                "B " + std::to_string(b) + ", " + std::to_string(in.positions.size()) + " position ids, " +
+                    std::to_string(in.embeds.size()) + " embedding values, " + std::to_string(in.past.size()) +
+                    " lengths");
   }
-  if (ones_.size() < static_cast<std::size_t>(total)) ones_.assign(static_cast<std::size_t>(cache_.capacity()), 1);
-  std::span<const float> ds = deepstack;
+  // Right-padded mask: row r has past[r] + T ones (GQA writes row r's new K/V there).
+  std::int64_t width = 0;
+  for (const std::int64_t p : in.past) {
+    if (p < 0 || p + t > kv.capacity) {
+      throw_error(ErrorKind::runtime, "", "kv_cache", "room for " + std::to_string(p + t) + " tokens",
+                  std::to_string(kv.capacity));
+    }
+    width = std::max(width, p + t);
+  }
+  mask_.assign(static_cast<std::size_t>(b * width), 0);
+  for (std::int64_t r = 0; r < b; ++r) {
+    std::fill_n(mask_.begin() + r * width, in.past[static_cast<std::size_t>(r)] + t, 1);
+  }
+  std::span<const float> ds = in.deepstack;
   if (deepstack_ > 0 && ds.empty()) {
-    const auto need = static_cast<std::size_t>(deepstack_ * t * hidden_);
+    const auto need = static_cast<std::size_t>(deepstack_ * b * t * hidden_);
     if (zero_deepstack_.size() < need) zero_deepstack_.assign(need, 0.0f);
     ds = std::span<const float>(zero_deepstack_.data(), need);
   }
 
   Ort::Session& session = parts_.decoder.session();
   Ort::IoBinding binding(session);
-  Ort::Value embeds_value = view<float>(cpu_, embeds, {1, t, hidden_});
-  Ort::Value positions_value = view<std::int64_t>(cpu_, positions, {3, 1, t});
-  Ort::Value mask_value = view<std::int64_t>(cpu_, std::span<const std::int64_t>(ones_.data(), static_cast<std::size_t>(total)), {1, total});
+  Ort::Value embeds_value = view<float>(cpu_, in.embeds, {b, t, hidden_});
+  Ort::Value positions_value = view<std::int64_t>(cpu_, in.positions, {3, b, t});
+  Ort::Value mask_value = view<std::int64_t>(cpu_, std::span<const std::int64_t>(mask_), {b, width});
   binding.BindInput(kDecoderInputsEmbeds, embeds_value);
   binding.BindInput(kDecoderPositionIds, positions_value);
   binding.BindInput(kDecoderAttentionMask, mask_value);
   std::optional<Ort::Value> ds_value;
   if (deepstack_ > 0) {
-    ds_value.emplace(view<float>(cpu_, ds, {deepstack_, 1, t, hidden_}));
+    ds_value.emplace(view<float>(cpu_, ds, {deepstack_, b, t, hidden_}));
     binding.BindInput(kDecoderDeepstackEmbeds, *ds_value);
   }
   for (std::int64_t l = 0; l < layers_; ++l) {
     const auto i = static_cast<std::size_t>(2 * l);
-    binding.BindInput(past_names_[i].c_str(), cache_.key(l));
-    binding.BindInput(past_names_[i + 1].c_str(), cache_.value(l));
-    binding.BindOutput(present_names_[i].c_str(), cache_.key(l));
-    binding.BindOutput(present_names_[i + 1].c_str(), cache_.value(l));
+    const auto layer = static_cast<std::size_t>(l);
+    binding.BindInput(past_names_[i].c_str(), kv.keys[layer]);
+    binding.BindInput(past_names_[i + 1].c_str(), kv.values[layer]);
+    binding.BindOutput(present_names_[i].c_str(), kv.keys[layer]);
+    binding.BindOutput(present_names_[i + 1].c_str(), kv.values[layer]);
   }
+  logits_.resize(static_cast<std::size_t>(b * vocab_));
   std::optional<Ort::Value> logits_value;
   if (last_logits_only_) {
-    logits_value.emplace(view<float>(cpu_, std::span<const float>(logits_), {1, 1, vocab_}));
+    logits_value.emplace(view<float>(cpu_, std::span<const float>(logits_), {b, 1, vocab_}));
     binding.BindOutput(kDecoderLogits, *logits_value);
   } else {
     binding.BindOutput(kDecoderLogits, cpu_);
@@ -117,25 +141,28 @@ std::span<const float> DecoderRunner::run(std::span<const float> embeds, std::sp
     session.Run(Ort::RunOptions{nullptr}, binding);
   } catch (const Ort::Exception& e) {
     throw_error(ErrorKind::runtime, parts_.decoder.name(), "run",
-                std::string(e.what()) + " (past " + std::to_string(past) + ", new " + std::to_string(t) + ")");
+                std::string(e.what()) + " (batch " + std::to_string(b) + ", past " +
+                    std::to_string(in.past[0]) + ", new " + std::to_string(t) + ")");
   }
   if (!last_logits_only_ || !observed_names_.empty()) {
     std::vector<Ort::Value> outputs = binding.GetOutputValues();
     // Bound in order: presents, logits, then the observed outputs.
     const std::size_t first_observed = outputs.size() - observed_names_.size();
     if (!last_logits_only_) {
-      const float* all = outputs[first_observed - 1].GetTensorData<float>();
-      std::memcpy(logits_.data(), all + (t - 1) * vocab_, static_cast<std::size_t>(vocab_) * sizeof(float));
+      const float* all = outputs[first_observed - 1].GetTensorData<float>();  // [B, T, V]
+      for (std::int64_t r = 0; r < b; ++r) {
+        std::memcpy(logits_.data() + r * vocab_, all + (r * t + t - 1) * vocab_,
+                    static_cast<std::size_t>(vocab_) * sizeof(float));
+      }
     }
     for (std::size_t i = 0; i < observed_names_.size(); ++i) {
       const Ort::Value& value = outputs[first_observed + i];
       const auto shape = value.GetTensorTypeAndShapeInfo().GetShape();
-      const std::int64_t width = shape.empty() ? 1 : shape.back();
+      const std::int64_t width_i = shape.empty() ? 1 : shape.back();
       const auto count = value.GetTensorTypeAndShapeInfo().GetElementCount();
-      observer_(observed_names_[i], std::span<const float>(value.GetTensorData<float>(), count), width);
+      observer_(observed_names_[i], std::span<const float>(value.GetTensorData<float>(), count), width_i);
     }
   }
-  cache_.set_length(total);
   return logits_;
 }
 

@@ -3,18 +3,23 @@
 // src/builder/text_decoder.h and src/builder/embed_graph.h).
 //
 //   embed(ids)                     -> inputs_embeds [T, D] into a caller buffer
-//   run(embeds, deepstack, pos, T) -> appends T rows to the cache, returns the last
-//                                     position's logits [V]
+//   run(kv, batch)                 -> B sequences of T new tokens each, appended in place
+//                                     to the bound KV buffers; each row's last logits [B, V]
+//   run(embeds, deepstack, pos)    -> the same for one sequence on the runner's own cache
 //
-// The attention mask is a view of a ones buffer, the logits a preallocated [1, 1, V]
-// buffer: a decode step allocates no tensor data. Not thread-safe; one per Chat. The
-// ModelParts (sessions) outlive the runner: the Chat holds the Model's shared_ptr.
+// Batched calls (B > 1) are decode steps (T = 1): GroupQueryAttention takes one valid
+// length per row from the attention mask (seqlens_k = sum(mask row) - 1), so rows of
+// different lengths share one call with a right-padded mask, each writing its new K/V at
+// its own length (shared/ort.md: a multi-token step with a past needs B = 1).
+// The logits are a preallocated [B, 1, V] buffer. Not thread-safe; one per Chat or
+// Scheduler. The ModelParts (sessions) outlive the runner: its owner holds the Model.
 #pragma once
 
 #include <onnxruntime_cxx_api.h>
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -23,6 +28,15 @@
 #include "runtime/model_parts.h"
 
 namespace q3vl::runtime {
+
+// One decoder call: `batch` sequences of T = positions.size() / (3 * batch) new tokens each.
+struct DecoderBatch {
+  std::int64_t batch = 1;
+  std::span<const float> embeds;            // [B, T, D]
+  std::span<const float> deepstack;         // [K, B, T, D]; empty = zeros (text, decode)
+  std::span<const std::int64_t> positions;  // [3, B, T]
+  std::span<const std::int64_t> past;       // [B]: valid rows of each sequence before the call
+};
 
 class DecoderRunner {
  public:
@@ -35,6 +49,12 @@ class DecoderRunner {
   // inputs_embeds of `ids` ([T, D] row-major) into `out` (resized). Throws
   // q3vl::Error(limit) for an id outside [0, vocab_size).
   void embed(std::span<const std::int64_t> ids, std::vector<float>& out);
+
+  // Runs `batch` against `kv`: row b's T new tokens go to rows [past[b], past[b] + T) of
+  // sequence b. Requires past[b] + T <= kv.capacity, and T = 1 when batch > 1. Returns
+  // the logits of each row's last position, [B, V] (valid until the next run). Throws
+  // q3vl::Error(runtime) naming the decoder graph when ONNX Runtime fails.
+  std::span<const float> run(const KvBinding& kv, const DecoderBatch& batch);
 
   // Runs T = positions.size() / 3 new tokens after the cache's valid rows. `embeds` is
   // [T, D]; `deepstack` is [K, T, D] or empty (all zero, e.g. a decode step); `positions`
@@ -56,9 +76,9 @@ class DecoderRunner {
   bool last_logits_only_;
   KvCache cache_;
   Ort::MemoryInfo cpu_;
-  std::vector<std::int64_t> ones_;      // attention mask source, grown to the capacity
-  std::vector<float> zero_deepstack_;   // [K, T, D] zeros, grown as needed
-  std::vector<float> logits_;           // [V]
+  std::vector<std::int64_t> mask_;      // [B, width] attention mask of the last call
+  std::vector<float> zero_deepstack_;   // [K, B, T, D] zeros, grown as needed
+  std::vector<float> logits_;           // [B, V]
   std::vector<std::string> past_names_, present_names_;
   std::vector<std::string> observed_names_;
   OutputObserver observer_;

@@ -12,9 +12,17 @@
 #include <onnxruntime_cxx_api.h>
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 namespace q3vl::runtime {
+
+// The KV buffers one decoder call binds, per layer key and value tensors
+// [B, kv_heads, capacity, head_dim]: views whose memory outlives the call.
+struct KvBinding {
+  std::span<const Ort::Value> keys, values;
+  std::int64_t capacity = 0;  // rows per sequence
+};
 
 class KvCache {
  public:
@@ -35,6 +43,8 @@ class KvCache {
   // view memory owned by this cache: valid until the next reserve()/clear().
   Ort::Value& key(std::int64_t layer) { return keys_[static_cast<std::size_t>(layer)]; }
   Ort::Value& value(std::int64_t layer) { return values_[static_cast<std::size_t>(layer)]; }
+  // Every layer's tensors for one decoder call (valid until the next reserve()/clear()).
+  KvBinding binding() const { return {keys_, values_, capacity_}; }
 
  private:
   void make_views();

@@ -42,7 +42,7 @@ std::unique_ptr<runtime::ModelParts> load_parts(const fs::path& dir, const Model
       vision::GridTableParams::from_config(config.vision),
       runtime::load_generation_defaults(dir, manifest.tokens.eos_token_ids),
       text::Tokenizer::load(dir), text::ChatTemplate::load(dir), std::nullopt, open("embed"),
-      open("decoder")});
+      open("decoder"), {}});
   if (manifest.has_graph("vision")) parts->vision.emplace(open("vision"));
   return parts;
 }

@@ -16,6 +16,7 @@
 #include "q3vl/processor.h"
 #include "q3vl/tokenizer.h"
 #include "runtime/ort_session.h"
+#include "runtime/token_bytes.h"
 #include "vision/grid_tables.h"
 
 namespace q3vl::runtime {
@@ -33,6 +34,7 @@ struct ModelParts {
   mutable std::optional<OrtSession> vision;  // absent when the package has no vision graph
   mutable OrtSession embed;
   mutable OrtSession decoder;
+  mutable LazyTokenBytes token_bytes;  // TokenBytes::of(parts) builds it on first use
 };
 
 // Sampling defaults and eos ids from DIR/generation_config.json (HF GenerationConfig keys

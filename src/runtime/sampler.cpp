@@ -9,9 +9,8 @@
 #include "q3vl/error.h"
 
 namespace q3vl::runtime {
-namespace {
 
-void check_options(const SamplingOptions& o) {
+void check_sampling_options(const SamplingOptions& o) {
   auto fail = [](const char* field, const char* expected, float got) {
     throw_error(ErrorKind::usage, "", field, expected, std::to_string(got));
   };
@@ -26,6 +25,8 @@ void check_options(const SamplingOptions& o) {
   if (!std::isfinite(o.frequency_penalty)) fail("frequency_penalty", "a finite number", o.frequency_penalty);
 }
 
+namespace {
+
 // Softmax probabilities of `candidates` (scores), written into .probability.
 void normalise(std::vector<Candidate>& candidates) {
   float max_score = -std::numeric_limits<float>::infinity();
@@ -39,7 +40,7 @@ void normalise(std::vector<Candidate>& candidates) {
 
 Sampler::Sampler(SamplingOptions options, std::int64_t vocab_size)
     : options_(options), vocab_size_(vocab_size) {
-  check_options(options_);
+  check_sampling_options(options_);
   if (vocab_size_ <= 0) throw_error(ErrorKind::usage, "", "vocab_size", "> 0", std::to_string(vocab_size_));
   in_sequence_.assign(static_cast<std::size_t>(vocab_size_), 0);
   generated_count_.assign(static_cast<std::size_t>(vocab_size_), 0);
@@ -85,32 +86,44 @@ void Sampler::apply_penalties(std::span<const float> logits) {
   }
 }
 
-std::vector<Candidate> Sampler::candidates(std::span<const float> logits) {
+std::vector<Candidate> Sampler::candidates(std::span<const float> logits, std::span<const std::uint8_t> allowed) {
   apply_penalties(logits);
+  if (!allowed.empty() && static_cast<std::int64_t>(allowed.size()) != vocab_size_) {
+    throw_error(ErrorKind::shape, "", "allowed", std::to_string(vocab_size_) + " values",
+                std::to_string(allowed.size()));
+  }
+  auto is_allowed = [&allowed](std::int64_t id) { return allowed.empty() || allowed[static_cast<std::size_t>(id)] != 0; };
+  constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
   if (options_.greedy()) {
-    // First maximum, as torch.argmax returns.
-    const auto best = std::max_element(scores_.begin(), scores_.end());
-    const auto id = static_cast<std::int64_t>(best - scores_.begin());
-    return {Candidate{id, *best, 1.0}};
+    // First maximum, as torch.argmax returns (over the allowed ids).
+    std::int64_t best = -1;
+    for (std::int64_t id = 0; id < vocab_size_; ++id) {
+      if (is_allowed(id) && (best < 0 || scores_[static_cast<std::size_t>(id)] > scores_[static_cast<std::size_t>(best)])) {
+        best = id;
+      }
+    }
+    if (best < 0) throw_error(ErrorKind::runtime, "", "allowed", "at least one allowed token", "none");
+    return {Candidate{best, scores_[static_cast<std::size_t>(best)], 1.0}};
   }
 
-  for (float& s : scores_) s /= options_.temperature;
+  // Temperature-scaled scores of the allowed ids; -inf ones never survive.
   std::vector<Candidate> kept;
-  const std::int64_t k = std::min<std::int64_t>(options_.top_k, vocab_size_);
-  if (k > 0) {
+  kept.reserve(scores_.size());
+  for (std::int64_t id = 0; id < vocab_size_; ++id) {
+    const float s = scores_[static_cast<std::size_t>(id)] / options_.temperature;
+    if (s != kMinusInf && is_allowed(id)) kept.push_back({id, s, 0.0});
+  }
+  if (kept.empty()) throw_error(ErrorKind::runtime, "", "allowed", "at least one allowed token", "none");
+  const auto k = static_cast<std::size_t>(std::min<std::int64_t>(options_.top_k, vocab_size_));
+  if (k > 0 && k < kept.size()) {
     // Threshold = k-th largest score; every token at or above it survives (ties kept).
-    std::vector<float> partial(scores_);
-    std::nth_element(partial.begin(), partial.begin() + (k - 1), partial.end(), std::greater<float>());
-    const float threshold = partial[static_cast<std::size_t>(k - 1)];
-    for (std::int64_t id = 0; id < vocab_size_; ++id) {
-      if (scores_[static_cast<std::size_t>(id)] >= threshold) kept.push_back({id, scores_[static_cast<std::size_t>(id)], 0.0});
-    }
-  } else {
-    kept.reserve(scores_.size());
-    for (std::int64_t id = 0; id < vocab_size_; ++id) {
-      const float s = scores_[static_cast<std::size_t>(id)];
-      if (s != -std::numeric_limits<float>::infinity()) kept.push_back({id, s, 0.0});
-    }
+    std::vector<float> partial;
+    partial.reserve(kept.size());
+    for (const Candidate& c : kept) partial.push_back(c.score);
+    std::nth_element(partial.begin(), partial.begin() + static_cast<std::ptrdiff_t>(k - 1), partial.end(),
+                     std::greater<float>());
+    const float threshold = partial[k - 1];
+    std::erase_if(kept, [threshold](const Candidate& c) { return c.score < threshold; });
   }
   // Descending score; equal scores by ascending id so the order is deterministic.
   std::sort(kept.begin(), kept.end(), [](const Candidate& a, const Candidate& b) {
@@ -142,8 +155,8 @@ std::vector<Candidate> Sampler::candidates(std::span<const float> logits) {
   return kept;
 }
 
-std::int64_t Sampler::sample(std::span<const float> logits) {
-  const std::vector<Candidate> kept = candidates(logits);
+std::int64_t Sampler::sample(std::span<const float> logits, std::span<const std::uint8_t> allowed) {
+  const std::vector<Candidate> kept = candidates(logits, allowed);
   if (kept.size() == 1) return kept.front().id;
   // 53 random bits -> uniform double in [0, 1): the same on every platform,
   // unlike std::uniform_real_distribution whose algorithm is unspecified.
@@ -154,6 +167,34 @@ std::int64_t Sampler::sample(std::span<const float> logits) {
     if (u < cumulative) return c.id;
   }
   return kept.back().id;
+}
+
+TokenLogprobs compute_logprobs(std::span<const float> scores, std::int64_t chosen, int top) {
+  if (chosen < 0 || static_cast<std::size_t>(chosen) >= scores.size()) {
+    throw_error(ErrorKind::runtime, "", "logprobs", "a token id below " + std::to_string(scores.size()),
+                std::to_string(chosen));
+  }
+  double max_score = -std::numeric_limits<double>::infinity();
+  for (const float s : scores) max_score = std::max(max_score, static_cast<double>(s));
+  double total = 0.0;
+  for (const float s : scores) total += std::exp(static_cast<double>(s) - max_score);
+  const double log_total = max_score + std::log(total);
+  TokenLogprobs out;
+  out.logprob = static_cast<float>(static_cast<double>(scores[static_cast<std::size_t>(chosen)]) - log_total);
+  const auto k = std::min<std::size_t>(static_cast<std::size_t>(std::max(top, 0)), scores.size());
+  if (k > 0) {
+    std::vector<std::int64_t> ids(scores.size());
+    std::iota(ids.begin(), ids.end(), std::int64_t{0});
+    std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end(),
+                      [&scores](std::int64_t a, std::int64_t b) {
+                        const float sa = scores[static_cast<std::size_t>(a)], sb = scores[static_cast<std::size_t>(b)];
+                        return sa != sb ? sa > sb : a < b;
+                      });
+    for (std::size_t i = 0; i < k; ++i) {
+      out.top.push_back({ids[i], static_cast<float>(static_cast<double>(scores[static_cast<std::size_t>(ids[i])]) - log_total)});
+    }
+  }
+  return out;
 }
 
 }  // namespace q3vl::runtime

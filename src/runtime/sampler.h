@@ -9,6 +9,7 @@
 #include <span>
 #include <vector>
 
+#include "q3vl/generate.h"
 #include "q3vl/sampler.h"
 
 namespace q3vl::runtime {
@@ -19,6 +20,9 @@ struct Candidate {
   float score = 0.0f;        // processed logit (after penalties and temperature)
   double probability = 0.0;  // softmax over the survivors
 };
+
+// Throws q3vl::Error(usage) naming the field for a value out of range.
+void check_sampling_options(const SamplingOptions& options);
 
 class Sampler {
  public:
@@ -32,11 +36,18 @@ class Sampler {
   void accept(std::int64_t id);
 
   // Picks the next token from raw logits [vocab_size]. Does not call accept().
-  std::int64_t sample(std::span<const float> logits);
+  // `allowed` is empty or [vocab_size] with 0 for ids that must not be chosen (a
+  // constraint's mask, applied after the penalties and before every warper); at least
+  // one allowed id must have a finite score.
+  std::int64_t sample(std::span<const float> logits, std::span<const std::uint8_t> allowed = {});
 
   // The surviving candidates for these logits, sorted by descending score
   // (greedy: the single argmax). Exposed so tests can check every filter.
-  std::vector<Candidate> candidates(std::span<const float> logits);
+  std::vector<Candidate> candidates(std::span<const float> logits, std::span<const std::uint8_t> allowed = {});
+
+  // The last sample()/candidates() call's logits after the penalties, before any mask,
+  // temperature or warper ([vocab_size]; valid until the next call): what logprobs use.
+  std::span<const float> penalised_scores() const { return scores_; }
 
   const SamplingOptions& options() const { return options_; }
 
@@ -48,8 +59,13 @@ class Sampler {
   std::vector<std::uint8_t> in_sequence_;      // token seen in prompt or generated text
   std::vector<std::int32_t> generated_count_;  // occurrences among generated tokens
   std::vector<std::int64_t> penalised_;        // ids whose scores the penalties may change
-  std::vector<float> scores_;                  // scratch: processed logits
+  std::vector<float> scores_;                  // logits after the penalties
   std::mt19937_64 random_;
 };
+
+// log_softmax(scores) (double precision) of `chosen` and, for top > 0, of the `top`
+// highest-scoring ids (descending; equal scores: lower id first). GenerateOptions::
+// top_logprobs says which scores are meant (Sampler::penalised_scores).
+TokenLogprobs compute_logprobs(std::span<const float> scores, std::int64_t chosen, int top);
 
 }  // namespace q3vl::runtime

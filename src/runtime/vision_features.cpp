@@ -4,6 +4,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <map>
 
 #include <openssl/evp.h>
 
@@ -100,8 +101,8 @@ void VisionCache::collect(const std::vector<text::Message>& conversation, const 
       request.max_pixels = video ? options.video_max_pixels : options.image_max_pixels;
       const std::vector<std::uint8_t> bytes = medium_bytes(part.media);
       PromptMedium medium{medium_key(video, bytes, request), nullptr};
-      if (auto hit = entries_.find(medium.key); hit != entries_.end()) {
-        medium.features = hit->second;
+      if (auto hit = find(medium.key)) {
+        medium.features = std::move(hit);
         ++stats.cache_hits;
       } else if (auto again = pending_by_key.find(medium.key); again != pending_by_key.end()) {
         medium.features = again->second;
@@ -130,8 +131,37 @@ void VisionCache::collect(const std::vector<text::Message>& conversation, const 
     }
   }
   if (!pending.empty()) encode(pending, inputs, stats);
-  for (const auto& [key, features] : pending_by_key) entries_[key] = features;
+  for (const auto& [key, features] : pending_by_key) insert(key, features);
   stats.ms += ms_since(start);
+}
+
+std::shared_ptr<const VisionFeatures> VisionCache::find(const std::string& key) {
+  std::lock_guard lock(mutex_);
+  const auto hit = index_.find(key);
+  if (hit == index_.end()) return nullptr;
+  lru_.splice(lru_.begin(), lru_, hit->second);
+  return hit->second->second;
+}
+
+void VisionCache::insert(const std::string& key, std::shared_ptr<const VisionFeatures> features) {
+  std::lock_guard lock(mutex_);
+  if (capacity_ == 0) return;
+  if (const auto hit = index_.find(key); hit != index_.end()) {
+    lru_.splice(lru_.begin(), lru_, hit->second);
+    return;
+  }
+  lru_.emplace_front(key, std::move(features));
+  index_[key] = lru_.begin();
+  while (lru_.size() > capacity_) {
+    index_.erase(lru_.back().first);
+    lru_.pop_back();
+  }
+}
+
+void VisionCache::clear() {
+  std::lock_guard lock(mutex_);
+  lru_.clear();
+  index_.clear();
 }
 
 void VisionCache::encode(std::vector<std::shared_ptr<VisionFeatures>>& items, std::vector<VisionInput>& inputs,

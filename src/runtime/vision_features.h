@@ -1,4 +1,5 @@
-// Media -> vision features, with a per-chat cache keyed by content.
+// Media -> vision features, with a cache keyed by content (one per Chat, or one shared by
+// every request of a Scheduler).
 //
 // A medium (image or video part of a message) is identified by a SHA-256 over its kind,
 // its encoded bytes and the preprocessing request (min/max pixels): the same bytes sent
@@ -7,13 +8,18 @@
 // call per group of equal-size segments (vision/grid_tables.h): same-size images share
 // a call, and a video's temporal groups are segments of one call.
 //
-// Not thread-safe; one VisionCache per Chat.
+// The cache is a bounded LRU (or unbounded); collect() may run on several threads at once
+// (lookups and inserts are locked, decoding and encoding are not: two threads missing the
+// same medium at once both encode it).
 #pragma once
 
 #include <cstdint>
-#include <map>
+#include <list>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "q3vl/generate.h"
@@ -46,7 +52,10 @@ struct VisionRunStats {
 
 class VisionCache {
  public:
-  explicit VisionCache(const ModelParts& parts) : parts_(parts) {}
+  static constexpr std::size_t kUnbounded = static_cast<std::size_t>(-1);
+  // Keeps at most `capacity` media (least recently used dropped first; 0 keeps none).
+  explicit VisionCache(const ModelParts& parts, std::size_t capacity = kUnbounded)
+      : parts_(parts), capacity_(capacity) {}
 
   // Features for every image part and every video part of `conversation`, each list in
   // message order. Media: local paths, in-memory bytes, base64 data: URLs (images).
@@ -56,14 +65,20 @@ class VisionCache {
                std::vector<PromptMedium>& images, std::vector<PromptMedium>& videos,
                VisionRunStats& stats);
 
-  void clear() { entries_.clear(); }
+  void clear();
 
  private:
+  using Entry = std::pair<std::string, std::shared_ptr<const VisionFeatures>>;
   void encode(std::vector<std::shared_ptr<VisionFeatures>>& items,
               std::vector<VisionInput>& inputs, VisionRunStats& stats);
+  std::shared_ptr<const VisionFeatures> find(const std::string& key);  // and mark it used
+  void insert(const std::string& key, std::shared_ptr<const VisionFeatures> features);
 
-  const ModelParts& parts_;  // owned by the Model, which the Chat keeps alive
-  std::map<std::string, std::shared_ptr<const VisionFeatures>> entries_;
+  const ModelParts& parts_;  // owned by the Model, which the cache's owner keeps alive
+  const std::size_t capacity_;
+  std::mutex mutex_;                                   // guards lru_ and index_
+  std::list<Entry> lru_;                               // most recently used first
+  std::unordered_map<std::string, std::list<Entry>::iterator> index_;
 };
 
 }  // namespace q3vl::runtime

@@ -226,6 +226,60 @@ TEST(Sampler, FiltersMatchNaiveReferenceOnRandomLogits) {
   }
 }
 
+TEST(Sampler, LogprobsAreLogSoftmaxAfterPenaltiesBeforeTemperature) {
+  // logits {2, 1, 0, -1}; token 0 generated twice: presence 0.5 + frequency 0.25 * 2
+  // takes it to 2 - 1 = 1, so the penalised scores are {1, 1, 0, -1} and
+  //   log_softmax(i) = s_i - log(e + e + 1 + 1/e).
+  const std::vector<float> logits = {2.0f, 1.0f, 0.0f, -1.0f};
+  const double log_total = std::log(2 * std::exp(1.0) + 1.0 + std::exp(-1.0));
+  for (const float temperature : {0.0f, 0.5f, 2.0f}) {  // temperature does not change logprobs
+    SamplingOptions o = sampling();
+    o.temperature = temperature;
+    o.presence_penalty = 0.5f;
+    o.frequency_penalty = 0.25f;
+    Sampler s(o, 4);
+    s.reset(std::vector<std::int64_t>{});
+    s.accept(0);
+    s.accept(0);
+    const std::int64_t chosen = s.sample(logits);
+    const TokenLogprobs lp = compute_logprobs(s.penalised_scores(), 2, 3);
+    EXPECT_NEAR(lp.logprob, 0.0 - log_total, 1e-6);
+    ASSERT_EQ(lp.top.size(), 3u);
+    EXPECT_EQ(lp.top[0].token_id, 0);  // equal scores: lower id first
+    EXPECT_EQ(lp.top[1].token_id, 1);
+    EXPECT_EQ(lp.top[2].token_id, 2);
+    EXPECT_NEAR(lp.top[0].logprob, 1.0 - log_total, 1e-6);
+    EXPECT_NEAR(lp.top[1].logprob, 1.0 - log_total, 1e-6);
+    EXPECT_NEAR(lp.top[2].logprob, 0.0 - log_total, 1e-6);
+    if (temperature == 0.0f) {
+      EXPECT_EQ(chosen, 0);  // greedy: first of the tied maxima
+    }
+  }
+  EXPECT_TRUE(compute_logprobs(logits, 1, 0).top.empty());
+  EXPECT_THROW(compute_logprobs(logits, 4, 0), Error);
+}
+
+TEST(Sampler, MaskedTokensAreNeverChosen) {
+  const std::vector<float> logits = {5.0f, 4.0f, 3.0f, 2.0f, 1.0f};
+  const std::vector<std::uint8_t> allowed = {0, 0, 1, 0, 1};
+  SamplingOptions greedy;
+  greedy.temperature = 0.0f;
+  EXPECT_EQ(Sampler(greedy, 5).sample(logits, allowed), 2);
+  SamplingOptions o = sampling(7);
+  o.temperature = 5.0f;  // nearly flat: every allowed id gets drawn
+  Sampler s(o, 5);
+  std::set<std::int64_t> drawn;
+  for (int i = 0; i < 200; ++i) drawn.insert(s.sample(logits, allowed));
+  EXPECT_EQ(drawn, (std::set<std::int64_t>{2, 4}));
+  // The survivors' probabilities are renormalised over the allowed ids:
+  // softmax({3, 1} / 5) = {1 / (1 + e^-0.4), ...}.
+  const auto c = s.candidates(logits, allowed);
+  ASSERT_EQ(c.size(), 2u);
+  EXPECT_NEAR(c[0].probability, 1.0 / (1.0 + std::exp(-0.4)), 1e-6);  // float scores
+  const std::vector<std::uint8_t> none(5, 0);
+  EXPECT_THROW(s.sample(logits, none), Error);
+}
+
 TEST(Sampler, InvalidOptionsAreUsageErrors) {
   SamplingOptions o;
   o.top_p = 0.0f;
