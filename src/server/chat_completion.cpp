@@ -132,9 +132,7 @@ class StreamWriter {
 
   bool send(httplib::DataSink& sink, const OutputDelta& delta) {
     if (delta.empty()) return true;  // held back (a possible tag); its logprobs wait too
-    const Json d = delta_json(header_, delta, tool_index_);
-    tool_index_ += static_cast<int>(delta.tool_calls.size());
-    return write(sink, chunk(d, nullptr));
+    return write(sink, chunk(delta_json(header_, delta), nullptr));
   }
 
   bool finish(httplib::DataSink& sink) {
@@ -177,7 +175,6 @@ class StreamWriter {
   std::shared_ptr<RequestRecord> record_;
   OutputParser parser_;
   std::vector<LogprobEntry> pending_logprobs_;
-  int tool_index_ = 0;
   bool started_ = false;
 };
 
@@ -228,7 +225,7 @@ void handle_chat_completion(const ChatContext& context, const httplib::Request& 
   }
   if (const auto& error = stream->error()) throw from_error(*error);
   const GenerateResult& result = *stream->result();
-  const OutputDelta reply = parse_output(result.text, loaded.starts_in_reasoning, request.parse_tool_calls);
+  const ParsedOutput reply = parse_output(result.text, loaded.starts_in_reasoning, request.parse_tool_calls);
   std::optional<std::vector<LogprobEntry>> logprobs;
   if (request.logprobs) {
     logprobs.emplace();

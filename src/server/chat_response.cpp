@@ -12,20 +12,8 @@ const char* finish_reason_name(FinishReason reason, bool made_tool_calls) {
   return "stop";
 }
 
-Json tool_calls_json(const CompletionHeader& header, const std::vector<ParsedToolCall>& calls, int first_index,
-                     bool with_index) {
-  Json out = Json::array();
-  const std::string suffix = header.id.substr(header.id.find('-') + 1);
-  for (std::size_t i = 0; i < calls.size(); ++i) {
-    const int index = first_index + static_cast<int>(i);
-    Json call;
-    if (with_index) call["index"] = index;
-    call["id"] = "call_" + suffix + "_" + std::to_string(index);
-    call["type"] = "function";
-    call["function"] = {{"name", calls[i].name}, {"arguments", calls[i].arguments}};
-    out.push_back(std::move(call));
-  }
-  return out;
+std::string tool_call_id(const CompletionHeader& header, int index) {
+  return "call_" + header.id.substr(header.id.find('-') + 1) + "_" + std::to_string(index);
 }
 
 Json usage_json(const Usage& usage) {
@@ -45,14 +33,22 @@ Json logprobs_json(const std::vector<LogprobEntry>& tokens) {
   return {{"content", content}};
 }
 
-Json completion_json(const CompletionHeader& header, const OutputDelta& reply, const GenerateResult& result,
+Json completion_json(const CompletionHeader& header, const ParsedOutput& reply, const GenerateResult& result,
                      const std::optional<std::vector<LogprobEntry>>& logprobs) {
   Json message;
   message["role"] = "assistant";
   const bool calls = !reply.tool_calls.empty();
   message["content"] = calls && reply.content.empty() ? Json() : Json(reply.content);
   if (!reply.reasoning.empty()) message["reasoning_content"] = reply.reasoning;
-  if (calls) message["tool_calls"] = tool_calls_json(header, reply.tool_calls, 0, false);
+  if (calls) {
+    Json list = Json::array();
+    for (std::size_t i = 0; i < reply.tool_calls.size(); ++i) {
+      list.push_back({{"id", tool_call_id(header, static_cast<int>(i))},
+                      {"type", "function"},
+                      {"function", {{"name", reply.tool_calls[i].name}, {"arguments", reply.tool_calls[i].arguments}}}});
+    }
+    message["tool_calls"] = std::move(list);
+  }
   Json choice;
   choice["index"] = 0;
   choice["message"] = std::move(message);
@@ -96,11 +92,26 @@ Json usage_chunk_json(const CompletionHeader& header, const Usage& usage) {
   return out;
 }
 
-Json delta_json(const CompletionHeader& header, const OutputDelta& delta, int first_tool_index) {
+Json delta_json(const CompletionHeader& header, const OutputDelta& delta) {
   Json out = Json::object();
   if (!delta.reasoning.empty()) out["reasoning_content"] = delta.reasoning;
   if (!delta.content.empty()) out["content"] = delta.content;
-  if (!delta.tool_calls.empty()) out["tool_calls"] = tool_calls_json(header, delta.tool_calls, first_tool_index, true);
+  if (!delta.tool_calls.empty()) {
+    Json list = Json::array();
+    for (const ToolCallDelta& d : delta.tool_calls) {
+      Json call;
+      call["index"] = d.index;
+      if (!d.name.empty()) {
+        call["id"] = tool_call_id(header, d.index);
+        call["type"] = "function";
+        call["function"] = {{"name", d.name}, {"arguments", d.arguments}};
+      } else {
+        call["function"] = {{"arguments", d.arguments}};
+      }
+      list.push_back(std::move(call));
+    }
+    out["tool_calls"] = std::move(list);
+  }
   return out;
 }
 

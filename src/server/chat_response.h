@@ -39,14 +39,13 @@ struct LogprobEntry {
 // "stop" / "length" / "tool_calls" (a reply that made tool calls and stopped by itself).
 const char* finish_reason_name(FinishReason reason, bool made_tool_calls);
 
-// tool_calls[] entries; ids are "call_<completion id suffix>_<index>".
-Json tool_calls_json(const CompletionHeader& header, const std::vector<ParsedToolCall>& calls, int first_index,
-                     bool with_index);
+// A tool call's id: "call_<completion id suffix>_<index>".
+std::string tool_call_id(const CompletionHeader& header, int index);
 Json usage_json(const Usage& usage);
 Json logprobs_json(const std::vector<LogprobEntry>& tokens);
 
 // The non-streamed response.
-Json completion_json(const CompletionHeader& header, const OutputDelta& reply, const GenerateResult& result,
+Json completion_json(const CompletionHeader& header, const ParsedOutput& reply, const GenerateResult& result,
                      const std::optional<std::vector<LogprobEntry>>& logprobs);
 
 // One stream chunk whose choice carries `delta` (with `logprobs` for its tokens, when
@@ -55,9 +54,10 @@ Json chunk_json(const CompletionHeader& header, Json delta, const std::optional<
                 const char* finish_reason, bool include_usage_null);
 // The final usage chunk of stream_options.include_usage (empty choices).
 Json usage_chunk_json(const CompletionHeader& header, const Usage& usage);
-// The delta of a parsed piece of output (reasoning_content / content / tool_calls);
-// `first_tool_index` numbers its calls within the reply.
-Json delta_json(const CompletionHeader& header, const OutputDelta& delta, int first_tool_index);
+// The delta of a parsed piece of output (reasoning_content / content / tool_calls: a
+// call's first piece carries index, id, type and function.name, later pieces index and
+// function.arguments only, as OpenAI streams them).
+Json delta_json(const CompletionHeader& header, const OutputDelta& delta);
 
 // Compact JSON text; invalid UTF-8 in strings (never from the tokenizer, but possibly
 // echoed from a request) becomes U+FFFD instead of an exception.

@@ -9,8 +9,8 @@ namespace {
 
 CompletionHeader header() { return {"chatcmpl-abc123", 1700000000, "tiny"}; }
 
-OutputDelta reply_with_calls() {
-  OutputDelta reply;
+ParsedOutput reply_with_calls() {
+  ParsedOutput reply;
   reply.reasoning = "need weather";
   reply.tool_calls.push_back({"get_weather", R"({"city":"Paris"})"});
   reply.tool_calls.push_back({"get_time", "{}"});
@@ -49,14 +49,17 @@ TEST(ChatResponse, FinishReasons) {
   EXPECT_STREQ(finish_reason_name(FinishReason::length, true), "length");
 }
 
-TEST(ChatResponse, StreamChunksNumberToolCallsAcrossDeltas) {
-  OutputDelta second;
-  second.tool_calls.push_back({"get_time", "{}"});
-  const Json delta = delta_json(header(), second, 1);
-  EXPECT_EQ(delta, Json::parse(R"({"tool_calls": [{"index": 1, "id": "call_abc123_1", "type": "function",
-                                    "function": {"name": "get_time", "arguments": "{}"}}]})"));
+TEST(ChatResponse, StreamChunksCarryToolCallPieces) {
+  OutputDelta start;
+  start.tool_calls.push_back({1, "get_time", "{\"tz\""});
+  EXPECT_EQ(delta_json(header(), start), Json::parse(R"({"tool_calls": [{"index": 1, "id": "call_abc123_1",
+                                    "type": "function", "function": {"name": "get_time", "arguments": "{\"tz\""}}]})"));
+  OutputDelta more;
+  more.tool_calls.push_back({1, "", ": 1}"});
+  EXPECT_EQ(delta_json(header(), more),
+            Json::parse(R"({"tool_calls": [{"index": 1, "function": {"arguments": ": 1}"}}]})"));
   LogprobEntry token{"Hi", {72, 105}, -0.5f, {{"Hi", {72, 105}, -0.5f}, {"Yo", {89, 111}, -1.5f}}};
-  const Json chunk = chunk_json(header(), delta_json(header(), OutputDelta{"", "Hi", {}}, 0),
+  const Json chunk = chunk_json(header(), delta_json(header(), OutputDelta{"", "Hi", {}}),
                                 std::vector<LogprobEntry>{token}, nullptr, true);
   EXPECT_EQ(chunk, Json::parse(R"({"id": "chatcmpl-abc123", "object": "chat.completion.chunk", "created": 1700000000,
     "model": "tiny", "choices": [{"index": 0, "delta": {"content": "Hi"},
