@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <string_view>
 
 #include "q3vl/generate.h"
 #include "q3vl/package.h"
@@ -60,6 +61,11 @@ class Model {
   const GenerateOptions& default_options() const;
   // Longest sequence (prompt + generated tokens) the model accepts: max_position_embeddings.
   std::int64_t context_length() const;
+  // The bytes token `id` adds to generated text (for logprobs' "token" / "bytes"): byte-level
+  // BPE, so possibly part of a UTF-8 character; empty for special tokens and ids outside
+  // the vocabulary. Valid while the Model lives. Thread-safe; the first call builds a table
+  // of every token (~0.1 s for Qwen's 151k).
+  std::string_view token_bytes(std::int64_t id) const;
 
   // Internal parts for the runtime implementation; valid while this Model lives.
   const runtime::ModelParts& parts() const { return *parts_; }

@@ -61,6 +61,7 @@ const PackageManifest& Model::manifest() const { return parts_->manifest; }
 const ModelOptions& Model::options() const { return parts_->options; }
 const GenerateOptions& Model::default_options() const { return parts_->defaults; }
 std::int64_t Model::context_length() const { return parts_->config.text.max_position_embeddings; }
+std::string_view Model::token_bytes(std::int64_t id) const { return runtime::TokenBytes::of(*parts_).bytes(id); }
 
 const char* to_string(FinishReason reason) {
   switch (reason) {

@@ -4,7 +4,9 @@
 
 #include <string>
 
+#include "q3vl/model.h"
 #include "q3vl/tokenizer.h"
+#include "runtime/runtime_fixture.h"
 #include "runtime/token_bytes.h"
 #include "support/test_paths.h"
 
@@ -67,6 +69,16 @@ TEST(TokenBytes, ConcatenationEqualsDecodeOfASequence) {
   for (const auto id : ids) joined += table.bytes(id);
   EXPECT_EQ(joined, tokenizer.decode(ids, true));
   EXPECT_EQ(joined, text);
+}
+
+TEST(TokenBytes, ModelTokenBytesIsThePackagesTable) {
+  const auto model = testing::runtime_model("tiny");
+  const auto tokenizer = text::Tokenizer::load(testing::tokenizer_dir());
+  const text::TokenId hello[1] = {tokenizer.encode(" hello").at(0)};
+  EXPECT_EQ(model->token_bytes(hello[0]), " hello");
+  EXPECT_EQ(model->token_bytes(model->manifest().tokens.eos_token_ids.at(0)), "");  // special
+  EXPECT_EQ(model->token_bytes(-3), "");
+  EXPECT_EQ(model->token_bytes(model->manifest().vocab_size), "");
 }
 
 }  // namespace
