@@ -28,13 +28,14 @@ double seconds(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double>(to - from).count();
 }
 
-LogprobEntry logprobs_of(const TokenTexts& texts, const QueuedToken& token) {
-  LogprobEntry out;
-  out.token = texts.text(token.token_id);
-  out.bytes = texts.bytes(token.token_id);
-  out.logprob = token.logprob;
+std::vector<std::uint8_t> byte_list(std::string_view bytes) { return {bytes.begin(), bytes.end()}; }
+
+LogprobEntry logprobs_of(const Model& model, const QueuedToken& token) {
+  const std::string_view bytes = model.token_bytes(token.token_id);
+  LogprobEntry out{utf8_lossy(bytes), byte_list(bytes), token.logprob, {}};
   for (const TokenLogprob& alt : token.top) {
-    out.top.push_back({texts.text(alt.token_id), texts.bytes(alt.token_id), alt.logprob});
+    const std::string_view alt_bytes = model.token_bytes(alt.token_id);
+    out.top.push_back({utf8_lossy(alt_bytes), byte_list(alt_bytes), alt.logprob});
   }
   return out;
 }
@@ -114,7 +115,7 @@ class StreamWriter {
     }
     for (const QueuedToken& token : tokens) {
       clock_.observe(*context_.metrics, token, *record_);
-      if (request_.logprobs) pending_logprobs_.push_back(logprobs_of(*context_.loaded->token_texts, token));
+      if (request_.logprobs) pending_logprobs_.push_back(logprobs_of(*context_.loaded->model, token));
       if (!send(sink, parser_.feed(token.piece))) return gone();
     }
     if (!ended) return true;
@@ -229,7 +230,7 @@ void handle_chat_completion(const ChatContext& context, const httplib::Request& 
   std::optional<std::vector<LogprobEntry>> logprobs;
   if (request.logprobs) {
     logprobs.emplace();
-    for (const QueuedToken& token : tokens) logprobs->push_back(logprobs_of(*loaded.token_texts, token));
+    for (const QueuedToken& token : tokens) logprobs->push_back(logprobs_of(*loaded.model, token));
   }
   const Json body = completion_json(header, reply, result, logprobs);
   record_result(*record, result, body["choices"][0]["finish_reason"].get<std::string>().c_str());

@@ -8,11 +8,9 @@
 #include "q3vl/model.h"
 #include "q3vl/scheduler.h"
 #include "q3vl/server.h"
-#include "q3vl/tokenizer.h"
 #include "server/media_policy.h"
 #include "server/metrics.h"
 #include "server/request_log.h"
-#include "server/token_text.h"
 
 namespace httplib {
 struct Request;
@@ -26,8 +24,6 @@ namespace q3vl::server {
 struct LoadedModel {
   std::shared_ptr<const Model> model;
   std::unique_ptr<Scheduler> scheduler;
-  std::unique_ptr<text::Tokenizer> tokenizer;
-  std::unique_ptr<TokenTexts> token_texts;
   bool starts_in_reasoning = false;  // the generation prompt opens a <think> block
 };
 

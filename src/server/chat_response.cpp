@@ -2,6 +2,44 @@
 
 namespace q3vl::server {
 
+std::string utf8_lossy(std::string_view bytes) {
+  constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+  std::string out;
+  std::size_t i = 0;
+  while (i < bytes.size()) {
+    const auto c = static_cast<unsigned char>(bytes[i]);
+    if (c < 0x80) {
+      out += static_cast<char>(c);
+      ++i;
+      continue;
+    }
+    // Continuation count and the allowed range of the first continuation byte
+    // (Unicode Table 3-7: no overlongs, no surrogates, nothing above U+10FFFF).
+    int need = 0;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) need = 1;
+    else if (c == 0xE0) need = 2, lo = 0xA0;
+    else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) need = 2;
+    else if (c == 0xED) need = 2, hi = 0x9F;
+    else if (c == 0xF0) need = 3, lo = 0x90;
+    else if (c >= 0xF1 && c <= 0xF3) need = 3;
+    else if (c == 0xF4) need = 3, hi = 0x8F;
+    std::size_t j = i + 1;
+    int k = 0;
+    for (; k < need && j < bytes.size(); ++k, ++j) {
+      const auto d = static_cast<unsigned char>(bytes[j]);
+      if (d < (k == 0 ? lo : 0x80) || d > (k == 0 ? hi : 0xBF)) break;
+    }
+    if (need > 0 && k == need) {
+      out.append(bytes.substr(i, j - i));
+    } else {
+      out += kReplacement;
+    }
+    i = j;
+  }
+  return out;
+}
+
 const char* finish_reason_name(FinishReason reason, bool made_tool_calls) {
   switch (reason) {
     case FinishReason::length: return "length";

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -35,6 +36,11 @@ struct LogprobEntry {
   };
   std::vector<Alternative> top;      // most likely first
 };
+
+// `bytes` as text, each maximal invalid UTF-8 subsequence replaced by U+FFFD (the
+// WHATWG / Python errors="replace" rule): logprobs' "token" for a token that holds part
+// of a character.
+std::string utf8_lossy(std::string_view bytes);
 
 // "stop" / "length" / "tool_calls" (a reply that made tool calls and stopped by itself).
 const char* finish_reason_name(FinishReason reason, bool made_tool_calls);

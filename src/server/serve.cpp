@@ -116,8 +116,6 @@ class Server {
       model_options.intra_op_threads = options_.threads;
       model_options.allow_spinning = options_.allow_spinning;
       loaded_.model = Model::load(options_.model, model_options);
-      loaded_.tokenizer = std::make_unique<text::Tokenizer>(text::Tokenizer::load(options_.model));
-      loaded_.token_texts = std::make_unique<TokenTexts>(*loaded_.tokenizer);
       loaded_.starts_in_reasoning = starts_in_reasoning(*loaded_.model);
       if (options_.ctx_per_slot > loaded_.model->context_length()) {
         throw_error(ErrorKind::usage, "", "--ctx-per-slot",

@@ -72,3 +72,27 @@ TEST(ChatResponse, StreamChunksCarryToolCallPieces) {
 
 }  // namespace
 }  // namespace q3vl::server
+
+namespace q3vl::server {
+namespace {
+
+// Expected values from Python: bytes.decode("utf-8", errors="replace").encode().
+TEST(ChatResponse, Utf8LossyMatchesPythonReplace) {
+  const std::string r = "\xEF\xBF\xBD";
+  const std::pair<std::string, std::string> cases[] = {
+      {"abc", "abc"},
+      {"\xE4\xBD\xA0", "\xE4\xBD\xA0"},
+      {"\xE4\xBD", r},
+      {"\xE4\xBD" "a", r + "a"},
+      {"\xFF", r},
+      {"\xED\xA0\x80", r + r + r},  // a surrogate
+      {"\xF0\x9F\x98", r},          // a cut emoji
+      {"\xC0\xAF", r + r},          // overlong
+      {"\xF4\x90\x80\x80", r + r + r + r},  // above U+10FFFF
+      {" \xE2\x82", " " + r},
+  };
+  for (const auto& [bytes, text] : cases) EXPECT_EQ(utf8_lossy(bytes), text) << bytes;
+}
+
+}  // namespace
+}  // namespace q3vl::server
