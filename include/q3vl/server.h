@@ -3,7 +3,7 @@
 // serve() listens on host:port at once, loads the package in a background thread
 // (GET /health answers 503 until the model is ready, 200 after), then serves
 //   POST /v1/chat/completions   OpenAI chat completions (JSON or SSE stream)
-//   GET  /v1/models             the one model, named `model_name`
+//   GET  /v1/models             the one model, named `model_name` (and /v1/models/{id})
 //   GET  /health                {"status": "ok" | "loading"}
 //   GET  /metrics               Prometheus text
 //   GET  /                      the web chat page
