@@ -135,11 +135,24 @@ class Server {
                             ")" + (loaded_.starts_in_reasoning ? "; replies start in <think>" : ""));
       ready_.store(true);
     } catch (const Error& e) {
-      write_log_message(options_.log_format, std::string("model failed to load: ") + e.what());
-      load_error_ = e;
-      stopping_.store(true);
-      http_.stop();
+      fail_load(e);
+    } catch (const std::exception& e) {
+      fail_load(Error({ErrorKind::runtime, options_.model.string(), "", "", "", e.what()}));
     }
+  }
+
+  void fail_load(const Error& e) {
+    write_log_message(options_.log_format, std::string("model failed to load: ") + e.what());
+    load_error_ = e;
+    stopping_.store(true);
+    stop_http();
+  }
+
+  // cpp-httplib's stop() does nothing before listen has started, so a stop that comes
+  // that early (a fast load failure, an early signal) waits for it first.
+  void stop_http() {
+    for (int i = 0; i < 5000 && !http_.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    http_.stop();
   }
 
   void wait_for_signal() {
@@ -154,7 +167,7 @@ class Server {
     // New requests now get 503; in-flight ones finish or are cancelled after the grace.
     // (While the model still loads there is nothing in flight; run() waits for the loader.)
     if (ready_.load()) loaded_.scheduler->shutdown(std::chrono::milliseconds(options_.shutdown_grace_ms));
-    http_.stop();
+    stop_http();
   }
 
   nlohmann::ordered_json model_json() const {

@@ -63,7 +63,10 @@ class Server:
         self.reader.start()
         deadline = time.time() + 20
         while self.port is None:
-            assert self.proc.poll() is None, "q3vl serve exited: " + "\n".join(self.log)
+            if self.proc.poll() is not None:  # exited: its output may still be in the pipe
+                self.reader.join(timeout=5)
+                assert self.port is not None, "q3vl serve exited: " + "\n".join(self.log)
+                break
             assert time.time() < deadline, "no 'listening on' line: " + "\n".join(self.log)
             time.sleep(0.02)
         self.url = f"http://127.0.0.1:{self.port}"

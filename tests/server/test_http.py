@@ -223,3 +223,16 @@ def test_503_while_loading_then_200_and_sigint_exits_0(package):
     assert s.stop(signal.SIGINT) == 0
     assert any("received SIGINT" in line for line in s.log) and s.log[-1].endswith("stopped")
     assert any("limit --max-pixels" in line for line in s.log) and any("KV cache" in line for line in s.log)
+
+
+def test_sigterm_while_loading_exits_0(package):
+    s = Server(package, wait=False)
+    assert s.stop(signal.SIGTERM) == 0
+    assert any("received SIGTERM" in line for line in s.log) and s.log[-1].endswith("stopped")
+
+
+def test_a_package_that_cannot_load_ends_the_server_with_its_error(scratch):
+    s = Server(scratch / "no-such-package", wait=False)
+    assert s.proc.wait(timeout=30) == 1
+    s.reader.join(timeout=5)
+    assert any("model failed to load" in line and "no-such-package" in line for line in s.log)
