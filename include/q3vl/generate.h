@@ -43,9 +43,11 @@ struct GenerateOptions {
   // Constrain sampling so the generated text is exactly one JSON object (OpenAI
   // response_format {"type": "json_object"}): tokens whose text would make the output
   // invalid JSON are masked; once the object closes only a stop token may follow (with
-  // no stop_token_ids generation ends there). Insignificant whitespace runs are capped
-  // at 32 bytes so a model cannot loop on it. The output is only cut short by
-  // max_new_tokens / the context (finish_reason length) or cancellation.
+  // no stop_token_ids generation ends there). The text starts with '{'; whitespace runs
+  // inside are capped at 32 bytes so a model cannot loop on them. When the tokens left
+  // (max_new_tokens, or the context) just suffice to close the object, only tokens that
+  // keep it closable are allowed, so the output is complete JSON even when the budget
+  // ends it (unless max_new_tokens < 3); cancellation can still cut it short.
   bool json_object = false;
 };
 

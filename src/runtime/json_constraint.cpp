@@ -135,9 +135,7 @@ bool JsonMachine::unicode_digit(unsigned char byte) {
 bool JsonMachine::step(unsigned char byte) {
   if (!is_whitespace(byte)) spaces_ = 0;
   switch (state_) {
-    case State::start:
-      if (is_whitespace(byte)) return whitespace();
-      return byte == '{' && open(true);
+    case State::start: return byte == '{' && open(true);
     case State::object_open:
       if (byte == '}') return close(byte);
       [[fallthrough]];
@@ -285,11 +283,19 @@ void JsonConstraint::mask(std::vector<std::uint8_t>& allowed, std::int64_t token
   }
   // Tokens after this one must cover the closing bytes (and the stop token).
   const std::int64_t after = tokens_left - 1 - (stops_.empty() ? 0 : 1);
-  const bool budgeted = after >= machine_.closing_cost() - 1;
+  const int cost = machine_.closing_cost();
+  const bool budgeted = after >= cost - 1;
+  // Plain text inside a string changes nothing, closing cost included.
+  const bool plain_ok = machine_.in_plain_string() && (!budgeted || cost <= after);
   bool any = false;
   for (std::int64_t id = 0; id < n; ++id) {
     const std::string_view bytes = tokens_.bytes(id);
     if (bytes.empty()) continue;
+    if (machine_.in_plain_string() && tokens_.plain_text(id)) {
+      allowed[static_cast<std::size_t>(id)] = plain_ok ? 1 : 0;
+      any |= plain_ok;
+      continue;
+    }
     JsonMachine trial = machine_;
     const bool ok = trial.feed_all(bytes) && (!budgeted || trial.closing_cost() <= after);
     allowed[static_cast<std::size_t>(id)] = ok ? 1 : 0;

@@ -10,7 +10,8 @@
 // Two limits keep a sampled output from running away: at most kMaxDepth nested
 // containers, and at most kMaxWhitespace consecutive whitespace bytes outside strings
 // (a model can otherwise loop on newlines forever, as OpenAI warns for its JSON mode).
-// Leading whitespace before the object is allowed; none after it (the text ends there).
+// The text starts with '{' and ends with the matching '}': no whitespace around the
+// object (it would only spend tokens).
 //
 // closing_cost() is the length of one shortest completion (close the string with '"',
 // finish a key with ':0', a number or literal with its remaining bytes, then one closer
@@ -42,10 +43,13 @@ class JsonMachine {
   bool complete() const { return state_ == State::done; }
   // Bytes of the shortest completion described above (0 once complete).
   int closing_cost() const;
+  // Inside a string with no escape or multi-byte character pending: TokenBytes'
+  // plain_text tokens then leave the state exactly as it is.
+  bool in_plain_string() const { return state_ == State::string; }
 
  private:
   enum class State : std::uint8_t {
-    start,         // before the object: whitespace or '{'
+    start,         // before the object: '{'
     object_open,   // after '{': whitespace, '"' or '}'
     object_key,    // after ',' in an object: whitespace or '"'
     colon,         // after a key: whitespace or ':'

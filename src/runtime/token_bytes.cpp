@@ -33,6 +33,42 @@ bool next_code_point(std::string_view s, std::size_t& i, char32_t& cp) {
   return true;
 }
 
+// Complete, valid UTF-8 (RFC 3629: no overlong forms, surrogates or code points above
+// U+10FFFF) with no control character, '"' or '\\'.
+bool is_plain_text(std::string_view s) {
+  if (s.empty()) return false;
+  for (std::size_t i = 0; i < s.size();) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    if (b < 0x80) {
+      if (b < 0x20 || b == '"' || b == '\\') return false;
+      ++i;
+      continue;
+    }
+    std::size_t n = 0;
+    unsigned char low = 0x80, high = 0xBF;
+    if (b >= 0xC2 && b <= 0xDF) {
+      n = 1;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+      n = 2;
+      if (b == 0xE0) low = 0xA0;
+      if (b == 0xED) high = 0x9F;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+      n = 3;
+      if (b == 0xF0) low = 0x90;
+      if (b == 0xF4) high = 0x8F;
+    } else {
+      return false;
+    }
+    if (i + n >= s.size()) return false;  // a character cut off at the end
+    for (std::size_t k = 1; k <= n; ++k) {
+      const auto c = static_cast<unsigned char>(s[i + k]);
+      if (c < (k == 1 ? low : 0x80) || c > (k == 1 ? high : 0xBF)) return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
 }  // namespace
 
 TokenBytes::TokenBytes(const text::Tokenizer& tokenizer, std::int64_t width) {
@@ -67,6 +103,8 @@ TokenBytes::TokenBytes(const text::Tokenizer& tokenizer, std::int64_t width) {
     }
     offsets_.push_back(static_cast<std::uint32_t>(data_.size()));
   }
+  plain_.resize(static_cast<std::size_t>(width));
+  for (std::int64_t id = 0; id < width; ++id) plain_[static_cast<std::size_t>(id)] = is_plain_text(bytes(id)) ? 1 : 0;
 }
 
 const TokenBytes& TokenBytes::of(const ModelParts& parts) {

@@ -39,11 +39,18 @@ class TokenBytes {
   // Bytes of `id`; empty for special tokens and ids outside [0, size()).
   std::string_view bytes(std::int64_t id) const;
   bool special(std::int64_t id) const { return id >= 0 && id < size() && special_[static_cast<std::size_t>(id)]; }
+  // Whether the bytes are non-empty, complete valid UTF-8, with no control character
+  // (< 0x20), quote or backslash: text that stays inside a JSON string as it is (most of
+  // a vocabulary; JsonConstraint skips validating these byte by byte inside strings).
+  bool plain_text(std::int64_t id) const {
+    return id >= 0 && id < size() && plain_[static_cast<std::size_t>(id)];
+  }
 
  private:
   std::string data_;                    // every token's bytes, concatenated
   std::vector<std::uint32_t> offsets_;  // [size + 1] into data_
   std::vector<std::uint8_t> special_;
+  std::vector<std::uint8_t> plain_;
 };
 
 // Where ModelParts keeps its table: built on first use, once.

@@ -25,7 +25,7 @@ TEST(JsonMachine, CompleteObjectsAreAcceptedAndParse) {
   const std::vector<std::string> objects = {
       "{}",
       "{\"a\":1}",
-      " \n{ \"a\" : [1, 2.5, -0.0e+3, 1E9, true, false, null, \"x\"] }",
+      "{ \"a\" : [1, 2.5, -0.0e+3, 1E9, true, false, null, \"x\"] }",
       "{\"nested\":{\"deeper\":[[],{},[{}]]},\"s\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\"}",
       "{\"pair\":\"\\ud83d\\ude00\",\"utf8\":\"h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80\"}",
       "{\"zero\":0,\"neg\":-12,\"frac\":3.25,\"exp\":5e-7}",
@@ -70,6 +70,7 @@ TEST(JsonMachine, RefusesTheFirstInvalidByte) {
       {"{\"a\":\"\xf4\x90\x80\x80\"}", 7},  // above U+10FFFF
       {"{\"a\":\"\xc3(\"}", 7},     // missing continuation byte
       {"{} ", 2},                  // nothing after the object
+      {" {}", 0},                  // nor before it
       {"{}{}", 2},
   };
   for (const Case& c : cases) {
@@ -77,7 +78,7 @@ TEST(JsonMachine, RefusesTheFirstInvalidByte) {
     EXPECT_EQ(first_refused(c.text, m), c.refused) << c.text;
     // nlohmann agrees the text is not one JSON object (except trailing whitespace, which
     // JSON allows and the constraint refuses by design: the text ends with the object).
-    if (c.text != "{} ") {
+    if (c.text != "{} " && c.text != " {}") {
       EXPECT_FALSE(nlohmann::json::accept(c.text) && nlohmann::json::parse(c.text).is_object()) << c.text;
     }
   }
@@ -114,7 +115,7 @@ TEST(JsonMachine, ClosingCostIsAShortestCompletion) {
   };
   const std::vector<Case> cases = {
       {"", 2},                       // {}
-      {"  {", 1},                    // }
+      {"{", 1},                      // }
       {"{\"a", 4},                  // ":0}
       {"{\"a\"", 3},               // :0}
       {"{\"a\":", 2},              // 0}
@@ -140,7 +141,7 @@ TEST(JsonMachine, ClosingCostIsAShortestCompletion) {
 // closing cost by exactly one, so a completion of closing_cost() bytes always exists.
 TEST(JsonMachine, SomeByteAlwaysLowersTheClosingCostByOne) {
   const std::string text =
-      " {\"k\": [0, -1.5e+3, true, null, {\"x\\n\\ud83d\\ude00\": \"h\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}], \"z\": false}";
+      "{\"k\": [0, -1.5e+3, true, null, {\"x\\n\\ud83d\\ude00\": \"h\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}], \"z\": false}";
   JsonMachine m;
   for (std::size_t i = 0; i <= text.size(); ++i) {
     if (!m.complete()) {

@@ -482,6 +482,14 @@ TEST(Scheduler, JsonObjectOutputParses) {
     ASSERT_NO_THROW(parsed = nlohmann::json::parse(r.text)) << r.text;
     EXPECT_TRUE(parsed.is_object()) << r.text;
   }
+  // q3vl::generate (Chat) runs the same constraint.
+  GenerateOptions options = model->default_options();
+  options.sampling.seed = 9;
+  options.max_new_tokens = 24;
+  options.json_object = true;
+  const GenerateResult r = generate(model, messages, options);
+  EXPECT_EQ(r.finish_reason, FinishReason::stop) << r.text;
+  EXPECT_TRUE(nlohmann::json::parse(r.text).is_object()) << r.text;
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "q3vl/model.h"
 #include "q3vl/tokenizer.h"
+#include "runtime/json_constraint.h"
 #include "runtime/runtime_fixture.h"
 #include "runtime/token_bytes.h"
 #include "support/test_paths.h"
@@ -69,6 +70,25 @@ TEST(TokenBytes, ConcatenationEqualsDecodeOfASequence) {
   for (const auto id : ids) joined += table.bytes(id);
   EXPECT_EQ(joined, tokenizer.decode(ids, true));
   EXPECT_EQ(joined, text);
+}
+
+// plain_text (JsonConstraint's fast path inside strings) agrees with the JSON machine fed
+// the token inside a string: accepted, still in the string, nothing escaped or closed.
+TEST(TokenBytes, PlainTextIsWhatStaysInsideAJsonString) {
+  const auto tokenizer = text::Tokenizer::load(testing::tokenizer_dir());
+  const TokenBytes table(tokenizer, static_cast<std::int64_t>(tokenizer.vocab_size()));
+  JsonMachine in_string;
+  for (const char c : std::string("{\"k\":\"")) ASSERT_TRUE(in_string.feed(static_cast<unsigned char>(c)));
+  std::int64_t plain = 0;
+  for (std::int64_t id = 0; id < table.size(); ++id) {
+    const std::string_view bytes = table.bytes(id);
+    JsonMachine m = in_string;
+    const bool stays = !bytes.empty() && bytes.find_first_of("\"\\") == std::string_view::npos && m.feed_all(bytes) &&
+                       m.in_plain_string();
+    ASSERT_EQ(table.plain_text(id), stays) << "id " << id << " bytes " << bytes;
+    plain += stays ? 1 : 0;
+  }
+  EXPECT_GT(plain, 140000);
 }
 
 TEST(TokenBytes, ModelTokenBytesIsThePackagesTable) {
