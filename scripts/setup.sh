@@ -44,7 +44,8 @@ APT_PACKAGES=(
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenblas-dev
-  libssl-dev npm python3-pip python3-venv
+  libssl-dev npm python3-pip
+  python3-venv curl chromium chromium-driver
 )
 # The text layer's crates need rustc 1.85 (their highest rust-version); Debian 12 ships 1.96.
 MIN_CARGO_VERSION=1.85
@@ -153,16 +154,22 @@ fetch_tokenizer() {
   log "Qwen3 tokenizer in $dest"
 }
 
-# --- 3b. test-time Python: one venv from tests/python/requirements.txt ------------
+# --- 4. the end-to-end tests' Python venv ---------------------------------------
+# .venv-tests/ from tests/python/requirements.txt (pinned name==version lines); remade
+# when that file changes.
 make_test_venv() {
-  local venv="$ROOT/.venv-tests"
-  [ -x "$venv/bin/python" ] || python3 -m venv "$venv" || die "python3 -m venv $venv failed"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/tests/python/requirements.txt" \
-    || die "pip install -r tests/python/requirements.txt failed"
-  log "test venv: $venv"
+  local venv="$ROOT/.venv-tests" req="$ROOT/tests/python/requirements.txt"
+  [ -f "$req" ] || return 0
+  local sum; sum="$(sha256sum "$req" | awk '{print $1}')"
+  if [ -f "$venv/.stamp-$sum" ]; then log "test venv: present"; return; fi
+  rm -rf "$venv"
+  python3 -m venv "$venv" || die "python3 -m venv failed (Debian needs python3-venv)"
+  "$venv/bin/python" -m pip install --quiet -r "$req" || die "pip install -r $req failed"
+  touch "$venv/.stamp-$sum"
+  log "test venv in $venv"
 }
 
-# --- 4. configure and build ----------------------------------------------------
+# --- 5. configure and build ----------------------------------------------------
 build() {
   local ort_arg=()
   [ -n "${ORT_ROOT:-}" ] && ort_arg=(-DORT_ROOT="$ORT_ROOT")
