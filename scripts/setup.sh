@@ -44,6 +44,7 @@ APT_PACKAGES=(
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenblas-dev
+  clang-16 libfuzzer-16-dev
   libssl-dev npm python3-pip
 )
 # The text layer's crates need rustc 1.85 (their highest rust-version); Debian 12 ships 1.96.
