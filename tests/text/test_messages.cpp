@@ -90,7 +90,11 @@ TEST(Messages, ErrorsGiveJsonPathAndExpectation) {
   EXPECT_EQ(error_of(R"({"role": "user"})"), "req.json: messages: expected array of messages, got object");
   EXPECT_EQ(error_of(R"([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": ""}}]}])"),
             "req.json: messages[0].content[0].image_url.url: expected a path or URL, got an empty string");
-  EXPECT_NE(error_of("[{\"role\": ").find("req.json: malformed JSON"), std::string::npos);
+  EXPECT_EQ(error_of("[{\"role\": ").rfind("req.json: line 1, column 10: syntax error", 0), 0u);
+  // Nesting beyond io::JsonLimits::max_depth (128) is a limit error before the value is built.
+  const std::string deep = std::string(129, '[') + std::string(129, ']');
+  EXPECT_EQ(error_of(deep), "req.json: nesting depth: expected at most 128 levels (JsonLimits::max_depth), got deeper");
+  EXPECT_EQ(error_of(std::string(128, '[') + std::string(128, ']')).rfind("req.json: messages[0]", 0), 0u);
 }
 
 TEST(Messages, ChatRequestFileShapes) {
