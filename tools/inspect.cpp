@@ -50,6 +50,7 @@ RunFunction setup_inspect(CLI::App& command) {
 
   return [dir, json, verify]() {
     const PackageManifest manifest = load_package_manifest(*dir);
+    check_package_file_sizes(*dir, manifest);
     if (*verify) verify_package_files(*dir, manifest);
     io::Json report = io::Json::array();
     int failures = 0;
@@ -62,7 +63,12 @@ RunFunction setup_inspect(CLI::App& command) {
                   static_cast<long long>(manifest.num_hidden_layers), static_cast<long long>(manifest.num_key_value_heads),
                   static_cast<long long>(manifest.head_dim), static_cast<long long>(manifest.hidden_size),
                   static_cast<long long>(manifest.vocab_size), static_cast<long long>(manifest.deepstack_layers));
-      std::printf("  files %zu\n", manifest.files.size());
+      if (manifest.files.empty()) {
+        std::printf("  files: no sizes or checksums recorded (built by an older q3vl; rebuild to get them)\n");
+      } else {
+        std::printf("  files %zu%s\n", manifest.files.size(), *verify ? ", sizes and sha256 verified" : ", sizes ok");
+      }
+      if (*verify && manifest.files.empty()) std::printf("  verify: no checksums recorded\n");
     }
     for (const auto& graph : manifest.graphs) {
       io::Json entry;
