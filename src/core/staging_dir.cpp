@@ -62,18 +62,19 @@ StagingDir::StagingDir(const fs::path& final_path) : final_(fs::absolute(final_p
     if (p == p.parent_path()) break;
   }
   std::error_code ec;
+  fs::path failed = parent;
   fs::create_directories(parent, ec);
   if (!ec) {
     remove_dead_temporaries(final_);
     path_ = parent / (staging_prefix(final_) + std::to_string(getpid()));
+    failed = path_;
     fs::remove_all(path_, ec);
     if (!ec && !fs::create_directory(path_, ec) && !ec) ec = std::make_error_code(std::errc::file_exists);
   }
   if (ec) {
     std::error_code ignored;
     for (const auto& p : created_parents_) fs::remove(p, ignored);
-    throw_error(ErrorKind::io, final_.string(), "", "a writable directory for the output (" + parent.string() + ")",
-                ec.message());
+    throw_error(ErrorKind::io, final_.string(), "cannot create directory " + failed.string() + ": " + ec.message());
   }
   fault_point("staging");
 }

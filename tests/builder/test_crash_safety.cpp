@@ -25,7 +25,7 @@ std::string build_args(const std::filesystem::path& out, const char* precision) 
 
 // old: an fp32 package; each faulted run would replace it with an int8 one.
 void check_matrix_row(int signal, long file_limit_kb, const std::vector<std::string>& phases) {
-  const auto out = fresh_dir("crash-" + std::to_string(signal)) / "pkg";
+  const auto out = testing::fresh_dir("crash-" + std::to_string(signal)) / "pkg";
   ASSERT_EQ(testing::run_q3vl_with_fault(build_args(out, "fp32"), "", 0).status, 0);
   const std::string old_tree = testing::tree_listing(out);
   ASSERT_FALSE(old_tree.empty());
