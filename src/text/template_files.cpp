@@ -39,7 +39,7 @@ TemplateFile find_chat_template(const std::filesystem::path& model_dir) {
 
   const auto config = model_dir / "tokenizer_config.json";
   if (auto text = read_if_exists(config)) {
-    const auto json = parse_json(*text, config.string());
+    const auto json = io::parse_json(*text, config.string());
     const auto it = json.is_object() ? json.find("chat_template") : json.end();
     const std::string name = config.string() + "#chat_template";
     if (it != json.end() && it->is_string()) return {it->get<std::string>(), name};
