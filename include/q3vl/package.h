@@ -106,10 +106,11 @@ PackageManifest load_package_manifest(const std::filesystem::path& package_dir);
 // file is a q3vl::Error(format) naming it ("decoder.onnx.data: size: expected N
 // bytes, got M bytes") and never reaches ONNX Runtime. A manifest without a file
 // list (packages built before q3vl recorded one) passes: there is nothing to check.
+// A listed file that is missing is q3vl::Error(io).
 void check_package_file_sizes(const std::filesystem::path& package_dir, const PackageManifest& manifest);
 
 // check_package_file_sizes plus every listed file's sha256 (`q3vl inspect --verify`):
-// throws q3vl::Error(format) naming the first file that is missing or differs.
+// throws q3vl::Error naming the first file that is missing (io) or differs (format).
 // Reads every byte of the package. An empty manifest.files means no checksums are
 // recorded (an older package): nothing is verified, the caller should say so.
 void verify_package_files(const std::filesystem::path& package_dir, const PackageManifest& manifest);

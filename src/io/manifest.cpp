@@ -23,8 +23,8 @@ std::vector<PackageTensor> tensors_from(const JsonObject& parent, std::string_vi
   for (std::size_t i = 0; i < list.size(); ++i) {
     JsonObject t(list[i], parent.file(), parent.field_path(key) + "[" + std::to_string(i) + "]");
     PackageTensor tensor{t.get_string("name"), t.get_string("dtype"), {}};
-    const Json& shape = t.json().at("shape");
-    for (const auto& d : shape) {
+    if (!t.has("shape") || !t.json()["shape"].is_array()) t.fail("shape", "array of strings");
+    for (const auto& d : t.json()["shape"]) {
       if (!d.is_string()) t.fail("shape", "array of strings");
       tensor.shape.push_back(d.get<std::string>());
     }
@@ -208,7 +208,7 @@ void check_package_file_sizes(const std::filesystem::path& package_dir, const Pa
     const auto path = package_dir / f.path;
     std::error_code ec;
     const auto size = std::filesystem::file_size(path, ec);
-    if (ec) throw_error(ErrorKind::format, path.string(), "", "a file listed in q3vl.json", "missing");
+    if (ec) throw_error(ErrorKind::io, path.string(), "", "a file listed in q3vl.json", "missing");
     if (size != f.size) {
       throw_error(ErrorKind::format, path.string(), "size", std::to_string(f.size) + " bytes (q3vl.json)",
                   std::to_string(size) + " bytes");
