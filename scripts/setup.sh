@@ -44,6 +44,7 @@ APT_PACKAGES=(
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenblas-dev
+  clang-16 libfuzzer-16-dev
   libssl-dev npm python3-pip
   python3-venv curl chromium chromium-driver
 )

@@ -96,6 +96,7 @@ RunFunction setup_inspect(CLI::App& command) {
       return inspect_genai_package(*dir, *json);
     }
     const PackageManifest manifest = load_package_manifest(*dir);
+    check_package_file_sizes(*dir, manifest);
     if (*verify) verify_package_files(*dir, manifest);
     io::Json report = io::Json::array();
     int failures = 0;
@@ -115,7 +116,12 @@ RunFunction setup_inspect(CLI::App& command) {
                     manifest.quantization.kernels == "q3vl" ? "q3vl (op domain q3vl: q3vl.QuantLinear)"
                                                             : "ort (com.microsoft.MatMulNBits)");
       }
-      std::printf("  files %zu\n", manifest.files.size());
+      if (manifest.files.empty()) {
+        std::printf("  files: no sizes or checksums recorded (built by an older q3vl; rebuild to get them)\n");
+      } else {
+        std::printf("  files %zu%s\n", manifest.files.size(), *verify ? ", sizes and sha256 verified" : ", sizes ok");
+      }
+      if (*verify && manifest.files.empty()) std::printf("  verify: no checksums recorded\n");
     }
     for (const auto& graph : manifest.graphs) {
       io::Json entry;

@@ -91,7 +91,7 @@ struct PackageManifest {
   std::int64_t vocab_size = 0;
   std::int64_t deepstack_layers = 0;
   std::vector<PackageGraph> graphs;
-  std::vector<PackageFile> files;
+  std::vector<PackageFile> files;  // empty in packages built before q3vl recorded sizes + sha256
   std::string source_config_json;   // config.json of the checkpoint, as JSON text
   std::string preprocessing_json;   // {"patch_size", ..., "image": {...}, "video": {...}} as JSON text
 
@@ -105,8 +105,18 @@ struct PackageManifest {
 // format_version).
 PackageManifest load_package_manifest(const std::filesystem::path& package_dir);
 
-// Recomputes every listed file's size and sha256 and throws q3vl::Error(format) naming
-// the first file that is missing or differs.
+// The cheap check every load makes (Model::load, `q3vl inspect`): each file the
+// manifest lists exists with the recorded size, so a truncated or swapped weights
+// file is a q3vl::Error(format) naming it ("decoder.onnx.data: size: expected N
+// bytes, got M bytes") and never reaches ONNX Runtime. A manifest without a file
+// list (packages built before q3vl recorded one) passes: there is nothing to check.
+// A listed file that is missing is q3vl::Error(io).
+void check_package_file_sizes(const std::filesystem::path& package_dir, const PackageManifest& manifest);
+
+// check_package_file_sizes plus every listed file's sha256 (`q3vl inspect --verify`):
+// throws q3vl::Error naming the first file that is missing (io) or differs (format).
+// Reads every byte of the package. An empty manifest.files means no checksums are
+// recorded (an older package): nothing is verified, the caller should say so.
 void verify_package_files(const std::filesystem::path& package_dir, const PackageManifest& manifest);
 
 }  // namespace q3vl

@@ -43,6 +43,12 @@ struct VisionProcessorConfig {
   bool do_resize = true;
   bool do_rescale = true;
   bool do_normalize = true;
+  // Not a file field: the most pixels one resize may produce (all frames of a video
+  // together). The resolved min_pixels and max_pixels (config or request) must not
+  // exceed it, checked before anything is allocated (q3vl::Error(limit) naming it).
+  // 2^25 is above every HF Qwen3-VL default (16777216 for images, 25165824 for
+  // videos); pixel_values at the limit take ~800 MB.
+  std::int64_t max_resized_pixels = std::int64_t{1} << 25;
 };
 
 // preprocessor_config.json. Defaults are HF's class defaults (Qwen2VLImageProcessor,

@@ -8,6 +8,7 @@
 #include "builder/genai_package.h"
 #include "builder/graph.h"
 #include "builder/package_files.h"
+#include "core/staging_dir.h"
 #include "builder/text_decoder.h"
 #include "builder/vision_graph.h"
 #include "builder/weight_reader.h"
@@ -292,7 +293,7 @@ BuildResult build_package(const BuildOptions& o) {
   Progress progress("q3vl build", total, ProgressUnit::bytes, o.progress);
   builder::WeightReader weights(checkpoint, progress);
 
-  builder::StagingDir staging(o.out_dir);
+  core::StagingDir staging(o.out_dir);
   const auto& dir = staging.path();
   PackageManifest m;
   m.builder_version = kVersion;
@@ -349,6 +350,7 @@ BuildResult build_package(const BuildOptions& o) {
   write_graph("embed", dir, builder::to_string(embed_precision), m, [&](builder::Graph& g) {
     builder::write_embed_graph(g, weights, config, embed_precision);
   });
+  core::fault_point("writing");
   std::optional<builder::CalibrationStats> calibration;
   if (gptq) {
     // Record what every decoder matmul sees on the calibration prompts, through a

@@ -1,7 +1,5 @@
 #include "checkpoint/make_checkpoint.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <fstream>
@@ -13,6 +11,7 @@
 #include "checkpoint/presets.h"
 #include "checkpoint/random_weights.h"
 #include "checkpoint/weight_layout.h"
+#include "core/staging_dir.h"
 #include "io/json_file.h"
 #include "io/safetensors.h"
 #include "q3vl/error.h"
@@ -39,62 +38,6 @@ void check_out_dir(const fs::path& out) {
                 "a non-empty directory");
   }
 }
-
-// Owns the hidden staging directory next to `out` (and any parents it had to
-// create): removes them unless commit() renamed the staging directory to `out`.
-class StagingDir {
- public:
-  explicit StagingDir(const fs::path& out) : out_(fs::absolute(out).lexically_normal()) {
-    if (!out_.has_filename()) out_ = out_.parent_path();
-    const fs::path parent = out_.parent_path();
-    for (fs::path p = parent; !p.empty() && !fs::exists(p); p = p.parent_path()) {
-      created_parents_.push_back(p);
-      if (p == p.parent_path()) break;
-    }
-    std::error_code error;
-    fs::create_directories(parent, error);
-    if (error) fail_create(parent, error);
-    path_ = parent / ("." + out_.filename().string() + ".partial-" + std::to_string(getpid()));
-    fs::remove_all(path_, error);
-    if (!fs::create_directory(path_, error) || error) fail_create(path_, error);
-  }
-  ~StagingDir() {
-    if (committed_) return;
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-    // Innermost first; remove() leaves a directory someone else filled meanwhile.
-    for (const auto& p : created_parents_) fs::remove(p, ignored);
-  }
-  StagingDir(const StagingDir&) = delete;
-  StagingDir& operator=(const StagingDir&) = delete;
-
-  const fs::path& path() const { return path_; }
-
-  void commit() {
-    std::error_code error;
-    if (fs::exists(out_)) fs::remove(out_, error);  // checked empty before
-    fs::rename(path_, out_, error);
-    if (error) {
-      throw_error(ErrorKind::io, out_.string(),
-                  "cannot rename " + path_.string() + " to it: " + error.message());
-    }
-    committed_ = true;
-  }
-
- private:
-  [[noreturn]] void fail_create(const fs::path& dir, const std::error_code& error) {
-    std::error_code ignored;
-    for (const auto& p : created_parents_) fs::remove(p, ignored);
-    throw_error(ErrorKind::io, out_.string(),
-                "cannot create directory " + dir.string() + ": " +
-                    (error ? error.message() : "already exists"));
-  }
-
-  fs::path out_;
-  fs::path path_;
-  std::vector<fs::path> created_parents_;  // innermost first
-  bool committed_ = false;
-};
 
 void write_text_file(const fs::path& path, std::string_view text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -171,7 +114,7 @@ MakeCheckpointResult make_checkpoint(const MakeCheckpointOptions& options) {
   result.tensor_count = weights.size();
   for (const auto& w : weights) result.weight_bytes += static_cast<std::uint64_t>(w.numel()) * 2;
 
-  StagingDir staging(options.out);
+  core::StagingDir staging(options.out);
   const fs::path& dir = staging.path();
   write_text_file(dir / "config.json", to_config_json(config, layout));
   io::write_json_file(dir / "generation_config.json", qwen3vl_generation_config());
@@ -179,6 +122,7 @@ MakeCheckpointResult make_checkpoint(const MakeCheckpointOptions& options) {
   io::write_json_file(dir / "video_preprocessor_config.json", qwen3vl_video_preprocessor_config());
   write_text_file(dir / "chat_template.jinja", qwen3vl_chat_template());
   write_tokenizer_files(tokenizer_dir, dir);
+  core::fault_point("writing");
   check_cancel(options);
   {
     Progress progress("make-checkpoint " + label, result.weight_bytes, ProgressUnit::bytes,
@@ -186,7 +130,7 @@ MakeCheckpointResult make_checkpoint(const MakeCheckpointOptions& options) {
     write_weights(dir, weights, options, threads, progress);
   }
   check_cancel(options);
-  staging.commit();
+  staging.commit(true);  // check_out_dir allowed only a missing or empty directory
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;

@@ -30,7 +30,9 @@ std::string line_and_column(std::string_view text, std::size_t byte) {
 // column 2: syntax error ..."; keep the part after the position, which we give ourselves.
 std::string strip_exception_prefix(const std::string& message) {
   const auto colon = message.find(": ");
-  return colon == std::string::npos ? message : message.substr(colon + 2);
+  if (colon != std::string::npos) return message.substr(colon + 2);
+  const auto tag = message.find("] ");  // "[json.exception.out_of_range.406] number overflow ..."
+  return tag == std::string::npos ? message : message.substr(tag + 2);
 }
 
 const char* type_name(const Json& value) {
@@ -41,21 +43,42 @@ const char* type_name(const Json& value) {
 
 }  // namespace
 
-Json parse_json(std::string_view text, const std::string& file) {
+Json parse_json(std::string_view text, const std::string& file, const JsonLimits& limits) {
+  // nlohmann's parser is iterative; the callback sees the depth of each value as it
+  // opens, so an over-deep document stops before its deep part is built.
+  const auto check_depth = [&](int depth, Json::parse_event_t event, Json&) {
+    if ((event == Json::parse_event_t::object_start || event == Json::parse_event_t::array_start) &&
+        depth >= limits.max_depth) {
+      throw_error(ErrorKind::limit, file, "nesting depth",
+                  "at most " + std::to_string(limits.max_depth) + " levels (JsonLimits::max_depth)",
+                  "deeper");
+    }
+    return true;
+  };
   try {
-    return Json::parse(text.begin(), text.end());
+    return Json::parse(text.begin(), text.end(), check_depth);
   } catch (const nlohmann::json::parse_error& e) {
     throw Error(ErrorInfo{ErrorKind::format, file, line_and_column(text, e.byte), {}, {},
                           strip_exception_prefix(e.what())});
+  } catch (const nlohmann::json::exception& e) {
+    // A number outside double's range ("1e400") is out_of_range.406, with no position.
+    throw_error(ErrorKind::format, file, strip_exception_prefix(e.what()));
   }
 }
 
-Json read_json_file(const std::filesystem::path& path) {
+Json read_json_file(const std::filesystem::path& path, const JsonLimits& limits) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (!ec && size > limits.max_bytes) {
+    throw_error(ErrorKind::limit, path.string(), "file size",
+                "at most " + std::to_string(limits.max_bytes) + " bytes (JsonLimits::max_bytes)",
+                std::to_string(size) + " bytes");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw_error(ErrorKind::io, path.string(), "cannot open file for reading");
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) throw_error(ErrorKind::io, path.string(), "read failed");
-  return parse_json(text, path.string());
+  return parse_json(text, path.string(), limits);
 }
 
 void write_json_file(const std::filesystem::path& path, const Json& value, int indent) {

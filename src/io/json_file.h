@@ -23,13 +23,28 @@ namespace q3vl::io {
 
 using Json = nlohmann::ordered_json;
 
+// Bounds on a JSON document, checked while parsing (depth) or before reading (size),
+// so hostile input costs neither unbounded memory nor stack. Strings and arrays are
+// bounded by the document size: nothing in a parsed value is larger than its text.
+struct JsonLimits {
+  // Deepest nesting of arrays and objects. Every recursive walk of a value (dump,
+  // copy, compare, destruction of deep chains) spends stack per level; q3vl's files
+  // nest < 10 levels. 128 is serde_json's default (what the Rust side uses).
+  int max_depth = 128;
+  // Largest file read_json_file accepts, from its size before any byte is read.
+  // Config, processor and manifest files are kilobytes.
+  std::uint64_t max_bytes = 64ull << 20;
+};
+
 // Parses JSON text. `file` is only used in error messages.
-// Throws q3vl::Error(format) naming file, line and column on a syntax error.
-Json parse_json(std::string_view text, const std::string& file);
+// Throws q3vl::Error(format) naming file, line and column on a syntax error, and
+// q3vl::Error(limit) naming JsonLimits::max_depth for deeper nesting.
+Json parse_json(std::string_view text, const std::string& file, const JsonLimits& limits = {});
 
 // Reads and parses a JSON file. Throws q3vl::Error(io) if it cannot be read,
-// q3vl::Error(format) on a syntax error. Error messages use the path as given.
-Json read_json_file(const std::filesystem::path& path);
+// q3vl::Error(limit) if it is larger than limits.max_bytes (before reading it),
+// and what parse_json throws. Error messages use the path as given.
+Json read_json_file(const std::filesystem::path& path, const JsonLimits& limits = {});
 
 // Writes `value` as `indent`-space JSON followed by one newline (what Python's
 // json.dump(indent=2) + "\n" gives for ASCII content; non-ASCII is written as UTF-8).

@@ -1,5 +1,7 @@
 #include "io/manifest.h"
 
+#include <algorithm>
+
 #include "core/sha256.h"
 #include "q3vl/error.h"
 
@@ -21,8 +23,8 @@ std::vector<PackageTensor> tensors_from(const JsonObject& parent, std::string_vi
   for (std::size_t i = 0; i < list.size(); ++i) {
     JsonObject t(list[i], parent.file(), parent.field_path(key) + "[" + std::to_string(i) + "]");
     PackageTensor tensor{t.get_string("name"), t.get_string("dtype"), {}};
-    const Json& shape = t.json().at("shape");
-    for (const auto& d : shape) {
+    if (!t.has("shape") || !t.json()["shape"].is_array()) t.fail("shape", "array of strings");
+    for (const auto& d : t.json()["shape"]) {
       if (!d.is_string()) t.fail("shape", "array of strings");
       tensor.shape.push_back(d.get<std::string>());
     }
@@ -158,11 +160,23 @@ PackageManifest manifest_from_json(const Json& json, const std::string& file) {
     graph.outputs = tensors_from(g, "outputs");
     m.graphs.push_back(std::move(graph));
   }
-  if (!json.contains("files") || !json["files"].is_array()) root.fail("files", "array of files");
-  for (std::size_t i = 0; i < json["files"].size(); ++i) {
+  // Packages from before the file list have no "files": they load without the checks.
+  if (root.has("files") && !json["files"].is_array()) root.fail("files", "array of files");
+  for (std::size_t i = 0; root.has("files") && i < json["files"].size(); ++i) {
     JsonObject f(json["files"][i], file, "files[" + std::to_string(i) + "]");
-    m.files.push_back(PackageFile{f.get_string("path"), static_cast<std::uint64_t>(f.get_int("size")),
-                                  f.get_string("sha256")});
+    PackageFile entry{f.get_string("path"), 0, f.get_string("sha256")};
+    // The path is joined to the package directory and read: it must stay inside it.
+    const std::filesystem::path path(entry.path);
+    const bool escapes = path.empty() || path.is_absolute() ||
+                         std::any_of(path.begin(), path.end(), [](const auto& part) { return part == ".."; });
+    if (escapes) f.fail("path", "a relative path inside the package");
+    const std::int64_t size = f.get_int("size");
+    if (size < 0) f.fail("size", "a byte count >= 0");
+    entry.size = static_cast<std::uint64_t>(size);
+    const bool hex = entry.sha256.size() == 64 &&
+                     entry.sha256.find_first_not_of("0123456789abcdef") == std::string::npos;
+    if (!hex) f.fail("sha256", "64 lower-case hex digits");
+    m.files.push_back(std::move(entry));
   }
   if (json.contains("preprocessing")) m.preprocessing_json = json["preprocessing"].dump();
   if (json.contains("source_config")) m.source_config_json = json["source_config"].dump();
@@ -206,16 +220,23 @@ PackageManifest load_package_manifest(const std::filesystem::path& package_dir) 
   return io::manifest_from_json(io::read_json_file(path), path.string());
 }
 
-void verify_package_files(const std::filesystem::path& package_dir, const PackageManifest& manifest) {
+void check_package_file_sizes(const std::filesystem::path& package_dir, const PackageManifest& manifest) {
   for (const auto& f : manifest.files) {
     const auto path = package_dir / f.path;
     std::error_code ec;
     const auto size = std::filesystem::file_size(path, ec);
-    if (ec) throw_error(ErrorKind::format, path.string(), "", "a file listed in q3vl.json", "missing");
+    if (ec) throw_error(ErrorKind::io, path.string(), "", "a file listed in q3vl.json", "missing");
     if (size != f.size) {
-      throw_error(ErrorKind::format, path.string(), "size", std::to_string(f.size) + " bytes",
+      throw_error(ErrorKind::format, path.string(), "size", std::to_string(f.size) + " bytes (q3vl.json)",
                   std::to_string(size) + " bytes");
     }
+  }
+}
+
+void verify_package_files(const std::filesystem::path& package_dir, const PackageManifest& manifest) {
+  check_package_file_sizes(package_dir, manifest);
+  for (const auto& f : manifest.files) {
+    const auto path = package_dir / f.path;
     const auto digest = core::sha256_file_hex(path);
     if (digest != f.sha256) throw_error(ErrorKind::format, path.string(), "sha256", f.sha256, digest);
   }

@@ -26,6 +26,7 @@ std::unique_ptr<runtime::ModelParts> load_parts(const fs::path& dir, const Model
   }
   if (!fs::is_directory(dir)) throw_error(ErrorKind::io, dir.string(), "", "a package directory", "none");
   PackageManifest manifest = load_package_manifest(dir);
+  check_package_file_sizes(dir, manifest);
   runtime::SessionConfig session;
   session.intra_op_threads = options.intra_op_threads;
   session.inter_op_threads = options.inter_op_threads;

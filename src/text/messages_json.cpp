@@ -8,13 +8,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/json_file.h"
 #include "q3vl/error.h"
 #include "q3vl/messages.h"
 
 namespace q3vl::text {
 namespace {
 
-using Json = nlohmann::ordered_json;
+using Json = io::Json;
 
 // Human-readable JSON type for "got ..." (a string also shows its value).
 std::string describe(const Json& value) {
@@ -170,13 +171,8 @@ struct Walker {
   }
 };
 
-Json parse(std::string_view json, const std::string& source) {
-  try {
-    return Json::parse(json);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw_error(ErrorKind::format, source, std::string("malformed JSON: ") + e.what());
-  }
-}
+// io::parse_json bounds the nesting depth (io::JsonLimits) of what users send.
+Json parse(std::string_view json, const std::string& source) { return io::parse_json(json, source); }
 
 bool starts_with_ci(std::string_view s, std::string_view prefix) {
   if (s.size() < prefix.size()) return false;

@@ -4,7 +4,7 @@
 #include <fstream>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
+#include "io/json_file.h"
 
 #include "q3vl/error.h"
 #include "q3vl/tokenizer.h"
@@ -12,7 +12,7 @@
 namespace q3vl::text {
 namespace {
 
-std::optional<std::string> token_field(const nlohmann::json& config, const char* key, const std::string& file) {
+std::optional<std::string> token_field(const io::Json& config, const char* key, const std::string& file) {
   auto it = config.find(key);
   if (it == config.end() || it->is_null()) return std::nullopt;
   if (it->is_string()) return it->get<std::string>();
@@ -32,12 +32,7 @@ SpecialTokens load_special_tokens(const std::filesystem::path& tokenizer_config_
   if (!in) throw_error(ErrorKind::io, file, "cannot open file");
   std::stringstream buffer;
   buffer << in.rdbuf();
-  nlohmann::json config;
-  try {
-    config = nlohmann::json::parse(buffer.str());
-  } catch (const nlohmann::json::parse_error& e) {
-    throw_error(ErrorKind::format, file, std::string("malformed JSON: ") + e.what());
-  }
+  const io::Json config = io::parse_json(buffer.str(), file);
   if (!config.is_object()) throw_error(ErrorKind::format, file, "", "a JSON object", config.type_name());
 
   SpecialTokens tokens;

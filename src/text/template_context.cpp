@@ -1,11 +1,12 @@
 #include "text/template_context.h"
 
+#include "io/json_file.h"
 #include "q3vl/error.h"
 
 namespace q3vl::text {
 namespace {
 
-using Json = nlohmann::ordered_json;
+using Json = io::Json;
 
 // Placeholder for media held in memory: templates only test that the key is
 // present, as HF replaces non-JSON objects with "<TypeName>" (_plain_template_data).
@@ -31,7 +32,7 @@ Json tool_call_to_json(const ToolCall& call) {
   if (call.arguments_is_string) {
     function["arguments"] = call.arguments;
   } else {
-    function["arguments"] = Json::parse(call.arguments);
+    function["arguments"] = io::parse_json(call.arguments, "tool call " + call.name + ": arguments");
   }
   Json json;
   if (!call.id.empty()) json["id"] = call.id;
@@ -41,11 +42,7 @@ Json tool_call_to_json(const ToolCall& call) {
 }
 
 Json parse_variable(const std::string& text, const std::string& name) {
-  try {
-    return Json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw_error(ErrorKind::format, "template variables", name, std::string("malformed JSON: ") + e.what());
-  }
+  return io::parse_json(text, "template variable " + name);
 }
 
 }  // namespace

@@ -4,7 +4,7 @@
 #include <optional>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
+#include "io/json_file.h"
 
 #include "q3vl/error.h"
 
@@ -21,20 +21,12 @@ std::optional<std::string> read_if_exists(const std::filesystem::path& path) {
   return buffer.str();
 }
 
-nlohmann::json parse_json(const std::string& text, const std::string& file) {
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw_error(ErrorKind::format, file, std::string("malformed JSON: ") + e.what());
-  }
-}
-
 }  // namespace
 
 TemplateFile find_chat_template(const std::filesystem::path& model_dir) {
   const auto legacy = model_dir / "chat_template.json";
   if (auto text = read_if_exists(legacy)) {
-    const auto json = parse_json(*text, legacy.string());
+    const auto json = io::parse_json(*text, legacy.string());
     const auto it = json.is_object() ? json.find("chat_template") : json.end();
     if (it == json.end() || !it->is_string()) {
       throw_error(ErrorKind::format, legacy.string(), "chat_template", "string",
@@ -47,7 +39,7 @@ TemplateFile find_chat_template(const std::filesystem::path& model_dir) {
 
   const auto config = model_dir / "tokenizer_config.json";
   if (auto text = read_if_exists(config)) {
-    const auto json = parse_json(*text, config.string());
+    const auto json = io::parse_json(*text, config.string());
     const auto it = json.is_object() ? json.find("chat_template") : json.end();
     const std::string name = config.string() + "#chat_template";
     if (it != json.end() && it->is_string()) return {it->get<std::string>(), name};

@@ -16,7 +16,7 @@ VisionInput preprocess_image(const Image& image, const ImageProcessorConfig& con
                     std::to_string(image.rgb.size()) + " bytes");
   }
   const std::int64_t factor = config.patch_size * config.merge_size;
-  const auto bounds = vision::request_bounds(config.min_pixels, config.max_pixels, factor, request);
+  const auto bounds = vision::request_bounds(config.min_pixels, config.max_pixels, factor, request, config.max_resized_pixels);
 
   Image resized_storage;
   const Image* resized = &image;
@@ -26,6 +26,12 @@ VisionInput preprocess_image(const Image& image, const ImageProcessorConfig& con
       resized_storage = vision::resize_bicubic(image, size.width, size.height, request.resample);
       resized = &resized_storage;
     }
+  }
+  // Without do_resize the decoded size goes through as is (up to ImageLimits::max_pixels).
+  if (static_cast<std::int64_t>(resized->width) * resized->height > config.max_resized_pixels) {
+    throw_error(ErrorKind::limit, "image", "pixels",
+                "at most " + std::to_string(config.max_resized_pixels) + " (VisionProcessorConfig::max_resized_pixels)",
+                std::to_string(resized->width) + "x" + std::to_string(resized->height));
   }
   // An image is one temporal group: the frame repeated temporal_patch_size times.
   const std::vector<const Image*> frames(static_cast<std::size_t>(config.temporal_patch_size), resized);

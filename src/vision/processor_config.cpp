@@ -1,16 +1,12 @@
 // load_processor_config (processor.h): both on-disk layouts, validated field by field.
-#include <fstream>
-#include <sstream>
-
-#include <nlohmann/json.hpp>
-
+#include "io/json_file.h"
 #include "q3vl/error.h"
 #include "q3vl/processor.h"
 
 namespace q3vl {
 namespace {
 
-using Json = nlohmann::json;
+using Json = io::Json;
 
 // A JSON object plus where it came from, for messages like
 // "processor_config.json: image_processor.patch_size: expected positive integer, got -1".
@@ -79,18 +75,6 @@ struct Section {
   }
 };
 
-Json read_json(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_error(ErrorKind::io, path.string(), "cannot open the file for reading");
-  std::stringstream text;
-  text << in.rdbuf();
-  try {
-    return Json::parse(text.str());
-  } catch (const Json::parse_error& e) {
-    throw_error(ErrorKind::format, path.string(), std::string("invalid JSON: ") + e.what());
-  }
-}
-
 // The fields both processors share. Throws unless the section is a JSON object.
 void read_common(const Section& s, VisionProcessorConfig& config) {
   if (!s.json.is_object()) throw_error(ErrorKind::config, s.file, s.path, "a JSON object", s.json.dump().substr(0, 60));
@@ -130,16 +114,16 @@ ProcessorConfig load_processor_config(const std::filesystem::path& dir) {
   const auto video_file = dir / "video_preprocessor_config.json";
   const auto combined_file = dir / "processor_config.json";
   if (std::filesystem::exists(image_file)) {
-    const Json image = read_json(image_file);
+    const Json image = io::read_json_file(image_file);
     config.image = read_image(Section{image, image_file.string(), ""});
     if (std::filesystem::exists(video_file)) {
-      const Json video = read_json(video_file);
+      const Json video = io::read_json_file(video_file);
       config.video = read_video(Section{video, video_file.string(), ""});
     }
     return config;
   }
   if (std::filesystem::exists(combined_file)) {
-    const Json doc = read_json(combined_file);
+    const Json doc = io::read_json_file(combined_file);
     if (!doc.is_object() || !doc.contains("image_processor")) {
       throw_error(ErrorKind::config, combined_file.string(), "image_processor", "an object", "missing");
     }

@@ -52,7 +52,7 @@ class FrameResizer {
     out_w_ = width, out_h_ = height;
     if (!config_.do_resize) return;
     const std::int64_t factor = config_.patch_size * config_.merge_size;
-    const auto bounds = vision::request_bounds(config_.min_pixels, config_.max_pixels, factor, request_);
+    const auto bounds = vision::request_bounds(config_.min_pixels, config_.max_pixels, factor, request_, config_.max_resized_pixels);
     const auto size = vision::smart_resize_video(static_cast<std::int64_t>(frames_.size()), height, width,
                                                  config_.temporal_patch_size, factor, bounds.min_pixels,
                                                  bounds.max_pixels);

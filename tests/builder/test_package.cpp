@@ -14,6 +14,7 @@
 #include "q3vl/error.h"
 #include "q3vl/package.h"
 #include "runtime/ort_session.h"
+#include "support/crash_safety.h"
 #include "text_reference.h"
 #include "ort_test_util.h"
 
@@ -70,7 +71,7 @@ TEST(Package, EveryPrecisionBuildsAndLoads) {
       EXPECT_FALSE(m.tokens.eos_token_ids.empty());
       EXPECT_TRUE(std::filesystem::exists(out / "tokenizer.json"));
       EXPECT_TRUE(std::filesystem::exists(out / "chat_template.jinja"));
-      EXPECT_FALSE(std::filesystem::exists(out.parent_path() / ("." + out.filename().string() + ".partial")));
+      EXPECT_TRUE(testing::temporaries_of(out).empty());
     }
   }
 }
@@ -210,7 +211,7 @@ void expect_build_error(const BuildOptions& o, ErrorKind kind, const std::vector
     for (const auto& n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what();
   }
   EXPECT_FALSE(std::filesystem::exists(o.out_dir));
-  EXPECT_FALSE(std::filesystem::exists(o.out_dir.parent_path() / ("." + o.out_dir.filename().string() + ".partial")));
+  EXPECT_TRUE(testing::temporaries_of(o.out_dir).empty());
 }
 
 TEST(Package, GptqReadsACalibrationFile) {

@@ -34,6 +34,29 @@ TEST(JsonFile, SyntaxErrorNamesFileLineAndColumn) {
   EXPECT_EQ(message.find("[json.exception"), std::string::npos) << message;
 }
 
+// Found by tests/fuzz (model_config): nlohmann throws out_of_range, not parse_error,
+// for a number beyond double's range; it must still be a q3vl::Error.
+TEST(JsonFile, NumberOverflowIsAFormatError) {
+  const auto message = error_message(ErrorKind::format, [] { parse_json("{\"head_dim\": 31e308}", "c.json"); });
+  EXPECT_EQ(message, "c.json: number overflow parsing '31e308'");
+}
+
+// io::JsonLimits: nesting beyond max_depth is refused while parsing, a file above
+// max_bytes before it is read; both name the limit.
+TEST(JsonFile, LimitsNameTheLimit) {
+  const std::string deep = std::string(128, '[') + std::string(128, ']');
+  EXPECT_TRUE(parse_json(deep, "d.json").is_array());
+  EXPECT_EQ(error_message(ErrorKind::limit, [&] { parse_json("[" + deep + "]", "d.json"); }),
+            "d.json: nesting depth: expected at most 128 levels (JsonLimits::max_depth), got deeper");
+  EXPECT_EQ(error_message(ErrorKind::limit, [&] { parse_json("{\"a\": [[{}]]}", "d.json", JsonLimits{.max_depth = 3}); }),
+            "d.json: nesting depth: expected at most 3 levels (JsonLimits::max_depth), got deeper");
+  const auto path = testing::work_dir() / "limits.json";
+  std::ofstream(path) << "{\"a\": \"0123456789\"}";
+  EXPECT_EQ(read_json_file(path, JsonLimits{.max_bytes = 19}).at("a"), "0123456789");
+  EXPECT_EQ(error_message(ErrorKind::limit, [&] { read_json_file(path, JsonLimits{.max_bytes = 18}); }),
+            path.string() + ": file size: expected at most 18 bytes (JsonLimits::max_bytes), got 19 bytes");
+}
+
 TEST(JsonFile, TruncatedDocumentIsAFormatError) {
   const auto message =
       error_message(ErrorKind::format, [] { parse_json("{\"a\": [1, 2", "t.json"); });

@@ -90,7 +90,18 @@ TEST(Messages, ErrorsGiveJsonPathAndExpectation) {
   EXPECT_EQ(error_of(R"({"role": "user"})"), "req.json: messages: expected array of messages, got object");
   EXPECT_EQ(error_of(R"([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": ""}}]}])"),
             "req.json: messages[0].content[0].image_url.url: expected a path or URL, got an empty string");
-  EXPECT_NE(error_of("[{\"role\": ").find("req.json: malformed JSON"), std::string::npos);
+  EXPECT_EQ(error_of("[{\"role\": "),
+            "req.json: line 1, column 11: syntax error while parsing value - unexpected end of input; "
+            "expected '[', '{', or a literal");
+  // Nesting beyond io::JsonLimits::max_depth (128) is a limit error before the value is built.
+  try {
+    parse_messages_json(std::string(129, '[') + std::string(129, ']'), "req.json");
+    ADD_FAILURE() << "129 levels accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::limit);
+    EXPECT_STREQ(e.what(), "req.json: nesting depth: expected at most 128 levels (JsonLimits::max_depth), got deeper");
+  }
+  EXPECT_EQ(error_of(std::string(128, '[') + std::string(128, ']')).rfind("req.json: messages[0]", 0), 0u);
 }
 
 TEST(Messages, ChatRequestFileShapes) {

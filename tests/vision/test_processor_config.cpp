@@ -4,6 +4,8 @@
 // per-request overrides and max_tokens bound the resize as documented.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <fstream>
 
 #include "q3vl/error.h"
@@ -105,6 +107,40 @@ TEST(VisionRequest, OverridesAndMaxTokens) {
   EXPECT_EQ(preprocess_image(image, config, request).num_tokens, 1);
   request.max_pixels = 0;
   EXPECT_THROW(preprocess_image(image, config, request), Error);
+}
+
+// VisionProcessorConfig::max_resized_pixels bounds what a config or a request may ask a
+// resize to produce, before anything is allocated; max_tokens cannot overflow.
+TEST(VisionRequest, ResizeBoundsAreLimited) {
+  auto config = load_processor_config(processor_golden_dir() / "config").image;
+  Image image;
+  image.width = 64;
+  image.height = 48;
+  image.rgb.assign(64 * 48 * 3, 9);
+  const auto error_of = [&](const VisionRequest& request) {
+    try {
+      preprocess_image(image, config, request);
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::limit);
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  VisionRequest request;
+  request.min_pixels = (std::int64_t{1} << 25) + 1;
+  EXPECT_EQ(error_of(request), "request: min_pixels/max_pixels: expected at most 33554432 pixels "
+                               "(VisionProcessorConfig::max_resized_pixels), got 33554433 / 16777216");
+  config.max_resized_pixels = 4096;
+  EXPECT_EQ(error_of({}), "request: min_pixels/max_pixels: expected at most 4096 pixels "
+                          "(VisionProcessorConfig::max_resized_pixels), got 65536 / 16777216");
+  // Without do_resize the image itself is bounded: 64 x 48 = 3072 pixels, limit 3000.
+  config.do_resize = false;
+  config.min_pixels = config.max_pixels = config.max_resized_pixels = 3000;
+  EXPECT_EQ(error_of({}), "image: pixels: expected at most 3000 (VisionProcessorConfig::max_resized_pixels), got 64x48");
+  config = load_processor_config(processor_golden_dir() / "config").image;
+  request = {};
+  request.max_tokens = std::numeric_limits<std::int64_t>::max();  // no cap, no overflow
+  EXPECT_EQ(preprocess_image(image, config, request).num_tokens, preprocess_image(image, config).num_tokens);
 }
 
 TEST(VisionOutput, ConstantImageNormalisesExactly) {
