@@ -11,19 +11,34 @@
 namespace q3vl {
 namespace {
 
-// Bytes an initializer occupies: the external "length" when stored outside the graph
-// file, else its inline payload (raw_data, or the typed repeated field).
+// Bytes of one element of an ONNX data type (0 for types a weight never has).
+std::int64_t element_bytes(int type) {
+  switch (type) {
+    case onnx::TensorProto::DOUBLE: case onnx::TensorProto::INT64: case onnx::TensorProto::UINT64: return 8;
+    case onnx::TensorProto::FLOAT: case onnx::TensorProto::INT32: case onnx::TensorProto::UINT32: return 4;
+    case onnx::TensorProto::FLOAT16: case onnx::TensorProto::BFLOAT16: case onnx::TensorProto::INT16:
+    case onnx::TensorProto::UINT16: return 2;
+    case onnx::TensorProto::INT8: case onnx::TensorProto::UINT8: case onnx::TensorProto::BOOL: return 1;
+    default: return 0;
+  }
+}
+
+// Bytes an initializer occupies: the external "length" when the graph file gives it, else
+// its element count times the element size.
 std::int64_t initializer_bytes(const onnx::TensorProto& t, const std::string& file) {
   if (t.data_location() == onnx::TensorProto::EXTERNAL) {
     for (const auto& entry : t.external_data()) {
       if (entry.key() == "length") return std::stoll(entry.value());
     }
-    throw_error(ErrorKind::format, file, t.name() + ".external_data", "a \"length\" entry", "none");
   }
-  if (!t.raw_data().empty()) return static_cast<std::int64_t>(t.raw_data().size());
-  return static_cast<std::int64_t>(t.float_data_size()) * 4 + static_cast<std::int64_t>(t.int32_data_size()) * 4 +
-         static_cast<std::int64_t>(t.int64_data_size()) * 8 + static_cast<std::int64_t>(t.double_data_size()) * 8 +
-         static_cast<std::int64_t>(t.uint64_data_size()) * 8;
+  std::int64_t count = 1;
+  for (const auto d : t.dims()) count *= d;
+  const std::int64_t size = element_bytes(t.data_type());
+  if (size == 0) {
+    throw_error(ErrorKind::unsupported, file, t.name() + ".data_type", "a numeric weight type",
+                std::to_string(t.data_type()));
+  }
+  return count * size;
 }
 
 // A linear layer's tensors are named after the HF module (builder style): the
