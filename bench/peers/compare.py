@@ -74,7 +74,7 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--q3vl", required=True, help="q3vl executable")
     p.add_argument("--package", required=True, help="q3vl package directory (q3vl build --out)")
-    p.add_argument("--q3vl-arg", action="append", default=[], help="extra argument for q3vl run (repeatable)")
+    p.add_argument("--q3vl-arg", action="append", default=[], help="extra argument for q3vl bench (repeatable)")
     p.add_argument("--llama-bin", help="directory with llama-bench and llama-mtmd-cli")
     p.add_argument("--llama-text-gguf", help="GGUF for llama-bench (text figures)")
     p.add_argument("--llama-vlm-gguf", help="GGUF for llama-mtmd-cli (image figures)")
@@ -98,12 +98,10 @@ def main():
         contenders.append(systems.LlamaCpp(args.llama_bin, args.llama_text_gguf, args.llama_vlm_gguf,
                                            args.llama_mmproj, args.threads))
     images = workloads.make_images(args.out)
-    prompts = {n: workloads.make_prompt(args.q3vl, args.package, n) for n in (128, 512)} if "text" in chosen else {}
 
     results = {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                "machine": machine(), "args": vars(args), "rounds": [],
-               "weights_bytes": {"q3vl_package": dir_bytes(args.package),
-                                 "q3vl_decoder": dir_bytes(os.path.join(args.package, "decoder.onnx.data"))}}
+               "weights_bytes": {"q3vl_package": dir_bytes(args.package)}}
     for key in ("llama_text_gguf", "llama_vlm_gguf", "llama_mmproj"):
         if getattr(args, key):
             results["weights_bytes"][key] = dir_bytes(getattr(args, key))
@@ -121,12 +119,16 @@ def main():
                     label = f"r{r}_{system.name}_{kind}{'_' + size if size else ''}"
                     log = os.path.join(args.out, "logs", label)
                     if kind == "text":
-                        figures = system.text(prompts, log)
+                        figures = system.text(log)
                     else:
                         figures = system.image(size, images[size], workloads.IMAGE_PROMPT, log)
                     entry = {"system": system.name, "workload": kind, "size": size, "gate": gate,
                              "load_after": load_average(), "figures": figures}
                     rnd["measurements"].append(entry)
+                    bench = figures.get("raw", {}).get("bench") if isinstance(figures.get("raw"), dict) else None
+                    if bench:
+                        # What q3vl bench counts as read per decode token: every decoder initializer.
+                        results["weights_bytes"]["q3vl_decoder"] = bench["package"]["decoder_weight_bytes"]
                     print(f"[{label}] load {gate['load_at_start'][0]:.1f} "
                           f"{ {k: v for k, v in figures.items() if k != 'raw'} }", flush=True)
         rnd["probe_after"] = probe(args.probe)

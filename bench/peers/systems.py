@@ -13,6 +13,8 @@ import re
 import subprocess
 import time
 
+from workloads import IMAGE_SIZES
+
 
 def run_measured(cmd, log_path):
     """Run cmd, saving its stdout/stderr to log_path; returns a dict with rc, wall_s,
@@ -33,49 +35,51 @@ def run_measured(cmd, log_path):
 
 
 class Q3vl:
-    """`q3vl run --json` on a package; timings come from its JSON (runtime Timings)."""
+    """`q3vl bench --output json` on a package: the same instrument users run.
+
+    Text: prefill of exactly 128 and 512 random token ids (no chat template, as llama-bench's
+    pp128 / pp512) and 128 decode steps after a 128-token prompt (llama-bench's tg128 starts
+    from an empty cache), after one warm-up run as llama-bench does. Image: one cold run (no
+    warm-up, as the llama-mtmd-cli process is cold) of a synthetic image of the same size
+    through q3vl's decode + preprocessing + vision graph, and the prompt to its first token.
+    """
 
     name = "q3vl"
 
     def __init__(self, binary, package, threads, extra_args):
         self.binary, self.package, self.threads, self.extra = binary, package, threads, extra_args
 
-    def _run(self, args, log):
-        cmd = [self.binary, "run", "--model", self.package, "--temperature", "0", "--json",
-               "--threads", str(self.threads)] + self.extra + args
+    def _bench(self, args, log):
+        cmd = [self.binary, "bench", "--model", self.package, "--threads", str(self.threads),
+               "-r", "1", "--output", "json", "--quiet"] + self.extra + args
         res = run_measured(cmd, log)
         if res["rc"] != 0:
             return res, None
-        return res, json.loads(res["stdout"].strip().splitlines()[-1])
+        return res, json.loads(res["stdout"])
 
-    def text(self, prompts, log):
-        """Decode from the 128-token prompt (128 new tokens), prefill of 128 and 512."""
-        figures, rss, raw = {}, 0, {}
-        for n, new_tokens in ((128, 128), (512, 4)):
-            res, out = self._run(["--prompt", prompts[n], "--max-new-tokens", str(new_tokens)],
-                                 f"{log}.p{n}")
-            if out is None:
-                return {"error": f"q3vl run exited {res['rc']}: {res['stderr'][-400:]}"}
-            rss = max(rss, res["peak_rss_bytes"])
-            t = out["timings"]
-            figures[f"prefill_tok_s_{n}"] = t["prefill_tokens_per_s"]
-            if n == 128:
-                figures["decode_tok_s"] = t["decode_tokens_per_s"]
-                figures["decode_tokens"] = out["usage"]["completion_tokens"]
-            raw[f"p{n}"] = {"usage": out["usage"], "timings": t, "wall_s": res["wall_s"]}
-        figures["peak_rss_bytes"] = rss
-        figures["raw"] = raw
+    def text(self, log):
+        res, out = self._bench(["-p", "128,512", "-n", "128", "-d", "128", "--warmup", "1", "--image", "none"], log)
+        if out is None:
+            return {"error": f"q3vl bench exited {res['rc']}: {res['stderr'][-400:]}"}
+        figures = {f"prefill_tok_s_{p['prompt_tokens']}": p["tokens_per_s"]["mean"] for p in out["prefill"]}
+        decode = out["decode"][0]
+        figures["decode_tok_s"] = decode["tokens_per_s"]["mean"]
+        figures["decode_tokens"] = decode["tokens"]
+        figures["peak_rss_bytes"] = res["peak_rss_bytes"]
+        figures["raw"] = {"bench": out, "wall_s": res["wall_s"]}
         return figures
 
     def image(self, size, image_path, prompt, log):
-        res, out = self._run(["--image", image_path, "--prompt", prompt, "--max-new-tokens", "8"], log)
+        del image_path, prompt  # q3vl bench makes its own image of the size, with the same prompt
+        width, height = IMAGE_SIZES[size]
+        res, out = self._bench(["-p", "0", "-n", "0", "--warmup", "0", "--image", f"{width}x{height}"], log)
         if out is None:
-            return {"error": f"q3vl run exited {res['rc']}: {res['stderr'][-400:]}"}
-        t = out["timings"]
-        return {f"vision_ms_{size}": t["vision_ms"], f"ttft_ms_{size}": t["ttft_ms"],
-                f"image_tokens_{size}": out["usage"]["image_tokens"],
+            return {"error": f"q3vl bench exited {res['rc']}: {res['stderr'][-400:]}"}
+        image = out["images"][0]
+        return {f"vision_ms_{size}": image["vision_ms"]["mean"], f"ttft_ms_{size}": image["ttft_ms"]["mean"],
+                f"image_tokens_{size}": image["image_tokens"],
                 "peak_rss_bytes": res["peak_rss_bytes"],
-                "raw": {"usage": out["usage"], "timings": t, "wall_s": res["wall_s"]}}
+                "raw": {"bench": out, "wall_s": res["wall_s"]}}
 
 
 class LlamaCpp:
@@ -87,8 +91,7 @@ class LlamaCpp:
         self.bin_dir, self.threads = bin_dir, threads
         self.text_gguf, self.vlm_gguf, self.mmproj = text_gguf, vlm_gguf, mmproj
 
-    def text(self, prompts, log):
-        del prompts  # llama-bench makes its own token batches of the same lengths
+    def text(self, log):
         cmd = [os.path.join(self.bin_dir, "llama-bench"), "-m", self.text_gguf, "-t", str(self.threads),
                "-p", "128,512", "-n", "128", "-r", "1", "-o", "json"]
         res = run_measured(cmd, log)

@@ -1,40 +1,18 @@
-"""The inputs every system gets: synthetic images and text prompts of a fixed token count.
+"""The inputs the peers get: synthetic images of fixed sizes.
 
 Images are written as PNG with the standard library only (zlib + struct), from a formula, so
-every run and every system sees the same pixels. Prompts are words from a fixed list; their
-length is calibrated with q3vl's own tokenizer and chat template (`q3vl template` +
-`q3vl tokenize`) so that the rendered prompt is exactly the requested number of tokens, which
-is what llama-bench's pp128 / pp512 measure (llama-bench feeds that many tokens, no template).
+every run sees the same pixels. q3vl's side (`q3vl bench`) makes its own synthetic image of the
+same size and feeds the same prompt; the vision encoders' work depends on the size, not on the
+pixels. Text workloads need no input: llama-bench and q3vl bench both feed exactly 128 / 512
+token ids with no chat template.
 """
 
-import json
 import os
 import struct
-import subprocess
-import tempfile
 import zlib
 
 IMAGE_SIZES = {"448": (448, 448), "1024x768": (1024, 768)}
 IMAGE_PROMPT = "Describe this image in one sentence."
-
-# Common English words; with a leading space each is one token in the Qwen vocabulary, so the
-# calibration below converges in one or two steps.
-WORDS = ("the of and to in is that for it as with was on be by at this from or an are which "
-         "one all were when there can more if has their what so out about up into than them "
-         "some could time these two may then do first any like now my such make over did "
-         "only other new years way most people water long little very after words called just "
-         "where through back much before line right too means old same tell boy follow came "
-         "want show also around form three small set put end does another well large must big "
-         "even such because turn here why ask went men read need land different home us move "
-         "try kind hand picture again change off play spell air away animal house point page "
-         "letter mother answer found study still learn should world high every near add food "
-         "between own below country plant last school father keep tree never start city earth "
-         "eye light thought head under story saw left few while along might close something "
-         "seem next hard open example begin life always those both paper together got group "
-         "often run important until children side feet car mile night walk white sea began "
-         "grow took river four carry state once book hear stop without second later miss idea "
-         "enough eat face watch far real almost let above girl sometimes mountain cut young "
-         "talk soon list song being leave family").split()
 
 
 def write_png(path, width, height, pixel):
@@ -75,31 +53,3 @@ def make_images(out_dir):
             write_png(path, width, height, _scene(width, height))
         paths[name] = path
     return paths
-
-
-def _prompt_tokens(q3vl, package, text):
-    """Tokens in the rendered one-turn chat prompt (template + generation header) for text."""
-    with tempfile.TemporaryDirectory() as tmp:
-        messages = os.path.join(tmp, "m.json")
-        with open(messages, "w") as f:
-            json.dump([{"role": "user", "content": text}], f)
-        rendered = subprocess.run([q3vl, "template", "--model", package, "--messages", messages],
-                                  check=True, capture_output=True).stdout
-        prompt = os.path.join(tmp, "p.txt")
-        with open(prompt, "wb") as f:
-            f.write(rendered)
-        ids = subprocess.run([q3vl, "tokenize", "--model", package, "--file", prompt, "--json"],
-                             check=True, capture_output=True, text=True).stdout
-    return len(json.loads(ids)["ids"])
-
-
-def make_prompt(q3vl, package, n_tokens):
-    """A text whose rendered chat prompt is exactly n_tokens tokens (raises if none is)."""
-    n_words = n_tokens
-    for _ in range(8):
-        text = " ".join(WORDS[i % len(WORDS)] for i in range(n_words)).capitalize() + "."
-        count = _prompt_tokens(q3vl, package, text)
-        if count == n_tokens:
-            return text
-        n_words += n_tokens - count
-    raise RuntimeError(f"could not calibrate a {n_tokens}-token prompt (last: {count} tokens)")
