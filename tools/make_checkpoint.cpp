@@ -64,11 +64,21 @@ RunFunction setup_make_checkpoint(CLI::App& command) {
   command.add_option("--max-shard-bytes", options->max_shard_bytes,
                      "Split the weights into shards above this many bytes (default 5e9, "
                      "transformers 4.57's 5GB)");
+  auto moe_layout = std::make_shared<std::string>();
+  command.add_option("--moe-layout", *moe_layout,
+                     "MoE expert tensors: hub (the Hub's [E, H, 2I] / [E, I, H], default) or "
+                     "hf5 (transformers 5.x save_pretrained's [E, 2I, H] / [E, H, I])")
+      ->check(CLI::IsMember({"hub", "hf5"}));
+  auto text_layers = std::make_shared<std::int64_t>(0);
+  auto* text_layers_option = command.add_option("--text-layers", *text_layers,
+                     "Override text_config.num_hidden_layers (a slice of a big model for benchmarks)");
   command.add_option("--threads", options->threads, "Generator threads (default: all cores)");
   command.add_flag("--quiet", *quiet, "Print nothing on success");
 
-  return [options, quiet, layout]() {
+  return [options, quiet, layout, moe_layout, text_layers, text_layers_option]() {
     if (*quiet) options->progress = ProgressMode::quiet;
+    if (*moe_layout == "hf5") options->expert_layout = checkpoint::ExpertLayout::transformers5;
+    if (text_layers_option->count() > 0) options->text_layers = *text_layers;
     if (!layout->empty()) {
       options->layout = *layout == "rope_parameters" ? ConfigLayout::rope_parameters
                                                      : ConfigLayout::rope_scaling;

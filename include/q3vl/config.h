@@ -8,8 +8,18 @@
 //   - transformers 5.x: text_config.rope_parameters {rope_theta, rope_type,
 //     mrope_section, mrope_interleaved}, vision_config.rope_parameters
 // Every field the model math depends on is validated; a missing or invalid one
-// throws q3vl::Error naming the file and dotted field path. `qwen3_vl_moe` is
-// recognised and refused (ErrorKind::unsupported); any other model_type is an error.
+// throws q3vl::Error naming the file and dotted field path. model_type is `qwen3_vl`
+// (dense) or `qwen3_vl_moe` (Mixture of Experts); anything else is an error.
+//
+// Mixture of Experts (model_type `qwen3_vl_moe`, text_config model_type
+// `qwen3_vl_moe_text`; transformers' configuration_qwen3_vl_moe.py): text_config adds
+// num_experts (transformers 5.x saves it as num_local_experts; either is read, both
+// must then agree), num_experts_per_tok and moe_intermediate_size, all required (HF's
+// defaults 60 / 4 / 1408 describe no Qwen3-VL checkpoint), and decoder_sparse_step
+// (default 1) and mlp_only_layers (default []) as HF defaults them. Layer i is a
+// sparse MoE block when i is not in mlp_only_layers and (i + 1) % decoder_sparse_step
+// == 0, else a dense MLP of intermediate_size. norm_topk_prob is ignored: HF's
+// Qwen3-VL-MoE router always renormalises the top-k probabilities, whatever it says.
 //
 // Missing fields: HF's Qwen3VL*Config classes default every field, but their size
 // defaults describe no shipped checkpoint (vision out_hidden_size 3584 vs text
@@ -52,6 +62,16 @@ struct TextConfig {
   bool mrope_interleaved = true;
   std::string hidden_act = "silu";
   bool attention_bias = false;
+
+  // Mixture of Experts; num_experts == 0 for the dense models (all other fields unused).
+  std::int64_t num_experts = 0;
+  std::int64_t num_experts_per_tok = 0;    // top-k
+  std::int64_t moe_intermediate_size = 0;  // I of each expert
+  std::int64_t decoder_sparse_step = 1;
+  std::vector<std::int64_t> mlp_only_layers;  // dense layers (intermediate_size)
+
+  // Whether text layer `layer` is a sparse MoE block (HF Qwen3VLMoeTextDecoderLayer's rule).
+  bool is_moe_layer(std::int64_t layer) const;
 
   bool operator==(const TextConfig&) const = default;
 };
@@ -98,6 +118,8 @@ struct ModelConfig {
   bool tie_word_embeddings = false;
   ConfigLayout layout = ConfigLayout::rope_scaling;  // the layout the file was read from
 
+  bool is_moe() const { return model_type == "qwen3_vl_moe"; }
+
   bool operator==(const ModelConfig&) const = default;
 };
 
@@ -110,14 +132,16 @@ void validate_model_config(const ModelConfig& config, const std::string& file = 
 
 // Parses and validates config.json text. `file` is only used in error messages.
 // Throws q3vl::Error (format: bad JSON; config: missing/invalid field;
-// unsupported: qwen3_vl_moe).
+// unsupported: a value q3vl does not implement, e.g. hidden_act).
 ModelConfig parse_model_config(std::string_view json_text, const std::string& file = "config.json");
 
 // Reads and parses a config.json file (or DIR/config.json when given a directory).
 ModelConfig load_model_config(const std::filesystem::path& path);
 
 // Serialises a config as Hugging Face would write config.json in the given layout
-// (2-space indent, HF's key names). Deterministic: same config, same bytes.
+// (2-space indent, HF's key names). Deterministic: same config, same bytes. A MoE
+// config names its expert count num_experts in the Hub's layout (rope_scaling) and
+// num_local_experts in transformers 5.x's (rope_parameters), as each writes it.
 std::string to_config_json(const ModelConfig& config,
                            ConfigLayout layout = ConfigLayout::rope_scaling);
 

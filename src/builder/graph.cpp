@@ -222,6 +222,46 @@ Value Graph::initializer(const std::string& name, DType dtype, const std::vector
   return Value{name};
 }
 
+Value Graph::initializer_streamed(const std::string& name, DType dtype,
+                                  const std::vector<std::int64_t>& shape,
+                                  const std::function<void(const InitializerSink&)>& produce) {
+  std::uint64_t numel = 1;
+  for (auto d : shape) {
+    if (d < 0) throw_error(ErrorKind::usage, impl_->name, name, "non-negative dims", "a negative dim");
+    numel *= static_cast<std::uint64_t>(d);
+  }
+  const std::uint64_t expected = numel * io::dtype_size(dtype);
+  impl_->define(name);
+  std::uint64_t offset = 0, written = 0;
+  produce([&](std::span<const std::byte> part) {
+    if (written + part.size() > expected) {
+      throw_error(ErrorKind::usage, impl_->name, name, std::to_string(expected) + " bytes",
+                  "more than that in its parts");
+    }
+    // The first part sets the (aligned) offset; the rest follow it contiguously.
+    const std::uint64_t at = impl_->weights.append(name, part, written == 0 ? kAlignment : 1);
+    if (written == 0) offset = at;
+    written += part.size();
+  });
+  if (written != expected) {
+    throw_error(ErrorKind::usage, impl_->name, name, std::to_string(expected) + " bytes",
+                std::to_string(written) + " bytes in its parts");
+  }
+  auto* tensor = impl_->graph->add_initializer();
+  tensor->set_name(name);
+  tensor->set_data_type(onnx_type(dtype));
+  for (auto d : shape) tensor->add_dims(d);
+  tensor->set_data_location(onnx::TensorProto::EXTERNAL);
+  for (const auto& [key, value] : {std::pair<const char*, std::string>{"location", impl_->weights_path.filename().string()},
+                                   {"offset", std::to_string(offset)},
+                                   {"length", std::to_string(expected)}}) {
+    auto* entry = tensor->add_external_data();
+    entry->set_key(key);
+    entry->set_value(value);
+  }
+  return Value{name};
+}
+
 Value Graph::initializer_f32(const std::string& name, const std::vector<std::int64_t>& shape,
                              std::span<const float> data) {
   return initializer(name, DType::f32, shape, std::as_bytes(data));

@@ -38,6 +38,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -134,6 +135,12 @@ class Graph {
                         std::span<const std::int32_t> data);
   Value initializer_u8(const std::string& name, const std::vector<std::int64_t>& shape,
                        std::span<const std::uint8_t> data);
+  // A large initializer produced in parts (e.g. one MoE expert at a time), so that only
+  // one part is in memory: `produce` is called once and hands each part, in order, to
+  // the sink it gets. The parts must add up to numel(shape) * dtype size (checked).
+  using InitializerSink = std::function<void(std::span<const std::byte>)>;
+  Value initializer_streamed(const std::string& name, DType dtype, const std::vector<std::int64_t>& shape,
+                             const std::function<void(const InitializerSink&)>& produce);
 
   // Small shared constants, named by content ("const.i64.[0,1]") and created once.
   // `shape` empty = scalar (values must then hold exactly one element).

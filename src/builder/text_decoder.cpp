@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "builder/text_moe.h"
 #include "builder/text_rotary.h"
 #include "io/decoder_io.h"
 #include "q3vl/error.h"
@@ -163,16 +164,19 @@ struct LayerOutput {
 };
 
 // x = in.x + in.delta;  h = x + attention(rms_norm(x));  out = h + mlp(rms_norm(h));  [B, T, hidden]
+// where mlp is the sparse MoE block on the config's MoE layers (builder/text_moe.h).
 LayerOutput write_decoder_layer(Graph& g, WeightReader& w, const Residual& in, std::int64_t layer,
                                 const Value& past_key, const Value& past_value, const LayerContext& ctx,
-                                const LinearFormat& format) {
+                                const LinearFormat& format, bool expose_router_logits) {
   auto scope = g.scope("layers." + std::to_string(layer));
   const TextConfig& t = ctx.text;
   const NormedResidual x = write_add_rms_norm(g, w, in, "input_layernorm", t.hidden_size, t.rms_norm_eps);
   AttentionOutput attn = write_attention(g, w, x.normed, past_key, past_value, ctx, format);
   const NormedResidual h = write_add_rms_norm(g, w, {x.sum, attn.hidden}, "post_attention_layernorm",
                                               t.hidden_size, t.rms_norm_eps);
-  return {{h.sum, write_mlp(g, w, h.normed, t, format)}, attn.present_key, attn.present_value};
+  Value mlp = t.is_moe_layer(layer) ? write_moe_block(g, w, h.normed, t, format, expose_router_logits)
+                                    : write_mlp(g, w, h.normed, t, format);
+  return {{h.sum, mlp}, attn.present_key, attn.present_value};
 }
 
 void require(bool ok, const std::string& field, const std::string& expected, const std::string& got,
@@ -280,7 +284,8 @@ void write_decoder_graph(Graph& g, WeightReader& w, const ModelConfig& config,
     for (std::int64_t i = 0; i < t.num_hidden_layers; ++i) {
       const bool edge = i < options.num_edge_layers || i >= t.num_hidden_layers - options.num_edge_layers;
       const LinearFormat& format = edge ? options.edge_layers : options.layers;
-      LayerOutput layer = write_decoder_layer(g, w, stream, i, past[i].first, past[i].second, ctx, format);
+      LayerOutput layer = write_decoder_layer(g, w, stream, i, past[i].first, past[i].second, ctx, format,
+                                              options.expose_router_logits);
       stream = layer.residual;
       present.emplace_back(layer.present_key, layer.present_value);
       // DeepStack (HF _deepstack_process): the k-th visual feature is added after layer k,

@@ -14,6 +14,8 @@
 //   outputs logits                      f32 [batch_size, 1 | sequence_length, vocab_size]
 //           present.N.key/value         f32 [batch_size, num_key_value_heads, total_sequence_length, head_dim]
 //
+// Mixture-of-Experts configs (qwen3_vl_moe): the layers TextConfig::is_moe_layer names
+// have the sparse MoE block of builder/text_moe.h instead of the dense MLP.
 // Each layer stacks q/k/v and gate/up into one matmul each ("self_attn.qkv_proj",
 // "mlp.gate_up_proj" initializers) and adds residuals inside
 // com.microsoft.SkipSimplifiedLayerNormalization.
@@ -54,6 +56,9 @@ struct DecoderGraphOptions {
   LinearFormat lm_head;
   LogitsMode logits = LogitsMode::last;
   DeepstackInput deepstack = DeepstackInput::separate;
+  // Test builds: also output each MoE block's router logits as
+  // router_logits_name("model.language_model.layers.N.mlp") [B * T, num_experts].
+  bool expose_router_logits = false;
 };
 
 // Width of the decoder's inputs_embeds: hidden_size, or hidden_size * (1 + K) when packed.

@@ -33,12 +33,35 @@ std::string shape_text(const std::vector<std::int64_t>& shape) {
   return text + "]";
 }
 
-std::vector<float> WeightReader::f32(const std::string& name, const std::vector<std::int64_t>& shape) {
+std::vector<std::int64_t> WeightReader::shape_of(const std::string& name) const {
+  if (!checkpoint_.contains(name)) {
+    throw_error(ErrorKind::shape, checkpoint_.dir().string(), name, "a tensor", "no such tensor");
+  }
+  return checkpoint_.tensor(name).shape;
+}
+
+std::vector<float> WeightReader::f32_slice(const std::string& name, const std::vector<std::int64_t>& shape,
+                                           std::int64_t index) {
+  io::TensorView view = checked_view(name, shape);
+  if (shape.empty() || index < 0 || index >= shape[0]) {
+    throw_error(ErrorKind::usage, view.file.string(), name, "a slice index in [0, " +
+                std::to_string(shape.empty() ? 0 : shape[0]) + ")", std::to_string(index));
+  }
+  const auto bytes = view.data.size() / static_cast<std::size_t>(shape[0]);
+  view.data = view.data.subspan(static_cast<std::size_t>(index) * bytes, bytes);
+  view.shape.erase(view.shape.begin());
+  std::vector<float> values = view.to_f32();
+  release_pages(view.data);
+  progress_.advance(view.data.size(), name);
+  return values;
+}
+
+io::TensorView WeightReader::checked_view(const std::string& name, const std::vector<std::int64_t>& shape) const {
   const std::string dir = checkpoint_.dir().string();
   if (!checkpoint_.contains(name)) {
     throw_error(ErrorKind::shape, dir, name, "tensor of shape " + shape_text(shape), "no such tensor");
   }
-  const io::TensorView view = checkpoint_.tensor(name);
+  io::TensorView view = checkpoint_.tensor(name);
   if (view.shape != shape) {
     throw_error(ErrorKind::shape, view.file.string(), name, "shape " + shape_text(shape),
                 shape_text(view.shape));
@@ -53,6 +76,11 @@ std::vector<float> WeightReader::f32(const std::string& name, const std::vector<
       throw_error(ErrorKind::unsupported, view.file.string(), name, "a BF16/F16/F32/F64 weight",
                   io::dtype_name(view.dtype));
   }
+  return view;
+}
+
+std::vector<float> WeightReader::f32(const std::string& name, const std::vector<std::int64_t>& shape) {
+  const io::TensorView view = checked_view(name, shape);
   std::vector<float> values = view.to_f32();
   release_pages(view.data);
   progress_.advance(view.data.size(), name);

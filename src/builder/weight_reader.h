@@ -29,10 +29,20 @@ class WeightReader {
 
   // The tensor `name` as float32, row-major, after checking its shape is `shape`.
   std::vector<float> f32(const std::string& name, const std::vector<std::int64_t>& shape);
+  // Slice `index` of dim 0 of the tensor `name` (e.g. one expert of a fused
+  // [E, A, B] tensor) as float32 [A, B], after checking the whole shape is `shape`.
+  // Only that slice is converted and resident.
+  std::vector<float> f32_slice(const std::string& name, const std::vector<std::int64_t>& shape,
+                               std::int64_t index);
+  // The stored shape of `name`; throws shape (naming it) if there is no such tensor.
+  std::vector<std::int64_t> shape_of(const std::string& name) const;
   bool contains(const std::string& name) const { return checkpoint_.contains(name); }
   const io::Checkpoint& checkpoint() const { return checkpoint_; }
 
  private:
+  // The tensor, checked to exist with `shape` and a float dtype.
+  io::TensorView checked_view(const std::string& name, const std::vector<std::int64_t>& shape) const;
+
   const io::Checkpoint& checkpoint_;
   Progress& progress_;
 };

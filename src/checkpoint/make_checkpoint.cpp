@@ -54,6 +54,26 @@ void check_cancel(const MakeCheckpointOptions& options) {
   }
 }
 
+// Streams a `transposed` expert tensor [E, A, B]: each expert's values are drawn in the
+// Hub's order [B, A] (stream elements e*A*B ..) and written transposed, one expert at a
+// time (30B-A3B: 3 M elements).
+void write_transposed(const WeightSpec& weight, const MakeCheckpointOptions& options,
+                      unsigned threads, const io::TensorSink& sink, Progress& progress) {
+  const auto experts = static_cast<std::size_t>(weight.shape.at(0));
+  const auto rows = static_cast<std::size_t>(weight.shape.at(1));  // A
+  const auto cols = static_cast<std::size_t>(weight.shape.at(2));  // B
+  std::vector<std::uint16_t> drawn(rows * cols), stored(rows * cols);
+  for (std::size_t e = 0; e < experts; ++e) {
+    check_cancel(options);
+    fill_bf16_parallel(weight, options.seed, e * rows * cols, drawn, threads);
+    for (std::size_t b = 0; b < cols; ++b) {
+      for (std::size_t a = 0; a < rows; ++a) stored[a * cols + b] = drawn[b * rows + a];
+    }
+    sink(std::as_bytes(std::span<const std::uint16_t>(stored)));
+    progress.advance(stored.size() * sizeof(std::uint16_t), weight.name);
+  }
+}
+
 void write_weights(const fs::path& dir, const std::vector<WeightSpec>& weights,
                    const MakeCheckpointOptions& options, unsigned threads, Progress& progress) {
   std::vector<io::TensorSpec> specs;
@@ -70,6 +90,10 @@ void write_weights(const fs::path& dir, const std::vector<WeightSpec>& weights,
         if (weight.name != spec.name) {
           throw_error(ErrorKind::runtime, dir.string(), spec.name, weight.name,
                       "tensors requested out of order");
+        }
+        if (weight.transposed) {
+          write_transposed(weight, options, threads, sink, progress);
+          return;
         }
         const auto total = static_cast<std::uint64_t>(weight.numel());
         for (std::uint64_t first = 0; first < total; first += kBlockElements) {
@@ -92,7 +116,23 @@ ModelConfig requested_config(const MakeCheckpointOptions& options) {
     throw_error(ErrorKind::usage, "", "--preset / --config", "exactly one of them",
                 has_preset ? "both" : "neither");
   }
-  return has_preset ? preset_config(options.preset) : load_model_config(options.config_file);
+  ModelConfig config =
+      has_preset ? preset_config(options.preset) : load_model_config(options.config_file);
+  if (options.text_layers) {
+    const std::int64_t layers = *options.text_layers;
+    if (layers <= 0) {
+      throw_error(ErrorKind::usage, "", "--text-layers", "a positive layer count",
+                  std::to_string(layers));
+    }
+    config.text.num_hidden_layers = layers;
+    try {
+      validate_model_config(config, "--text-layers " + std::to_string(layers));
+    } catch (const Error& e) {
+      throw_error(ErrorKind::usage, "", "--text-layers", "a layer count the config allows",
+                  std::to_string(layers) + " (" + e.what() + ")");
+    }
+  }
+  return config;
 }
 
 MakeCheckpointResult make_checkpoint(const MakeCheckpointOptions& options) {
@@ -109,7 +149,7 @@ MakeCheckpointResult make_checkpoint(const MakeCheckpointOptions& options) {
   const unsigned threads =
       options.threads > 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
 
-  const std::vector<WeightSpec> weights = qwen3vl_weights(config);
+  const std::vector<WeightSpec> weights = qwen3vl_weights(config, options.expert_layout);
   MakeCheckpointResult result;
   result.tensor_count = weights.size();
   for (const auto& w : weights) result.weight_bytes += static_cast<std::uint64_t>(w.numel()) * 2;

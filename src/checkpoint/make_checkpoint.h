@@ -23,6 +23,7 @@
 #include <optional>
 #include <string>
 
+#include "checkpoint/weight_layout.h"
 #include "q3vl/config.h"
 #include "q3vl/progress.h"
 
@@ -44,6 +45,12 @@ struct MakeCheckpointOptions {
   // from, or rope_scaling (the Hub's) for a preset.
   std::optional<ConfigLayout> layout;
   std::uint64_t max_shard_bytes = kDefaultMaxShardBytes;
+  // MoE checkpoints: how the fused expert tensors are stored (weight_layout.h); both
+  // layouts hold the same model. Ignored for dense models.
+  ExpertLayout expert_layout = ExpertLayout::hub;
+  // Overrides text_config.num_hidden_layers (a slice of a big model for benchmarks);
+  // the result is validated like any config (DeepStack taps, mlp_only_layers must fit).
+  std::optional<std::int64_t> text_layers;
   unsigned threads = 0;                // 0: std::thread::hardware_concurrency()
   ProgressMode progress = ProgressMode::automatic;
   // Polled between files and between weight blocks (at most 32 MB apart); once
@@ -58,10 +65,10 @@ struct MakeCheckpointResult {
   double seconds = 0.0;            // wall time
 };
 
-// The validated model config `options` asks for (the preset's, or config_file's).
-// Throws q3vl::Error: usage (neither or both of preset / config_file, unknown
-// preset), io / format / config / unsupported (config_file unreadable or invalid,
-// naming the field).
+// The validated model config `options` asks for (the preset's, or config_file's,
+// with text_layers applied). Throws q3vl::Error: usage (neither or both of preset /
+// config_file, unknown preset, text_layers not positive or too few for the config),
+// io / format / config / unsupported (config_file unreadable or invalid, naming the field).
 ModelConfig requested_config(const MakeCheckpointOptions& options);
 
 // Throws q3vl::Error: what requested_config throws; usage (`out` exists and is

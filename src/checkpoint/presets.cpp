@@ -67,6 +67,48 @@ ModelConfig tiny_untied() {
   return c;
 }
 
+// Mixture of Experts, HF-instantiable and small: 16 experts, top-4, hidden 96 and expert
+// width 32, so neither H = 2I nor H = I and the two expert layouts ([E, H, 2I] vs
+// [E, 2I, H]) are told apart by shape. Layer 2 is a dense mlp_only_layers MLP; layer 0
+// stays sparse (its experts carry the token map, see weight_layout.h). Two DeepStack taps.
+ModelConfig tiny_moe() {
+  ModelConfig c = tiny_untied();
+  c.model_type = "qwen3_vl_moe";
+  c.text.intermediate_size = 160;
+  c.text.num_experts = 16;
+  c.text.num_experts_per_tok = 4;
+  c.text.moe_intermediate_size = 32;
+  c.text.decoder_sparse_step = 1;
+  c.text.mlp_only_layers = {2};
+  return c;
+}
+
+// Qwen3-VL-30B-A3B / 235B-A22B (issue #18's measured facts): 128 experts, top-8, every
+// layer sparse, untied, GQA with 4 kv heads; the vision tower of width 1152, depth 27.
+ModelConfig real_moe(std::int64_t hidden, std::int64_t layers, std::int64_t heads,
+                     std::int64_t intermediate, std::int64_t moe_intermediate) {
+  ModelConfig c = qwen3vl_base();
+  c.model_type = "qwen3_vl_moe";
+  c.text.hidden_size = hidden;
+  c.text.intermediate_size = intermediate;
+  c.text.num_hidden_layers = layers;
+  c.text.num_attention_heads = heads;
+  c.text.num_key_value_heads = 4;
+  c.text.head_dim = 128;
+  c.text.mrope_section = {24, 20, 20};
+  c.text.num_experts = 128;
+  c.text.num_experts_per_tok = 8;
+  c.text.moe_intermediate_size = moe_intermediate;
+  c.vision.depth = 27;
+  c.vision.hidden_size = 1152;
+  c.vision.intermediate_size = 4304;
+  c.vision.num_heads = 16;
+  c.vision.out_hidden_size = hidden;
+  c.vision.deepstack_visual_indexes = {8, 16, 24};
+  c.tie_word_embeddings = false;
+  return c;
+}
+
 // Qwen3-VL-2B-Instruct and -4B-Instruct share the vision tower.
 ModelConfig real_size(std::int64_t hidden, std::int64_t intermediate, std::int64_t layers,
                       std::int64_t heads) {
@@ -90,7 +132,9 @@ ModelConfig real_size(std::int64_t hidden, std::int64_t intermediate, std::int64
 
 }  // namespace
 
-std::vector<std::string> preset_names() { return {"tiny", "tiny-untied", "2b", "4b"}; }
+std::vector<std::string> preset_names() {
+  return {"tiny", "tiny-untied", "tiny-moe", "2b", "4b", "30b-a3b", "235b-a22b"};
+}
 
 ModelConfig preset_config(std::string_view name) {
   ModelConfig config;
@@ -98,6 +142,12 @@ ModelConfig preset_config(std::string_view name) {
     config = tiny();
   } else if (name == "tiny-untied") {
     config = tiny_untied();
+  } else if (name == "tiny-moe") {
+    config = tiny_moe();
+  } else if (name == "30b-a3b") {
+    config = real_moe(2048, 48, 32, 6144, 768);
+  } else if (name == "235b-a22b") {
+    config = real_moe(4096, 94, 64, 12288, 1536);
   } else if (name == "2b") {
     config = real_size(2048, 6144, 28, 16);
   } else if (name == "4b") {

@@ -4,8 +4,12 @@
 //                for fast tests (about 21 MB of bf16 weights, most of it the embedding)
 //   tiny-untied  separate lm_head, another GQA ratio, widths, depths, DeepStack taps
 //                and mrope_section than tiny, so code cannot silently assume tiny's shapes
+//   tiny-moe     Mixture of Experts (qwen3_vl_moe): 16 experts, top-4, one dense
+//                mlp_only_layers layer; widths that make the expert layout unambiguous
 //   2b, 4b       the real Qwen3-VL-2B/4B-Instruct dimensions (docs/reference/qwen3vl.md §1),
 //                for benchmarks (speed does not depend on weight values)
+//   30b-a3b, 235b-a22b  the real Qwen3-VL-30B-A3B / 235B-A22B dimensions (MoE, 128 experts,
+//                top-8), for benchmarks; make-checkpoint --text-layers N writes a slice
 #pragma once
 
 #include <string>

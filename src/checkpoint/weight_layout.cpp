@@ -15,6 +15,10 @@ constexpr double kTextBranchGain = 0.1;      // o_proj, down_proj: small residua
 constexpr double kTokenMapGain = 2.0;        // layer 0 down_proj: the non-symmetric token map
 constexpr double kContextReadGain = 0.7;     // last layer o_proj: what the context contributes
 constexpr double kVisionBranchGain = 0.5;    // vision attn.proj, mlp.linear_fc2
+// MoE router: logits of std ~4 over the experts, so the k-th and (k+1)-th largest are
+// well apart and a top-k set does not flip on rounding (margins measured on the golden
+// cases: tests/reference/README.md).
+constexpr double kRouterGain = 4.0;
 
 class LayoutBuilder {
  public:
@@ -32,8 +36,9 @@ class LayoutBuilder {
   void rms_norm(const std::string& prefix, std::int64_t width) {
     add(prefix + ".weight", {width}, Init::one_plus, kNormStd);
   }
-  void add(std::string name, std::vector<std::int64_t> shape, Init init, double std) {
-    specs_.push_back({std::move(name), std::move(shape), init, std});
+  void add(std::string name, std::vector<std::int64_t> shape, Init init, double std,
+           bool transposed = false) {
+    specs_.push_back({std::move(name), std::move(shape), init, std, transposed});
   }
   std::vector<WeightSpec> take() { return std::move(specs_); }
 
@@ -76,7 +81,22 @@ void vision_tower(LayoutBuilder& b, const VisionConfig& v) {
   }
 }
 
-void language_model(LayoutBuilder& b, const TextConfig& t) {
+// Qwen3VLMoeTextSparseMoeBlock: router gate.weight [E, H]; experts.gate_up_proj and
+// experts.down_proj, drawn in the Hub's [E, H, 2I] / [E, I, H] and stored in `layout`.
+void sparse_moe_block(LayoutBuilder& b, const std::string& prefix, const TextConfig& t,
+                      double down_gain, ExpertLayout layout) {
+  const std::int64_t E = t.num_experts;
+  const std::int64_t H = t.hidden_size;
+  const std::int64_t I = t.moe_intermediate_size;
+  const bool hub = layout == ExpertLayout::hub;
+  b.add(prefix + ".gate.weight", {E, H}, Init::normal, kRouterGain / std::sqrt(static_cast<double>(H)));
+  b.add(prefix + ".experts.gate_up_proj", hub ? std::vector<std::int64_t>{E, H, 2 * I} : std::vector<std::int64_t>{E, 2 * I, H},
+        Init::normal, kInputGain / std::sqrt(static_cast<double>(H)), !hub);
+  b.add(prefix + ".experts.down_proj", hub ? std::vector<std::int64_t>{E, I, H} : std::vector<std::int64_t>{E, H, I},
+        Init::normal, down_gain / std::sqrt(static_cast<double>(I)), !hub);
+}
+
+void language_model(LayoutBuilder& b, const TextConfig& t, ExpertLayout experts) {
   const std::string root = "model.language_model";
   b.add(root + ".embed_tokens.weight", {t.vocab_size, t.hidden_size}, Init::normal,
         kEmbeddingStd);
@@ -93,9 +113,13 @@ void language_model(LayoutBuilder& b, const TextConfig& t) {
     b.linear(layer + ".self_attn.o_proj", q_width, t.hidden_size, false, o_gain);
     b.rms_norm(layer + ".self_attn.q_norm", t.head_dim);
     b.rms_norm(layer + ".self_attn.k_norm", t.head_dim);
-    b.linear(layer + ".mlp.gate_proj", t.hidden_size, t.intermediate_size, false);
-    b.linear(layer + ".mlp.up_proj", t.hidden_size, t.intermediate_size, false);
-    b.linear(layer + ".mlp.down_proj", t.intermediate_size, t.hidden_size, false, down_gain);
+    if (t.is_moe_layer(i)) {
+      sparse_moe_block(b, layer + ".mlp", t, down_gain, experts);
+    } else {
+      b.linear(layer + ".mlp.gate_proj", t.hidden_size, t.intermediate_size, false);
+      b.linear(layer + ".mlp.up_proj", t.hidden_size, t.intermediate_size, false);
+      b.linear(layer + ".mlp.down_proj", t.intermediate_size, t.hidden_size, false, down_gain);
+    }
     b.rms_norm(layer + ".input_layernorm", t.hidden_size);
     b.rms_norm(layer + ".post_attention_layernorm", t.hidden_size);
   }
@@ -112,10 +136,10 @@ std::int64_t WeightSpec::numel() const {
   return n;
 }
 
-std::vector<WeightSpec> qwen3vl_weights(const ModelConfig& config) {
+std::vector<WeightSpec> qwen3vl_weights(const ModelConfig& config, ExpertLayout experts) {
   LayoutBuilder b;
   vision_tower(b, config.vision);
-  language_model(b, config.text);
+  language_model(b, config.text, experts);
   if (!config.tie_word_embeddings) {
     b.add("lm_head.weight", {config.text.vocab_size, config.text.hidden_size}, Init::normal,
           kEmbeddingStd);

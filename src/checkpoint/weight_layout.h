@@ -21,11 +21,21 @@ enum class Init {
   one_plus,     // 1 + (mean 0, standard deviation `std`): norm weights
 };
 
+// How a MoE checkpoint stores its fused expert tensors (HF Qwen3VLMoeTextExperts).
+enum class ExpertLayout {
+  hub,            // the Hub's files: gate_up_proj [E, H, 2I] (gate = first I columns), down_proj [E, I, H]
+  transformers5,  // what transformers 5.x save_pretrained writes: [E, 2I, H] and [E, H, I]
+};
+
 struct WeightSpec {
   std::string name;                 // HF key, e.g. "model.language_model.layers.0.mlp.up_proj.weight"
   std::vector<std::int64_t> shape;  // PyTorch order ([out, in] for nn.Linear)
   Init init = Init::normal;
   double std = 0.0;
+  // A 3-D expert tensor whose values are drawn in the Hub's order [E, B, A] and stored
+  // transposed per expert as `shape` = [E, A, B]: both expert layouts then hold the same
+  // model, and HF computes the same outputs from either.
+  bool transposed = false;
 
   std::int64_t numel() const;
 };
@@ -47,7 +57,12 @@ struct WeightSpec {
 //   The zero-mean final norm keeps a tied lm_head from scoring the current token highest.
 // Measured with HF on the golden cases (tests/reference): no greedy collapse in 32 steps
 // on tiny, tiny-untied and the custom config, top logits 15-25, INT8 cosine 0.9999.
+// MoE layers (config.text.is_moe_layer) have, instead of gate/up/down_proj, the router
+// mlp.gate.weight [E, H] with gain kRouterGain (sharp routing: top-k sets far from ties,
+// see the constant) and the fused mlp.experts.gate_up_proj / down_proj (no .weight
+// suffix) in `experts`' layout, drawn like the dense gate/up and down_proj of that layer.
 // Precondition: `config` is valid (validate_model_config).
-std::vector<WeightSpec> qwen3vl_weights(const ModelConfig& config);
+std::vector<WeightSpec> qwen3vl_weights(const ModelConfig& config,
+                                        ExpertLayout experts = ExpertLayout::hub);
 
 }  // namespace q3vl::checkpoint

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <numeric>
 
 #include "io/json_file.h"
@@ -91,7 +92,23 @@ void read_text_rope(const JsonObject& text, TextConfig& out, ConfigLayout& layou
   out.mrope_interleaved = rope->get_bool("mrope_interleaved", true);
 }
 
-TextConfig read_text_config(const JsonObject& text, ConfigLayout& layout) {
+// The expert fields of a qwen3_vl_moe text_config (see config.h for which are required).
+void read_moe_fields(const JsonObject& text, TextConfig& out) {
+  const bool legacy = text.has("num_experts");
+  const bool local = text.has("num_local_experts");
+  if (!legacy && !local) text.fail("num_experts", "integer (or num_local_experts)");
+  out.num_experts = legacy ? text.get_int("num_experts") : text.get_int("num_local_experts");
+  if (legacy && local && text.get_int("num_local_experts") != out.num_experts) {
+    text.fail("num_local_experts", "num_experts (" + std::to_string(out.num_experts) + ")");
+  }
+  out.num_experts_per_tok = text.get_int("num_experts_per_tok");
+  out.moe_intermediate_size = text.get_int("moe_intermediate_size");
+  out.decoder_sparse_step = text.get_int("decoder_sparse_step", out.decoder_sparse_step);
+  out.mlp_only_layers = text.get_int_array("mlp_only_layers", {});
+  // norm_topk_prob is not read: the router renormalises regardless (config.h).
+}
+
+TextConfig read_text_config(const JsonObject& text, ConfigLayout& layout, bool moe) {
   TextConfig out;
   out.vocab_size = text.get_int("vocab_size");
   out.hidden_size = text.get_int("hidden_size");
@@ -105,6 +122,7 @@ TextConfig read_text_config(const JsonObject& text, ConfigLayout& layout) {
   out.hidden_act = text.get_string("hidden_act", out.hidden_act);
   out.attention_bias = text.get_bool("attention_bias", out.attention_bias);
   read_text_rope(text, out, layout);
+  if (moe) read_moe_fields(text, out);
   return out;
 }
 
@@ -194,6 +212,35 @@ void validate_text(const TextConfig& t, ConfigLayout layout, const std::string& 
   }
 }
 
+// Dense configs carry no expert fields; MoE ones need consistent ones.
+void validate_moe(const TextConfig& t, bool moe, ConfigLayout layout, const std::string& file) {
+  const std::string experts_field =
+      text_field(layout == ConfigLayout::rope_parameters ? "num_local_experts" : "num_experts");
+  if (!moe) {
+    if (t.num_experts != 0) {
+      fail(file, experts_field, "absent (0) for model_type \"qwen3_vl\"",
+           std::to_string(t.num_experts));
+    }
+    return;
+  }
+  require_positive(file, experts_field, t.num_experts);
+  require_positive(file, text_field("moe_intermediate_size"), t.moe_intermediate_size);
+  require_positive(file, text_field("decoder_sparse_step"), t.decoder_sparse_step);
+  if (t.num_experts_per_tok < 1 || t.num_experts_per_tok > t.num_experts) {
+    fail(file, text_field("num_experts_per_tok"),
+         "an integer in [1, num_experts = " + std::to_string(t.num_experts) + "]",
+         std::to_string(t.num_experts_per_tok));
+  }
+  for (std::size_t i = 0; i < t.mlp_only_layers.size(); ++i) {
+    const std::int64_t layer = t.mlp_only_layers[i];
+    if (layer < 0 || layer >= t.num_hidden_layers) {
+      fail(file, text_field("mlp_only_layers") + "[" + std::to_string(i) + "]",
+           "a layer index in [0, num_hidden_layers = " + std::to_string(t.num_hidden_layers) + ")",
+           std::to_string(layer));
+    }
+  }
+}
+
 void validate_vision(const VisionConfig& v, const TextConfig& t, const std::string& file) {
   require_positive(file, vision_field("depth"), v.depth);
   require_positive(file, vision_field("hidden_size"), v.hidden_size);
@@ -279,7 +326,17 @@ Json theta_json(double theta) {
   return theta;
 }
 
-Json text_config_json(const TextConfig& t, bool tie_word_embeddings, ConfigLayout layout) {
+// The object with its keys in sorted order (Json keeps insertion order).
+Json sorted_keys(const Json& object) {
+  std::map<std::string, Json> sorted;
+  for (const auto& [key, value] : object.items()) sorted.emplace(key, value);
+  Json out = Json::object();
+  for (auto& [key, value] : sorted) out[key] = std::move(value);
+  return out;
+}
+
+Json text_config_json(const TextConfig& t, bool tie_word_embeddings, ConfigLayout layout,
+                      bool moe) {
   Json rope = Json::object();
   rope["mrope_interleaved"] = t.mrope_interleaved;
   rope["mrope_section"] = t.mrope_section;
@@ -299,10 +356,20 @@ Json text_config_json(const TextConfig& t, bool tie_word_embeddings, ConfigLayou
   text["initializer_range"] = 0.02;
   text["intermediate_size"] = t.intermediate_size;
   text["max_position_embeddings"] = t.max_position_embeddings;
-  text["model_type"] = "qwen3_vl_text";
+  text["model_type"] = moe ? "qwen3_vl_moe_text" : "qwen3_vl_text";
   text["num_attention_heads"] = t.num_attention_heads;
   text["num_hidden_layers"] = t.num_hidden_layers;
   text["num_key_value_heads"] = t.num_key_value_heads;
+  if (moe) {
+    text["decoder_sparse_step"] = t.decoder_sparse_step;
+    text["mlp_only_layers"] = t.mlp_only_layers;
+    text["moe_intermediate_size"] = t.moe_intermediate_size;
+    // Both write norm_topk_prob true (ignored: the router always renormalises); 5.23
+    // renamed num_experts to num_local_experts (checked against its save_pretrained).
+    text["norm_topk_prob"] = true;
+    text[layout == ConfigLayout::rope_parameters ? "num_local_experts" : "num_experts"] = t.num_experts;
+    text["num_experts_per_tok"] = t.num_experts_per_tok;
+  }
   text["rms_norm_eps"] = t.rms_norm_eps;
   if (layout == ConfigLayout::rope_parameters) {
     text["rope_parameters"] = rope;
@@ -313,10 +380,10 @@ Json text_config_json(const TextConfig& t, bool tie_word_embeddings, ConfigLayou
   text["tie_word_embeddings"] = tie_word_embeddings;
   text["use_cache"] = true;
   text["vocab_size"] = t.vocab_size;
-  return text;
+  return moe ? sorted_keys(text) : text;  // the dense keys above are already in order
 }
 
-Json vision_config_json(const VisionConfig& v, ConfigLayout layout) {
+Json vision_config_json(const VisionConfig& v, ConfigLayout layout, bool moe) {
   Json vision = Json::object();
   vision["deepstack_visual_indexes"] = v.deepstack_visual_indexes;
   vision["depth"] = v.depth;
@@ -325,8 +392,10 @@ Json vision_config_json(const VisionConfig& v, ConfigLayout layout) {
   vision["in_channels"] = v.in_channels;
   vision["initializer_range"] = 0.02;
   vision["intermediate_size"] = v.intermediate_size;
-  // The Hub's 4.57 files say "qwen3_vl" here; 5.x rewrites it to "qwen3_vl_vision".
-  vision["model_type"] = layout == ConfigLayout::rope_parameters ? "qwen3_vl_vision" : "qwen3_vl";
+  // The Hub's 4.57 files say "qwen3_vl" ("qwen3_vl_moe") here; 5.x rewrites it to
+  // "qwen3_vl_vision" ("qwen3_vl_moe_vision").
+  const std::string family = moe ? "qwen3_vl_moe" : "qwen3_vl";
+  vision["model_type"] = layout == ConfigLayout::rope_parameters ? family + "_vision" : family;
   vision["num_heads"] = v.num_heads;
   vision["num_position_embeddings"] = v.num_position_embeddings;
   vision["out_hidden_size"] = v.out_hidden_size;
@@ -339,13 +408,26 @@ Json vision_config_json(const VisionConfig& v, ConfigLayout layout) {
   return vision;
 }
 
+void check_model_type(const std::string& model_type, const std::string& file) {
+  if (model_type != "qwen3_vl" && model_type != "qwen3_vl_moe") {
+    fail(file, "model_type", "\"qwen3_vl\" or \"qwen3_vl_moe\"", "\"" + model_type + "\"");
+  }
+}
+
 }  // namespace
 
-void validate_model_config(const ModelConfig& config, const std::string& file) {
-  if (config.model_type != "qwen3_vl") {
-    fail(file, "model_type", "\"qwen3_vl\"", "\"" + config.model_type + "\"");
+bool TextConfig::is_moe_layer(std::int64_t layer) const {
+  if (num_experts <= 0 || decoder_sparse_step <= 0) return false;
+  for (const auto dense : mlp_only_layers) {
+    if (dense == layer) return false;
   }
+  return (layer + 1) % decoder_sparse_step == 0;
+}
+
+void validate_model_config(const ModelConfig& config, const std::string& file) {
+  check_model_type(config.model_type, file);
   validate_text(config.text, config.layout, file);
+  validate_moe(config.text, config.is_moe(), config.layout, file);
   validate_vision(config.vision, config.text, file);
   validate_token_ids(config, file);
 }
@@ -356,15 +438,8 @@ ModelConfig parse_model_config(std::string_view json_text, const std::string& fi
 
   ModelConfig config;
   config.model_type = root.get_string("model_type");
-  if (config.model_type == "qwen3_vl_moe") {
-    throw_error(ErrorKind::unsupported, file, "model_type",
-                "\"qwen3_vl\" (the dense models; Mixture-of-Experts Qwen3-VL is not supported yet)",
-                "\"qwen3_vl_moe\"");
-  }
-  if (config.model_type != "qwen3_vl") {
-    fail(file, "model_type", "\"qwen3_vl\"", "\"" + config.model_type + "\"");
-  }
-  config.text = read_text_config(root.object("text_config"), config.layout);
+  check_model_type(config.model_type, file);
+  config.text = read_text_config(root.object("text_config"), config.layout, config.is_moe());
   config.vision = read_vision_config(root.object("vision_config"));
   config.image_token_id = root.get_int("image_token_id", config.image_token_id);
   config.video_token_id = root.get_int("video_token_id", config.video_token_id);
@@ -385,14 +460,16 @@ ModelConfig load_model_config(const std::filesystem::path& path) {
 
 std::string to_config_json(const ModelConfig& config, ConfigLayout layout) {
   Json root = Json::object();
-  root["architectures"] = Json::array({"Qwen3VLForConditionalGeneration"});
+  root["architectures"] = Json::array({config.is_moe() ? "Qwen3VLMoeForConditionalGeneration"
+                                                      : "Qwen3VLForConditionalGeneration"});
   root["image_token_id"] = config.image_token_id;
   root["model_type"] = config.model_type;
-  root["text_config"] = text_config_json(config.text, config.tie_word_embeddings, layout);
+  root["text_config"] =
+      text_config_json(config.text, config.tie_word_embeddings, layout, config.is_moe());
   root["tie_word_embeddings"] = config.tie_word_embeddings;
   root["transformers_version"] = layout == ConfigLayout::rope_parameters ? "5.23.0" : "4.57.0";
   root["video_token_id"] = config.video_token_id;
-  root["vision_config"] = vision_config_json(config.vision, layout);
+  root["vision_config"] = vision_config_json(config.vision, layout, config.is_moe());
   root["vision_end_token_id"] = config.vision_end_token_id;
   root["vision_start_token_id"] = config.vision_start_token_id;
   return root.dump(2) + "\n";

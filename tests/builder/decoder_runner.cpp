@@ -3,6 +3,7 @@
 #include <random>
 
 #include "builder/graph.h"
+#include "builder/text_moe.h"
 #include "builder/weight_reader.h"
 #include "io/decoder_io.h"
 #include "io/safetensors.h"
@@ -25,6 +26,13 @@ DecoderRunner::DecoderRunner(const std::filesystem::path& checkpoint_dir, const 
   builder::Graph g("decoder", out_dir / "decoder.onnx.data");
   builder::write_decoder_graph(g, reader, config, options);
   g.save(out_dir / "decoder.onnx");
+  if (options.expose_router_logits) {
+    for (std::int64_t i = 0; i < config.text.num_hidden_layers; ++i) {
+      if (!config.text.is_moe_layer(i)) continue;
+      router_outputs_.push_back(
+          builder::router_logits_name("model.language_model.layers." + std::to_string(i) + ".mlp"));
+    }
+  }
   runtime::SessionConfig session_config;
   session_config.intra_op_threads = 1;
   session_ = std::make_unique<runtime::OrtSession>("decoder", out_dir / "decoder.onnx", session_config);
@@ -88,13 +96,16 @@ DecoderStep DecoderRunner::run(std::int64_t batch, std::int64_t tokens, std::vec
     outputs.push_back(io::present_key_name(i));
     outputs.push_back(io::present_value_name(i));
   }
+  outputs.insert(outputs.end(), router_outputs_.begin(), router_outputs_.end());
   std::vector<const char*> in_names, out_names;
   for (auto& n : names) in_names.push_back(n.c_str());
   for (auto& n : outputs) out_names.push_back(n.c_str());
   auto result = session_->run(in_names, values, out_names);
   DecoderStep step;
   step.logits = to_host(result[0]);
-  for (std::size_t i = 1; i < result.size(); ++i) step.present.push_back(to_host(result[i]));
+  const std::size_t presents = static_cast<std::size_t>(2 * L);
+  for (std::size_t i = 1; i <= presents; ++i) step.present.push_back(to_host(result[i]));
+  for (std::size_t i = presents + 1; i < result.size(); ++i) step.router_logits.push_back(to_host(result[i]));
   return step;
 }
 

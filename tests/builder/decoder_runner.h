@@ -17,6 +17,9 @@ namespace q3vl::testing {
 struct DecoderStep {
   HostF32 logits;
   std::vector<HostF32> present;  // key0, value0, key1, value1, ...
+  // With DecoderGraphOptions::expose_router_logits: each MoE layer's router logits
+  // [B * T, num_experts], in layer order.
+  std::vector<HostF32> router_logits;
 };
 
 class DecoderRunner {
@@ -39,6 +42,7 @@ class DecoderRunner {
  private:
   ModelConfig config_;
   builder::DeepstackInput deepstack_ = builder::DeepstackInput::separate;
+  std::vector<std::string> router_outputs_;  // exposed router logits, in layer order
   std::unique_ptr<runtime::OrtSession> session_;
 };
 

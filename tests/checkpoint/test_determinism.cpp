@@ -30,8 +30,9 @@ fs::path fresh_dir(const std::string& name) {
 }
 
 fs::path make(const std::string& preset, std::uint64_t seed, const std::string& name,
-              unsigned threads) {
+              unsigned threads, ExpertLayout experts = ExpertLayout::hub) {
   MakeCheckpointOptions options;
+  options.expert_layout = experts;
   options.preset = preset;
   options.seed = seed;
   options.out = fresh_dir(name);
@@ -73,6 +74,25 @@ TEST(Determinism, SameSeedSameBytesAnyThreadCount) {
   const auto other_seed = file_hashes(make("tiny-untied", 6, "untied-seed6", 2));
   EXPECT_NE(one.at("model.safetensors"), other_seed.at("model.safetensors"));
   EXPECT_EQ(one.at("config.json"), other_seed.at("config.json"));
+}
+
+// model.safetensors of `make-checkpoint --preset tiny-moe --seed 0` (the Hub's expert
+// layout) and with --moe-layout hf5 (the other files are the same in both).
+constexpr const char* kTinyMoeHub = "c595a29e04d02f01042905b26467a67a39ce4478cef33d83519f18cf78f8864c";
+constexpr const char* kTinyMoeHf5 = "252992ea60ec3e1377114bb091aff12508891e6ead56d1f21530929c182aa71c";
+
+TEST(Determinism, TinyMoeSeed0HasThePinnedHashesInBothExpertLayouts) {
+  const auto hub = file_hashes(make("tiny-moe", 0, "moe-hub", 1));
+  const auto hf5 = file_hashes(make("tiny-moe", 0, "moe-hf5", 3, ExpertLayout::transformers5));
+  EXPECT_EQ(hub.at("model.safetensors"), kTinyMoeHub);
+  EXPECT_EQ(hf5.at("model.safetensors"), kTinyMoeHf5);
+  auto others = [](std::map<std::string, std::string> hashes) {
+    hashes.erase("model.safetensors");
+    return hashes;
+  };
+  EXPECT_EQ(others(hub), others(hf5));
+  // Thread count does not matter for the transposed tensors either.
+  EXPECT_EQ(file_hashes(make("tiny-moe", 0, "moe-hf5-1", 1, ExpertLayout::transformers5)), hf5);
 }
 
 }  // namespace

@@ -72,7 +72,7 @@ void expect_one_line_failure(const RunResult& result, const std::string& must_co
 TEST(MakeCheckpointCli, BadPresetFailsAndCreatesNothing) {
   const auto dir = scratch("bad-preset");
   const auto result = run_q3vl("make-checkpoint --preset huge --seed 0 --out " + quoted(dir / "out"));
-  expect_one_line_failure(result, "--preset: expected one of tiny, tiny-untied, 2b, 4b, got \"huge\"");
+  expect_one_line_failure(result, "--preset: expected one of tiny, tiny-untied, tiny-moe, 2b, 4b, 30b-a3b, 235b-a22b, got \"huge\"");
   EXPECT_EQ(result.exit_code, 2);
   EXPECT_TRUE(entries(dir).empty());
 }
@@ -134,6 +134,71 @@ TEST(MakeCheckpointCli, WritesIntoAnEmptyDirectoryWithTheTransformers5Layout) {
   const auto embed = a.tensor("model.language_model.embed_tokens.weight");
   const auto embed_b = b.tensor("model.language_model.embed_tokens.weight");
   EXPECT_TRUE(std::equal(embed.data.begin(), embed.data.end(), embed_b.data.begin(), embed_b.data.end()));
+}
+
+// --moe-layout hf5 stores every expert tensor transposed per expert ([E, H, 2I] ->
+// [E, 2I, H], [E, I, H] -> [E, H, I]) and everything else byte for byte as the Hub layout.
+TEST(MakeCheckpointCli, MoeLayoutHf5HoldsTheSameModelTransposed) {
+  const auto dir = scratch("moe-layout");
+  const auto result = run_q3vl("make-checkpoint --preset tiny-moe --seed 0 --quiet --moe-layout hf5 --out " +
+                               quoted(dir / "out"));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  const auto a = io::Checkpoint::open(dir / "out");
+  const auto b = io::Checkpoint::open(testing_support::made_checkpoint("tiny-moe"));
+  ASSERT_EQ(a.names(), b.names());
+  std::size_t transposed = 0;
+  for (const auto& name : a.names()) {
+    const auto x = a.tensor(name), y = b.tensor(name);
+    if (name.find(".mlp.experts.") == std::string::npos) {
+      EXPECT_EQ(x.shape, y.shape) << name;
+      EXPECT_TRUE(std::equal(x.data.begin(), x.data.end(), y.data.begin(), y.data.end())) << name;
+      continue;
+    }
+    ++transposed;
+    ASSERT_EQ(x.shape.size(), 3u) << name;
+    ASSERT_EQ(x.shape, (std::vector<std::int64_t>{y.shape[0], y.shape[2], y.shape[1]})) << name;
+    const std::int64_t E = x.shape[0], rows = x.shape[1], cols = x.shape[2];
+    std::int64_t mismatches = 0;
+    for (std::int64_t e = 0; e < E; ++e) {
+      for (std::int64_t r = 0; r < rows; ++r) {
+        for (std::int64_t c = 0; c < cols; ++c) {
+          const auto xi = ((e * rows + r) * cols + c) * 2, yi = ((e * cols + c) * rows + r) * 2;
+          mismatches += x.data[xi] != y.data[yi] || x.data[xi + 1] != y.data[yi + 1];
+        }
+      }
+    }
+    EXPECT_EQ(mismatches, 0) << name;
+  }
+  EXPECT_EQ(transposed, 6u);  // 3 sparse layers x (gate_up_proj, down_proj)
+  const auto bad = run_q3vl("make-checkpoint --preset tiny-moe --seed 0 --moe-layout hf4 --out " +
+                            quoted(dir / "bad"));
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("--moe-layout"), std::string::npos) << bad.output;
+  EXPECT_FALSE(fs::exists(dir / "bad"));
+}
+
+// --text-layers slices the text model; a count the config cannot take is a usage error
+// naming the flag and the field it breaks, and writes nothing.
+TEST(MakeCheckpointCli, TextLayersOverridesTheDepth) {
+  const auto dir = scratch("text-layers");
+  const auto ok = run_q3vl("make-checkpoint --preset tiny-moe --seed 0 --quiet --text-layers 3 --out " +
+                           quoted(dir / "three"));
+  ASSERT_EQ(ok.exit_code, 0) << ok.output;
+  const ModelConfig config = load_model_config(dir / "three");
+  EXPECT_EQ(config.text.num_hidden_layers, 3);
+  EXPECT_EQ(config.text.mlp_only_layers, (std::vector<std::int64_t>{2}));
+  const auto checkpoint = io::Checkpoint::open(dir / "three");
+  EXPECT_TRUE(checkpoint.contains("model.language_model.layers.2.mlp.down_proj.weight"));
+  EXPECT_FALSE(checkpoint.contains("model.language_model.layers.3.input_layernorm.weight"));
+  // mlp_only_layers [2] needs at least 3 layers.
+  expect_one_line_failure(
+      run_q3vl("make-checkpoint --preset tiny-moe --seed 0 --text-layers 2 --out " + quoted(dir / "two")),
+      "--text-layers: expected a layer count the config allows, got 2 (--text-layers 2: "
+      "text_config.mlp_only_layers[0]: expected a layer index in [0, num_hidden_layers = 2), got 2)");
+  expect_one_line_failure(
+      run_q3vl("make-checkpoint --preset tiny-moe --seed 0 --text-layers 0 --out " + quoted(dir / "zero")),
+      "--text-layers: expected a positive layer count, got 0");
+  EXPECT_EQ(entries(dir), std::vector<std::string>{"three"});
 }
 
 // Above --max-shard-bytes the weights are split the HF way; every tensor keeps its bytes.

@@ -3,8 +3,9 @@
 //
 // Two independent references: (1) the key set and shapes re-derived below from
 // the config, written from docs/reference/qwen3vl.md §10 as a per-module table;
-// (2) parameter and tensor counts HF itself reported (Qwen3VLForConditionalGeneration
-// built on the meta device from each preset's config.json, transformers 5.23).
+// (2) parameter and tensor counts HF itself reported (Qwen3VLForConditionalGeneration, or
+// Qwen3VLMoeForConditionalGeneration for the MoE presets, built on the meta device from
+// each preset's config.json, transformers 5.23).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -69,9 +70,15 @@ std::map<std::string, Shape> expected_tensors(const ModelConfig& c) {
     t[p + "self_attn.o_proj.weight"] = {D, x.num_attention_heads * x.head_dim};
     t[p + "self_attn.q_norm.weight"] = {x.head_dim};
     t[p + "self_attn.k_norm.weight"] = {x.head_dim};
-    t[p + "mlp.gate_proj.weight"] = {x.intermediate_size, D};
-    t[p + "mlp.up_proj.weight"] = {x.intermediate_size, D};
-    t[p + "mlp.down_proj.weight"] = {D, x.intermediate_size};
+    if (x.is_moe_layer(i)) {  // Qwen3VLMoeTextSparseMoeBlock, the Hub's expert layout
+      t[p + "mlp.gate.weight"] = {x.num_experts, D};
+      t[p + "mlp.experts.gate_up_proj"] = {x.num_experts, D, 2 * x.moe_intermediate_size};
+      t[p + "mlp.experts.down_proj"] = {x.num_experts, x.moe_intermediate_size, D};
+    } else {
+      t[p + "mlp.gate_proj.weight"] = {x.intermediate_size, D};
+      t[p + "mlp.up_proj.weight"] = {x.intermediate_size, D};
+      t[p + "mlp.down_proj.weight"] = {D, x.intermediate_size};
+    }
     t[p + "input_layernorm.weight"] = {D};
     t[p + "post_attention_layernorm.weight"] = {D};
   }
@@ -99,6 +106,9 @@ TEST(WeightLayout, PresetsMatchTheModuleTreeAndHfCounts) {
       {"tiny-untied", 30'111'136, 128},
       {"2b", 2'127'532'032, 625},
       {"4b", 4'437'815'808, 713},
+      {"tiny-moe", 30'309'280, 128},
+      {"30b-a3b", 31'070'754'032, 882},
+      {"235b-a22b", 235'670'022'896, 1388},
   };
   for (const auto& count : counts) {
     SCOPED_TRACE(count.preset);
@@ -146,6 +156,36 @@ TEST(WeightLayout, InitialisationScalesFollowTheDocumentedRules) {
   expect("model.language_model.norm.weight", Init::normal, 1.0);
 }
 
+// MoE: the router and the experts follow the dense rules of their layer (gate/up gain 1,
+// down_proj gain 2 in layer 0, 0.1 elsewhere) and the router gain 4; the dense
+// mlp_only_layers layer keeps gate/up/down_proj.
+TEST(WeightLayout, MoeScalesAndTheTransformers5Layout) {
+  const ModelConfig config = preset_config("tiny-moe");
+  EXPECT_TRUE(config.is_moe());
+  EXPECT_NE(config.text.hidden_size, config.text.moe_intermediate_size);
+  EXPECT_NE(config.text.hidden_size, 2 * config.text.moe_intermediate_size);
+  for (const auto layout : {ExpertLayout::hub, ExpertLayout::transformers5}) {
+    const bool hub = layout == ExpertLayout::hub;
+    std::map<std::string, WeightSpec> by_name;
+    for (const auto& w : qwen3vl_weights(config, layout)) by_name[w.name] = w;
+    auto expect = [&](const std::string& name, Shape shape, double std, bool transposed) {
+      SCOPED_TRACE(name);
+      ASSERT_EQ(by_name.count(name), 1u);
+      EXPECT_EQ(by_name[name].shape, shape);
+      EXPECT_EQ(by_name[name].init, Init::normal);
+      EXPECT_DOUBLE_EQ(by_name[name].std, std);
+      EXPECT_EQ(by_name[name].transposed, transposed);
+    };
+    const std::string l0 = "model.language_model.layers.0.mlp.", l1 = "model.language_model.layers.1.mlp.";
+    expect(l0 + "gate.weight", {16, 96}, 4.0 / std::sqrt(96.0), false);
+    expect(l0 + "experts.gate_up_proj", hub ? Shape{16, 96, 64} : Shape{16, 64, 96}, 1.0 / std::sqrt(96.0), !hub);
+    expect(l0 + "experts.down_proj", hub ? Shape{16, 32, 96} : Shape{16, 96, 32}, 2.0 / std::sqrt(32.0), !hub);
+    expect(l1 + "experts.down_proj", hub ? Shape{16, 32, 96} : Shape{16, 96, 32}, 0.1 / std::sqrt(32.0), !hub);
+    expect("model.language_model.layers.2.mlp.down_proj.weight", {96, 160}, 0.1 / std::sqrt(160.0), false);
+    EXPECT_EQ(by_name.count("model.language_model.layers.2.mlp.gate.weight"), 0u);
+  }
+}
+
 TEST(WeightLayout, TinyPresetsDifferWhereTheyShould) {
   const ModelConfig tiny = preset_config("tiny");
   const ModelConfig untied = preset_config("tiny-untied");
@@ -173,14 +213,14 @@ TEST(WeightLayout, UnknownPresetIsAUsageErrorListingTheKnownOnes) {
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::usage);
-    EXPECT_STREQ(e.what(), "--preset: expected one of tiny, tiny-untied, 2b, 4b, got \"tiny2\"");
+    EXPECT_STREQ(e.what(), "--preset: expected one of tiny, tiny-untied, tiny-moe, 2b, 4b, 30b-a3b, 235b-a22b, got \"tiny2\"");
   }
 }
 
 // Written checkpoints hold exactly these tensors, as bf16, and their config.json
 // reads back as the preset.
 TEST(WeightLayout, WrittenCheckpointsHoldTheLayout) {
-  for (const char* preset : {"tiny", "tiny-untied"}) {
+  for (const char* preset : {"tiny", "tiny-untied", "tiny-moe"}) {
     SCOPED_TRACE(preset);
     const auto checkpoint = io::Checkpoint::open(testing_support::made_checkpoint(preset));
     const auto expected = expected_tensors(preset_config(preset));

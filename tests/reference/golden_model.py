@@ -12,15 +12,27 @@ language model), not re-derived, so the goldens are what HF feeds each stage:
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
-from transformers import GenerationConfig, Qwen3VLForConditionalGeneration
+from transformers import GenerationConfig, Qwen3VLForConditionalGeneration, Qwen3VLMoeForConditionalGeneration
+from transformers.models.qwen3_vl_moe.modeling_qwen3_vl_moe import Qwen3VLMoeTextTopKRouter
 
 GREEDY_STEPS = 32
 
 
 def load_model(checkpoint_dir: str) -> Qwen3VLForConditionalGeneration:
-    model, info = Qwen3VLForConditionalGeneration.from_pretrained(
-        checkpoint_dir, dtype=torch.float32, attn_implementation="eager", output_loading_info=True)
+    """The dense or the Mixture-of-Experts model, as config.json's model_type says. MoE
+    experts run HF's eager per-expert loop (5.23 would default to grouped_mm)."""
+    model_type = json.loads((Path(checkpoint_dir) / "config.json").read_text())["model_type"]
+    extra = {}
+    cls = Qwen3VLForConditionalGeneration
+    if model_type == "qwen3_vl_moe":
+        cls = Qwen3VLMoeForConditionalGeneration
+        extra["experts_implementation"] = "eager"
+    model, info = cls.from_pretrained(
+        checkpoint_dir, dtype=torch.float32, attn_implementation="eager", output_loading_info=True, **extra)
     bad = {k: v for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
     assert not bad, f"{checkpoint_dir}: HF loading reported {bad}"
     model.eval()
@@ -40,11 +52,19 @@ class _Capture:
     def __init__(self, model: Qwen3VLForConditionalGeneration):
         self.language_inputs = None
         self.vision_outputs = []
+        # MoE: per router (sparse layer, in layer order), the raw logits [tokens, E] of each call.
+        self.router_logits = []
         inner = model.model
         self._handles = [
             inner.language_model.register_forward_pre_hook(self._on_language, with_kwargs=True),
             inner.visual.register_forward_hook(self._on_visual),
         ]
+        for module in inner.language_model.modules():
+            if isinstance(module, Qwen3VLMoeTextTopKRouter):
+                calls = []
+                self.router_logits.append(calls)
+                self._handles.append(module.register_forward_hook(
+                    lambda m, a, out, calls=calls: calls.append(out[0].detach().clone())))
 
     def _on_language(self, module, args, kwargs):
         if self.language_inputs is None:
@@ -122,7 +142,21 @@ def run_model(model: Qwen3VLForConditionalGeneration, features) -> dict:
         out["video_embeds"] = v["merged"]
         out["video_deepstack"] = v["deepstack"]
     assert not vision, "unexpected extra vision-tower calls"
+    if capture.router_logits:
+        # Prefill: [L, T, E] over the sparse layers; the greedy steps after it: [L, 31, E].
+        assert all(len(calls) == GREEDY_STEPS for calls in capture.router_logits)
+        out["router_logits"] = torch.stack([calls[0] for calls in capture.router_logits]).contiguous()
+        out["router_logits_decode"] = torch.stack(
+            [torch.cat(calls[1:]) for calls in capture.router_logits]).contiguous()
     return out
+
+
+def router_topk_margin(router_logits: torch.Tensor, k: int) -> float:
+    """Smallest gap between the k-th and (k+1)-th largest router logit over every token
+    and layer of [..., E]: how far each top-k set is from flipping (softmax is monotonic,
+    so the logit order is the probability order)."""
+    top = router_logits.reshape(-1, router_logits.shape[-1]).topk(k + 1, dim=-1).values
+    return float((top[:, k - 1] - top[:, k]).min())
 
 
 @torch.no_grad()

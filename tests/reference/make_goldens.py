@@ -15,6 +15,7 @@ tests/reference/README.md. Same inputs -> same bytes.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -40,7 +41,7 @@ from PIL import Image  # noqa: E402
 from transformers import AutoProcessor  # noqa: E402
 
 from golden_cases import CASES, MEDIA, TURN1_REPLY  # noqa: E402
-from golden_model import GREEDY_STEPS, load_model, run_each_image, run_model  # noqa: E402
+from golden_model import GREEDY_STEPS, load_model, router_topk_margin, run_each_image, run_model  # noqa: E402
 from golden_processor import encode_pixels, run_processor  # noqa: E402
 from golden_store import sha256_file, sha256_tree, write_json, write_tensors  # noqa: E402
 
@@ -48,7 +49,25 @@ FORMAT = "q3vl-hf-goldens/1"
 PRESETS = ("tiny", "tiny-untied")
 # Checkpoints made from a committed config.json rather than a preset: name -> file.
 CONFIGS = {"custom": HERE / "configs" / "custom.json"}
-CHECKPOINTS = PRESETS + tuple(CONFIGS)
+# Mixture-of-Experts checkpoints: name -> extra make-checkpoint arguments. Both are the
+# `tiny-moe` preset, in the Hub's expert layout and in transformers 5.x's
+# (--moe-layout hf5); they hold the same model, so HF's outputs must be bit-identical
+# and only MOE_STORED's are written. tiny-moe shares tiny-untied's vision tower and
+# embedding table (same tensor names and shapes, so the same seeded values): its
+# inputs_embeds, visual tokens, DeepStack features and position ids are asserted equal
+# to tiny-untied's. Stored (compact): the decoder inputs (position_ids, rope_deltas,
+# inputs_embeds, image_/video_deepstack; not the merged tokens, which are inside
+# inputs_embeds), greedy_*, router_logits [L, T, E] (prefill) / router_logits_decode
+# [L, 31, E] (the greedy steps) over the sparse layers in order, and prefill_logits on
+# MOE_LOGITS_CASES only (600 KB each: text, image, two images, video, multi-turn).
+MOE = {"tiny-moe": [], "tiny-moe-hf5": ["--moe-layout", "hf5"]}
+MOE_STORED = "tiny-moe"
+MOE_INPUTS_FROM = "tiny-untied"
+MOE_SHARED_KEYS = ("position_ids", "rope_deltas", "inputs_embeds", "image_embeds", "image_deepstack",
+                   "video_embeds", "video_deepstack")
+MOE_DROPPED_KEYS = ("image_embeds", "video_embeds")
+MOE_LOGITS_CASES = ("text_only", "image_odd", "two_images", "video", "two_turn")
+CHECKPOINTS = PRESETS + tuple(CONFIGS) + tuple(MOE)
 # A config checkpoint's goldens are kept compact (tests/goldens/model must stay small):
 # no inputs_embeds (it is the embedding rows with the merged visual tokens scattered
 # in, both derivable), and vision outputs only for these cases.
@@ -88,6 +107,8 @@ def make_checkpoint_source(name: str) -> list:
     """The make-checkpoint arguments that choose the model (paths relative to the repo)."""
     if name in CONFIGS:
         return ["--config", str(CONFIGS[name].relative_to(REPO))]
+    if name in MOE:
+        return ["--preset", "tiny-moe", *MOE[name]]
     return ["--preset", name]
 
 
@@ -96,6 +117,22 @@ def compact_config_result(case_name: str, result: dict) -> dict:
     keep_vision = case_name in CONFIG_VISION_CASES
     return {k: v for k, v in result.items()
             if k != "inputs_embeds" and (keep_vision or not k.startswith(("image", "video")))}
+
+
+def check_moe_result(case_name: str, name: str, result: dict, results: dict) -> dict:
+    """A MoE checkpoint's compact result, after checking what it shares with
+    MOE_INPUTS_FROM's (and, for the hf5 layout, that it equals the Hub layout's)."""
+    shared = results[MOE_INPUTS_FROM]
+    for key in MOE_SHARED_KEYS:
+        assert (key in result) == (key in shared), f"{case_name}: {name} {key} presence differs"
+        if key in result:
+            assert torch.equal(result[key], shared[key]), f"{case_name}: {name} {key} differs from {MOE_INPUTS_FROM}"
+    compact = {k: v for k, v in result.items() if k not in MOE_DROPPED_KEYS}
+    if case_name not in MOE_LOGITS_CASES:
+        del compact["prefill_logits"]
+    if name != MOE_STORED:
+        assert same_tensors(compact, results[MOE_STORED]), f"{case_name}: {name} differs from {MOE_STORED}"
+    return compact
 
 
 def library_versions() -> dict:
@@ -243,12 +280,18 @@ def main() -> None:
             add_pixels(pixel_store, case, first["features"])
 
             presets_meta = {}
+            results = {}
             for p in CHECKPOINTS:
                 result = run_model(models[p], first["features"])
                 if p in CONFIGS:
                     result = compact_config_result(case.name, result)
+                elif p in MOE:
+                    result = check_moe_result(case.name, p, result, results)
                 elif case.name == "two_images":
                     result.update(run_each_image(models[p], first["features"]))
+                results[p] = result
+                if p in MOE and p != MOE_STORED:
+                    continue
                 write_tensors(case_dir / f"{p}.safetensors", result)
                 ids = result["greedy_ids"].tolist()
                 margin = result["greedy_margin"]
@@ -257,6 +300,11 @@ def main() -> None:
                     "min_greedy_margin": float(margin.min()),
                     "min_greedy_margin_step": int(margin.argmin()),
                 }
+                if p in MOE:
+                    k = models[p].config.text_config.num_experts_per_tok
+                    presets_meta[p]["min_router_topk_margin"] = min(
+                        router_topk_margin(result["router_logits"], k),
+                        router_topk_margin(result["router_logits_decode"], k))
                 summary.append((case.name, p, float(margin.min()), int(margin.argmin()),
                                 float(result["greedy_max_abs_logit"].max())))
 
@@ -273,6 +321,7 @@ def main() -> None:
                 "video_sampling": first["video_info"],
                 "presets": {p: presets_meta[p] for p in PRESETS},
                 "configs": {p: presets_meta[p] for p in CONFIGS},
+                "moe": {MOE_STORED: presets_meta[MOE_STORED]},
             })
 
     check_transparency_dropped(processors[PRESETS[0]], pixel_store, out)
@@ -294,6 +343,13 @@ def main() -> None:
         "configs": {name: {"file": str(path.relative_to(REPO)), "sha256": sha256_file(path),
                            "vision_cases": list(CONFIG_VISION_CASES)}
                     for name, path in CONFIGS.items()},
+        # Mixture-of-Experts checkpoints (see MOE in make_goldens.py).
+        "moe": {MOE_STORED: {"checkpoints": list(MOE), "inputs_from": MOE_INPUTS_FROM,
+                             "shared_with_inputs_from": list(MOE_SHARED_KEYS),
+                             "prefill_logits_cases": list(MOE_LOGITS_CASES),
+                             "libraries": library_versions(),
+                             "router_topk_margin": "min over tokens and sparse layers of the k-th minus "
+                                                   "(k+1)-th largest raw router logit"}},
         "greedy_steps": GREEDY_STEPS,
         "greedy": "model.generate, do_sample=False, eos_token_id=None (never stops early), raw logits",
         "pixel_codes": "pixel_values = (float32(code) - 127.5f) / 127.5f, bit-exact",
@@ -305,6 +361,9 @@ def main() -> None:
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     for name, p, margin, step, max_logit in summary:
         print(f"{name:16s} {p:12s} min margin {margin:.6f} at step {step:2d}, max|logit| {max_logit:.2f}")
+    for case_name in (c.name for c in CASES):
+        meta = json.loads((out / "cases" / case_name / "case.json").read_text())["moe"][MOE_STORED]
+        print(f"{case_name:16s} {MOE_STORED}: min router top-k margin {meta['min_router_topk_margin']:.4f}")
     print(f"wrote {out} ({size / 1e6:.2f} MB) in {time.time() - started:.1f} s")
 
 

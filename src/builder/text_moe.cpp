@@ -1,0 +1,194 @@
+#include "builder/text_moe.h"
+
+#include <cstring>
+
+#include "builder/quantize.h"
+#include "io/dtype.h"
+#include "q3vl/error.h"
+
+namespace q3vl::builder {
+namespace {
+
+enum class ExpertLayout { hub, transformers5 };
+
+// Which layout the checkpoint's expert tensors are in (see the header), from their shapes.
+ExpertLayout detect_layout(const WeightReader& w, const std::string& gate_up, const std::string& down,
+                           std::int64_t E, std::int64_t H, std::int64_t I) {
+  const std::string dir = w.checkpoint().dir().string();
+  if (H == 2 * I || H == I) {
+    throw_error(ErrorKind::unsupported, dir, gate_up,
+                "hidden_size different from moe_intermediate_size and from twice it (else the Hub's "
+                "[E, H, 2I] and transformers 5.x's [E, 2I, H] expert layouts look alike)",
+                "hidden_size " + std::to_string(H) + ", moe_intermediate_size " + std::to_string(I));
+  }
+  const std::vector<std::int64_t> hub_gate_up{E, H, 2 * I}, hf5_gate_up{E, 2 * I, H};
+  const std::vector<std::int64_t> hub_down{E, I, H}, hf5_down{E, H, I};
+  const auto gate_up_shape = w.shape_of(gate_up);
+  const auto down_shape = w.shape_of(down);
+  if (gate_up_shape == hub_gate_up && down_shape == hub_down) return ExpertLayout::hub;
+  if (gate_up_shape == hf5_gate_up && down_shape == hf5_down) return ExpertLayout::transformers5;
+  const bool gate_up_known = gate_up_shape == hub_gate_up || gate_up_shape == hf5_gate_up;
+  const std::string& bad = gate_up_known ? down : gate_up;
+  const auto& got = gate_up_known ? down_shape : gate_up_shape;
+  throw_error(ErrorKind::shape, dir, bad,
+              gate_up_known ? "shape " + shape_text(gate_up_shape == hub_gate_up ? hub_down : hf5_down) +
+                                  " (the layout of " + gate_up + ")"
+                            : "shape " + shape_text(hub_gate_up) + " (the Hub's) or " + shape_text(hf5_gate_up) +
+                                  " (transformers 5.x's)",
+              shape_text(got));
+}
+
+// One expert's fc1 [2I, H] with gate and up rows interleaved, from its gate_up slice.
+std::vector<float> expert_fc1(const std::vector<float>& slice, ExpertLayout layout, std::int64_t H,
+                              std::int64_t I) {
+  std::vector<float> fc1(static_cast<std::size_t>(2 * I * H));
+  for (std::int64_t j = 0; j < I; ++j) {
+    float* gate = fc1.data() + 2 * j * H;
+    float* up = gate + H;
+    for (std::int64_t h = 0; h < H; ++h) {
+      if (layout == ExpertLayout::hub) {  // slice [H, 2I]
+        gate[h] = slice[h * 2 * I + j];
+        up[h] = slice[h * 2 * I + I + j];
+      } else {  // slice [2I, H]
+        gate[h] = slice[j * H + h];
+        up[h] = slice[(I + j) * H + h];
+      }
+    }
+  }
+  return fc1;
+}
+
+// One expert's fc2 [H, I] from its down_proj slice.
+std::vector<float> expert_fc2(std::vector<float> slice, ExpertLayout layout, std::int64_t H, std::int64_t I) {
+  if (layout == ExpertLayout::transformers5) return slice;  // already [H, I]
+  std::vector<float> fc2(static_cast<std::size_t>(H * I));
+  for (std::int64_t i = 0; i < I; ++i) {
+    for (std::int64_t h = 0; h < H; ++h) fc2[h * I + i] = slice[i * H + h];  // slice [I, H]
+  }
+  return fc2;
+}
+
+// Writes the E per-expert matrices [rows, cols] that `matrix(e)` returns as one expert
+// tensor [E, rows, cols] in `format`'s storage; returns {weights, scales or empty}.
+// Quantized: rows quantized in blocks along cols, codes streamed, scales kept (small).
+std::pair<Value, Value> write_expert_tensor(Graph& g, const std::string& name, std::int64_t E,
+                                            std::int64_t rows, std::int64_t cols, const LinearFormat& format,
+                                            const std::function<std::vector<float>(std::int64_t)>& matrix) {
+  switch (format.precision) {
+    case WeightPrecision::fp32:
+      return {g.initializer_streamed(name, DType::f32, {E, rows, cols},
+                                     [&](const Graph::InitializerSink& sink) {
+                                       for (std::int64_t e = 0; e < E; ++e) {
+                                         const auto m = matrix(e);
+                                         sink(std::as_bytes(std::span<const float>(m)));
+                                       }
+                                     }),
+              Value{}};
+    case WeightPrecision::fp16: {
+      Value half = g.initializer_streamed(name, DType::f16, {E, rows, cols}, [&](const Graph::InitializerSink& sink) {
+        for (std::int64_t e = 0; e < E; ++e) {
+          const auto m = matrix(e);
+          std::vector<std::uint16_t> bits(m.size());
+          for (std::size_t i = 0; i < m.size(); ++i) bits[i] = io::f32_to_f16(m[i]);
+          sink(std::as_bytes(std::span<const std::uint16_t>(bits)));
+        }
+      });
+      return {g.op("Cast", {half}, {{"to", 1}}), Value{}};
+    }
+    case WeightPrecision::int8:
+    case WeightPrecision::int4: {
+      QuantOptions quant = format.quant;
+      quant.bits = format.precision == WeightPrecision::int4 ? 4 : 8;
+      const std::int64_t blocks = cols / quant.block_size;
+      std::vector<float> scales;
+      scales.reserve(static_cast<std::size_t>(E * rows * blocks));
+      Value codes = g.initializer_streamed(
+          name, DType::u8, {E, rows, cols * quant.bits / 8}, [&](const Graph::InitializerSink& sink) {
+            for (std::int64_t e = 0; e < E; ++e) {
+              const QuantizedMatrix q = quantize_blockwise(matrix(e), rows, cols, quant);
+              sink(std::as_bytes(std::span<const std::uint8_t>(q.packed)));
+              scales.insert(scales.end(), q.scales.begin(), q.scales.end());
+            }
+          });
+      return {codes, g.initializer_f32(name + ".scales", {E, rows, blocks}, scales)};
+    }
+  }
+  throw_error(ErrorKind::usage, "", "precision", "fp32, fp16, int8 or int4", "another value");
+}
+
+void check_quantizable(const LinearFormat& format, const TextConfig& t, const std::string& scope) {
+  if (format.precision != WeightPrecision::int8 && format.precision != WeightPrecision::int4) return;
+  if (format.quant.method == QuantMethod::gptq) {
+    throw_error(ErrorKind::unsupported, scope, "--quant-method",
+                "rtn or mse for MoE experts (GPTQ needs per-expert calibration statistics)", "gptq");
+  }
+  const std::int64_t b = format.quant.block_size;
+  const bool power_of_two = b >= 16 && (b & (b - 1)) == 0;
+  if (!power_of_two || t.hidden_size % b != 0 || t.moe_intermediate_size % b != 0) {
+    throw_error(ErrorKind::unsupported, scope, "--block-size",
+                "a power of two >= 16 dividing hidden_size (" + std::to_string(t.hidden_size) +
+                    ") and moe_intermediate_size (" + std::to_string(t.moe_intermediate_size) +
+                    ") (QMoE's block-wise kernels)",
+                std::to_string(b));
+  }
+}
+
+}  // namespace
+
+std::string router_logits_name(const std::string& scope) { return "router_logits." + scope; }
+
+Value write_moe_block(Graph& g, WeightReader& w, const Value& x, const TextConfig& t,
+                      const LinearFormat& format, bool expose_router_logits) {
+  auto scope = g.scope("mlp");
+  const std::int64_t E = t.num_experts, H = t.hidden_size, I = t.moe_intermediate_size;
+  check_quantizable(format, t, g.scope_path());
+
+  // Router at full precision whatever the experts' format: top-k choices are discrete,
+  // and a quantized router would flip them.
+  Value logits;
+  {
+    auto gate = g.scope("gate");
+    Value router = g.initializer_f32(g.scoped("weight"), {H, E}, [&] {
+      const auto wr = w.f32(g.scoped("weight"), {E, H});
+      std::vector<float> transposed(wr.size());
+      for (std::int64_t e = 0; e < E; ++e) {
+        for (std::int64_t h = 0; h < H; ++h) transposed[h * E + e] = wr[e * H + h];
+      }
+      return transposed;
+    }());
+    logits = g.op("Reshape", {g.op("MatMul", {x, router}), g.constant_i64({-1, E})});
+  }
+  if (expose_router_logits) {
+    g.output(g.op("Identity", {logits}), router_logits_name(g.scope_path()), DType::f32,
+             {"router_rows", E});
+  }
+
+  const std::string gate_up = g.scoped("experts.gate_up_proj");
+  const std::string down = g.scoped("experts.down_proj");
+  const ExpertLayout layout = detect_layout(w, gate_up, down, E, H, I);
+  const std::vector<std::int64_t> gate_up_shape = w.shape_of(gate_up), down_shape = w.shape_of(down);
+  auto [fc1, fc1_scales] = write_expert_tensor(g, g.scoped("experts.fc1"), E, 2 * I, H, format, [&](std::int64_t e) {
+    return expert_fc1(w.f32_slice(gate_up, gate_up_shape, e), layout, H, I);
+  });
+  auto [fc2, fc2_scales] = write_expert_tensor(g, g.scoped("experts.fc2"), E, H, I, format, [&](std::int64_t e) {
+    return expert_fc2(w.f32_slice(down, down_shape, e), layout, H, I);
+  });
+
+  std::vector<Attr> attrs{{"k", t.num_experts_per_tok},
+                          {"activation_type", std::string("swiglu")},
+                          {"normalize_routing_weights", std::int64_t{1}},
+                          {"swiglu_fusion", std::int64_t{1}},
+                          {"activation_alpha", 1.0},
+                          {"activation_beta", 0.0}};
+  if (fc1_scales.empty()) {
+    // MoE inputs: input, router_probs, fc1, fc1_bias, fc2 (fc2_bias, fc3.. absent).
+    return g.op("com.microsoft.MoE", {x, logits, fc1, Value{}, fc2}, attrs);
+  }
+  attrs.push_back({"expert_weight_bits", std::int64_t{format.precision == WeightPrecision::int4 ? 4 : 8}});
+  attrs.push_back({"block_size", format.quant.block_size});
+  attrs.push_back({"accuracy_level", std::int64_t{format.accuracy_level}});
+  // QMoE inputs: input, router_probs, fc1, fc1_scales, fc1_bias, fc2, fc2_scales.
+  return g.op("com.microsoft.QMoE", {x, logits, fc1, fc1_scales, Value{}, fc2, fc2_scales}, attrs);
+}
+
+}  // namespace q3vl::builder

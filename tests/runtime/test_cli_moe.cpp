@@ -1,0 +1,125 @@
+// End-to-end on Mixture-of-Experts packages: `q3vl build` of the tiny-moe checkpoints
+// (Hub and transformers 5.x expert layouts), then the unchanged `run` / `chat`
+// subcommands; FP32 greedy output equals HF's (tests/goldens, tiny-moe) through the whole
+// pipeline (processor, vision, MoE decoder), and an INT4 package runs.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "runtime/runtime_fixture.h"
+#include "support/golden.h"
+#include "support/shell.h"
+#include "support/test_paths.h"
+
+namespace q3vl::testing {
+namespace {
+
+std::filesystem::path messages_file(const GoldenCase& c) {
+  nlohmann::json messages = c.json().at("messages");
+  for (auto& message : messages) {
+    if (!message["content"].is_array()) continue;
+    for (auto& part : message["content"]) {
+      for (const char* key : {"image_url", "video_url"}) {
+        if (part.contains(key)) part[key]["url"] = (golden_dir() / "model" / part[key]["url"].get<std::string>()).string();
+      }
+    }
+  }
+  const auto path = work_dir() / ("rt-moe-messages-" + c.name() + ".json");
+  std::ofstream(path) << messages.dump();
+  return path;
+}
+
+std::filesystem::path build(const std::string& checkpoint, const std::string& precision) {
+  const auto out = work_dir() / ("rt-moe-package-" + checkpoint + "-" + precision);
+  const ShellOutput r = run_shell(quote(q3vl_exe()) + " build --model " + quote(checkpoint_dir(checkpoint.c_str())) +
+                                  " --out " + quote(out) + " --precision " + precision + " --force --quiet 2>&1");
+  EXPECT_EQ(r.status, 0) << r.out;
+  return out;
+}
+
+TEST(CliMoe, RunGreedyMatchesHfInBothLayouts) {
+  for (const char* checkpoint : {"tiny-moe", "tiny-moe-hf5"}) {
+    const auto package = build(checkpoint, "fp32");
+    for (const char* name : {"image_small", "video", "two_turn"}) {
+      SCOPED_TRACE(std::string(checkpoint) + " / " + name);
+      const GoldenCase c = GoldenSet::open().load_case(name);
+      const ShellOutput r = run_shell(quote(q3vl_exe()) + " run --model " + quote(package) + " --messages " +
+                                      quote(messages_file(c)) +
+                                      " --temperature 0 --max-new-tokens 32 --json --threads 1");
+      ASSERT_EQ(r.status, 0) << r.out;
+      const nlohmann::json j = nlohmann::json::parse(r.out);
+      const auto ids = j.at("token_ids").get<std::vector<std::int64_t>>();
+      const GoldenI64 hf = c.model_i64("tiny-moe", "greedy_ids");
+      const GoldenF32 margin = c.model_f32("tiny-moe", "greedy_margin");
+      ASSERT_FALSE(ids.empty());
+      std::size_t matched = 0;
+      for (std::size_t s = 0; s < ids.size(); ++s) {
+        ASSERT_EQ(ids[s], hf.values[s]) << "step " << s;
+        ++matched;
+        if (margin.values[s] < 2 * 5e-4f) break;
+      }
+      EXPECT_GE(matched, 1u);
+      EXPECT_EQ(j.at("usage").at("prompt_tokens"), c.input_i64("input_ids").numel());
+    }
+  }
+}
+
+TEST(CliMoe, Int4PackageRunsAndChats) {
+  const auto package = build("tiny-moe", "int4");
+  const nlohmann::json manifest = nlohmann::json::parse(std::ifstream(package / "q3vl.json"));
+  EXPECT_EQ(manifest.at("model_type"), "qwen3_vl_moe");
+  const auto image = golden_dir() / "model" / "media" / "small_120x64.png";
+  const ShellOutput run = run_shell(quote(q3vl_exe()) + " run --model " + quote(package) + " --image " + quote(image) +
+                                    " --prompt " + quote("Describe this image.") +
+                                    " --temperature 0 --max-new-tokens 8 --json --threads 1");
+  ASSERT_EQ(run.status, 0) << run.out;
+  EXPECT_EQ(nlohmann::json::parse(run.out).at("usage").at("completion_tokens"), 8);
+  const auto script = work_dir() / "rt-moe-chat-script.txt";
+  std::ofstream(script) << "/image " << image.string() << "\nWhat is this?\n/stats\nAnd now?\n/stats\n";
+  const ShellOutput chat = run_shell(quote(q3vl_exe()) + " chat --model " + quote(package) +
+                                     " --temperature 0 --max-new-tokens 4 --threads 1 < " + quote(script) + " 2>&1");
+  ASSERT_EQ(chat.status, 0) << chat.out;
+  EXPECT_NE(chat.out.find("[chat] vision calls 1, vision cache hits 1"), std::string::npos) << chat.out;
+}
+
+TEST(CliMoe, BuildRefusesGptqAndGenai) {
+  const std::string base = quote(q3vl_exe()) + " build --model " + quote(checkpoint_dir("tiny-moe")) + " --out " +
+                           quote(work_dir() / "rt-moe-refused") + " --quiet ";
+  const ShellOutput gptq = run_shell(base + "--precision int4 --quant-method gptq 2>&1");
+  EXPECT_NE(gptq.status, 0);
+  EXPECT_NE(gptq.out.find("--quant-method: expected rtn or mse for a qwen3_vl_moe model"), std::string::npos) << gptq.out;
+  const ShellOutput genai = run_shell(base + "--target ort-genai 2>&1");
+  EXPECT_NE(genai.status, 0);
+  EXPECT_NE(genai.out.find("--target: expected q3vl for a qwen3_vl_moe model"), std::string::npos) << genai.out;
+  EXPECT_FALSE(std::filesystem::exists(work_dir() / "rt-moe-refused"));
+}
+
+// hidden_size = 2 * moe_intermediate_size: [E, H, 2I] and [E, 2I, H] look alike, so the
+// build refuses to guess (one line naming the tensor and both sizes, nothing written).
+TEST(CliMoe, BuildRefusesAnAmbiguousExpertLayout) {
+  nlohmann::json config = nlohmann::json::parse(std::ifstream(checkpoint_dir("tiny-moe") / "config.json"));
+  config["text_config"]["moe_intermediate_size"] = 48;  // hidden_size 96
+  const auto dir = work_dir() / "rt-moe-ambiguous";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "config.json") << config.dump(2);
+  const std::string exe = quote(q3vl_exe());
+  const ShellOutput made = run_shell(exe + " make-checkpoint --config " + quote(dir / "config.json") +
+                                     " --seed 0 --quiet --out " + quote(dir / "checkpoint") + " 2>&1");
+  ASSERT_EQ(made.status, 0) << made.out;
+  const ShellOutput built = run_shell(exe + " build --model " + quote(dir / "checkpoint") + " --out " +
+                                      quote(dir / "package") + " --quiet 2>&1");
+  EXPECT_NE(built.status, 0);
+  EXPECT_NE(built.out.find("model.language_model.layers.0.mlp.experts.gate_up_proj: expected hidden_size different "
+                           "from moe_intermediate_size and from twice it"),
+            std::string::npos)
+      << built.out;
+  EXPECT_NE(built.out.find("got hidden_size 96, moe_intermediate_size 48"), std::string::npos) << built.out;
+  EXPECT_EQ(std::count(built.out.begin(), built.out.end(), '\n'), 1) << built.out;
+  EXPECT_FALSE(std::filesystem::exists(dir / "package"));
+}
+
+}  // namespace
+}  // namespace q3vl::testing
