@@ -72,7 +72,9 @@ PackedMatrix pack(const BlockwiseMatrix& m) {
         for (std::int64_t k = 0; k < s.block_size; ++k) {
           const int code = real ? blockwise_code(m, n, b * s.block_size + k) : zero;
           int shift = 0;
-          blob[code_byte(s.bits, r, k, shift)] |= static_cast<std::uint8_t>(code << shift);
+          // The index first: in `a[f(shift)] |= x << shift` C++17 evaluates the right side first.
+          const std::int64_t at = code_byte(s.bits, r, k, shift);
+          blob[at] |= static_cast<std::uint8_t>(code << shift);
         }
         const auto slot = static_cast<std::size_t>(tb * kTileRows + r);
         p.scales[slot] = real ? io::f32_to_f16(m.scales[static_cast<std::size_t>(n * k_blocks + b)]) : 0;
@@ -100,7 +102,8 @@ BlockwiseMatrix unpack(const PackedMatrix& p) {
       const std::uint8_t* blob = p.weight.data() + tb * s.tile_block_bytes();
       for (std::int64_t k = 0; k < s.block_size; ++k) {
         int shift = 0;
-        const int code = (blob[code_byte(s.bits, r, k, shift)] >> shift) & ((1 << s.bits) - 1);
+        const std::int64_t at = code_byte(s.bits, r, k, shift);
+        const int code = (blob[at] >> shift) & ((1 << s.bits) - 1);
         const std::int64_t kk = b * s.block_size + k;
         if (s.bits == 8) {
           m.packed[static_cast<std::size_t>(n * row_bytes + kk)] = static_cast<std::uint8_t>(code);
