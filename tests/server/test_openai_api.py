@@ -2,11 +2,12 @@
 against `q3vl run --json` on the same messages (whose greedy ids equal HF's goldens,
 tests/runtime/test_parity_cli.cpp), and the error classes the client raises."""
 import json
+import subprocess
 
 import openai
 import pytest
 
-from conftest import API_KEY, MEDIA, MODEL, SOURCE, data_url, run_reference
+from conftest import API_KEY, EXE, MEDIA, MODEL, SOURCE, WORK, data_url, run_reference
 
 STEPS = 24
 
@@ -232,17 +233,22 @@ def test_errors_surface_as_the_clients_exceptions(server, client):
 
 
 @pytest.fixture(scope="module")
-def thinking_package(package, scratch):
-    """The same package with a Thinking-style chat template (its generation prompt opens
-    <think>): the files are links, only chat_template.jinja differs."""
+def thinking_package(scratch):
+    """A package of the `tiny` checkpoint with a Thinking-style chat template (its generation
+    prompt opens <think>): the checkpoint's files are links, only chat_template.jinja differs,
+    and `q3vl build` packages it (so q3vl.json records that template's size and sha256)."""
+    checkpoint = WORK / "checkpoint-tiny"
+    source = scratch / "checkpoint-thinking"
     out = scratch / "package-thinking"
     if not out.exists():
-        out.mkdir()
-        for f in package.iterdir():
+        source.mkdir()
+        for f in checkpoint.iterdir():
             if f.name != "chat_template.jinja":
-                (out / f.name).symlink_to(f)
-        (out / "chat_template.jinja").write_bytes(
+                (source / f.name).symlink_to(f)
+        (source / "chat_template.jinja").write_bytes(
             (SOURCE / "tests" / "goldens" / "text" / "thinking.chat_template.jinja").read_bytes())
+        subprocess.run([str(EXE), "build", "--model", str(source), "--out", str(out), "--quiet"], check=True,
+                       timeout=120)
     return out
 
 
