@@ -14,8 +14,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (const auto layout : {q3vl::ConfigLayout::rope_scaling, q3vl::ConfigLayout::rope_parameters}) {
       q3vl::ModelConfig again = q3vl::parse_model_config(q3vl::to_config_json(config, layout), "written.json");
       q3vl::fuzz::require(again.layout == layout, "the written layout is read back");
-      again.layout = config.layout;
-      q3vl::fuzz::require(again == config, "to_config_json round-trips an accepted config");
+      q3vl::ModelConfig expected = config;
+      expected.layout = layout;
+      // The Hub layout has no place for the vision rope theta (transformers 4.57 hard-codes
+      // 10000), as tests/io/test_config.cpp RoundTripsThroughBothLayouts states.
+      if (layout == q3vl::ConfigLayout::rope_scaling) expected.vision.rope_theta = q3vl::VisionConfig{}.rope_theta;
+      q3vl::fuzz::require(again == expected, "to_config_json round-trips an accepted config");
     }
   });
   return 0;
