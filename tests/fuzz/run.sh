@@ -3,7 +3,7 @@
 #
 #   tests/fuzz/run.sh --time 3600 image          # a long run of one target
 #   tests/fuzz/run.sh --runs 1000000             # every target, 1M executions each
-#   tests/fuzz/run.sh --time 10 --work /tmp/w    # CTest's short pass (see tests/CMakeLists.txt)
+#   tests/fuzz/run.sh --time 10 --seed 1 --work /tmp/w   # CTest's short pass (tests/CMakeLists.txt)
 #
 # Each run reads its committed seed corpus (corpus/<target>/) and every saved crash
 # input (regressions/<target>/) first, so a regression fails before fuzzing starts.
@@ -20,6 +20,7 @@ BUILD="$ROOT/build/asan"
 WORK=""
 TIME=""
 RUNS=""
+SEED=""
 MALLOC_MB=1024
 JOBS=1
 targets=()
@@ -27,6 +28,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --time) TIME="$2"; shift 2 ;;
     --runs) RUNS="$2"; shift 2 ;;
+    --seed) SEED="$2"; shift 2 ;;
     --build) BUILD="$2"; shift 2 ;;
     --work) WORK="$2"; shift 2 ;;
     --malloc-mb) MALLOC_MB="$2"; shift 2 ;;
@@ -62,6 +64,7 @@ for t in "${targets[@]}"; do
   [ "$JOBS" -gt 1 ] || args=("${args[@]:0:6}")
   [ -n "$TIME" ] && args+=(-max_total_time="$TIME")
   [ -n "$RUNS" ] && args+=(-runs="$RUNS")
+  [ -n "$SEED" ] && args+=(-seed="$SEED")
   dict="$(dict_for "$t")"
   [ -n "$dict" ] && args+=(-dict="$dict")
   dirs=("$out/corpus" "$HERE/corpus/$t")
