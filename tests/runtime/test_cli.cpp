@@ -15,21 +15,7 @@ namespace {
 
 using Output = ShellOutput;
 
-// case.json messages with media urls made absolute, written to a file for --messages.
-std::filesystem::path messages_file(const GoldenCase& c) {
-  nlohmann::json messages = c.json().at("messages");
-  for (auto& message : messages) {
-    if (!message["content"].is_array()) continue;
-    for (auto& part : message["content"]) {
-      for (const char* key : {"image_url", "video_url"}) {
-        if (part.contains(key)) part[key]["url"] = (golden_dir() / "model" / part[key]["url"].get<std::string>()).string();
-      }
-    }
-  }
-  const auto path = work_dir() / ("rt-messages-" + c.name() + ".json");
-  std::ofstream(path) << messages.dump();
-  return path;
-}
+std::filesystem::path messages_file(const GoldenCase& c) { return golden_messages_file(c, "rt-messages-"); }
 
 TEST(Cli, RunJsonGreedyMatchesHf) {
   for (const char* name : {"image_small", "two_images", "video", "two_turn"}) {

@@ -16,20 +16,7 @@
 namespace q3vl::testing {
 namespace {
 
-std::filesystem::path messages_file(const GoldenCase& c) {
-  nlohmann::json messages = c.json().at("messages");
-  for (auto& message : messages) {
-    if (!message["content"].is_array()) continue;
-    for (auto& part : message["content"]) {
-      for (const char* key : {"image_url", "video_url"}) {
-        if (part.contains(key)) part[key]["url"] = (golden_dir() / "model" / part[key]["url"].get<std::string>()).string();
-      }
-    }
-  }
-  const auto path = work_dir() / ("rt-moe-messages-" + c.name() + ".json");
-  std::ofstream(path) << messages.dump();
-  return path;
-}
+std::filesystem::path messages_file(const GoldenCase& c) { return golden_messages_file(c, "rt-moe-messages-"); }
 
 std::filesystem::path build(const std::string& checkpoint, const std::string& precision) {
   const auto out = work_dir() / ("rt-moe-package-" + checkpoint + "-" + precision);

@@ -148,4 +148,19 @@ GoldenCase GoldenSet::load_case(const std::string& name) const {
   return c;
 }
 
+std::filesystem::path golden_messages_file(const GoldenCase& c, const std::string& prefix) {
+  nlohmann::json messages = c.json().at("messages");
+  for (auto& message : messages) {
+    if (!message["content"].is_array()) continue;
+    for (auto& part : message["content"]) {
+      for (const char* key : {"image_url", "video_url"}) {
+        if (part.contains(key)) part[key]["url"] = (golden_dir() / "model" / part[key]["url"].get<std::string>()).string();
+      }
+    }
+  }
+  const auto path = work_dir() / (prefix + c.name() + ".json");
+  std::ofstream(path) << messages.dump();
+  return path;
+}
+
 }  // namespace q3vl::testing

@@ -113,4 +113,8 @@ class GoldenSet {
   nlohmann::json manifest_;
 };
 
+// The case's case.json messages with media urls made absolute, written to
+// work_dir()/<prefix><case name>.json for `q3vl run --messages`; returns that path.
+std::filesystem::path golden_messages_file(const GoldenCase& c, const std::string& prefix);
+
 }  // namespace q3vl::testing
