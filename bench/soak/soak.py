@@ -173,6 +173,7 @@ def main():
     p.add_argument("--package", required=True)
     p.add_argument("--minutes", type=float, default=10)
     p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--warmup-minutes", type=int, default=1, help="minutes before the RSS baseline is taken")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--port", type=int, default=18590)
     p.add_argument("--out", required=True)
@@ -187,12 +188,14 @@ def main():
     for _ in range(600):
         try:
             conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=2)
-            conn.request("GET", "/v1/models")
-            resp = conn.getresponse()
-            if resp.status == 200:
-                model = json.loads(resp.read())["data"][0]["id"]
+            conn.request("GET", "/health")
+            health = conn.getresponse()
+            health.read()
+            if health.status == 200:  # /v1/models answers while loading; requests get 503 until /health is 200
+                conn.request("GET", "/v1/models")
+                model = json.loads(conn.getresponse().read())["data"][0]["id"]
                 break
-        except OSError:
+        except (OSError, http.client.HTTPException, KeyError, ValueError):
             pass
         if server.poll() is not None:
             raise SystemExit(f"server exited {server.returncode}")
@@ -234,7 +237,7 @@ def main():
         rows.append(f"| {m + 1} | {s['valid_ok']} | {s['valid_error']} | {s['invalid_ok']} | {s['invalid_wrong']} | "
                     f"{s['disconnects']} | {gap * 1e3 if gap else 0:.1f} | {rss:.0f} | {fds} |")
     total = {k: sum(stats.minutes[m][k] for m in minutes) for k in ("valid_ok", "valid_error", "invalid_ok", "invalid_wrong", "disconnects")}
-    after_warmup = [x for m in minutes[1:] for x in stats.minutes[m]["samples"]]
+    after_warmup = [x for m in minutes[args.warmup_minutes:] for x in stats.minutes[m]["samples"]]
     first = after_warmup[0] if after_warmup else (final_rss, final_fds)
     rss_growth = max(x[0] for x in after_warmup) / first[0] - 1 if after_warmup else 0
     checks = {"no server error on valid requests": total["valid_error"] == 0,
