@@ -49,6 +49,16 @@ struct GenerateOptions {
   // keep it closable are allowed, so the output is complete JSON even when the budget
   // ends it (unless max_new_tokens < 3); cancellation can still cut it short.
   bool json_object = false;
+  // Constrain sampling so the reply is exactly one tool call to one of these functions,
+  // in the format the Qwen3 chat templates render (OpenAI tool_choice "required": every
+  // tool's name; a named tool_choice: that one):
+  //   <tool_call>\n{"name": "<name>", "arguments": <JSON object>}\n</tool_call>
+  // with the arguments constrained as json_object constrains a reply (they always parse
+  // as one object, within the token budget alike), `<tool_call>` / `</tool_call>` each
+  // generated as their one added token, and only a stop token after it (with no
+  // stop_token_ids generation ends there). Empty = free text. Names must be non-empty,
+  // without '"', '\\' or control characters; not together with json_object.
+  std::vector<std::string> tool_call_names;
 };
 
 enum class FinishReason {

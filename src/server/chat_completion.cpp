@@ -193,6 +193,12 @@ void handle_chat_completion(const ChatContext& context, const httplib::Request& 
                    "model: \"" + request.model + "\" does not exist (this server serves \"" + context.model_name + "\")",
                    "model", "model_not_found");
   }
+  if (!request.options.tool_call_names.empty() && loaded.starts_in_reasoning) {
+    // The forced call would start inside the open <think> block the prompt ends with.
+    throw ApiError(400, "invalid_request_error",
+                   "tool_choice: forcing a tool call is not supported on a Thinking checkpoint (use \"auto\")",
+                   "tool_choice", "unsupported");
+  }
   context.media->apply(request.messages);
 
   CompletionHeader header{completion_id(),

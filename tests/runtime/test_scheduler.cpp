@@ -7,7 +7,8 @@
 //   - cancellation, queue and context limits, shutdown with requests in flight;
 //   - logprobs against a double-precision log-softmax of DecoderRunner logits;
 //   - seeded sampling equals the solo run whatever runs beside it;
-//   - json_object output parses as one JSON object (nlohmann) for several seeds/temperatures.
+//   - json_object output parses as one JSON object (nlohmann) for several seeds/temperatures;
+//   - a forced tool call (tool_call_names) is one call in the chat template's format.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -17,6 +18,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <future>
+#include <regex>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -524,6 +526,42 @@ TEST(Scheduler, JsonObjectOutputParses) {
   const GenerateResult r = generate(model, messages, options);
   EXPECT_EQ(r.finish_reason, FinishReason::stop) << r.text;
   EXPECT_TRUE(nlohmann::json::parse(r.text).is_object()) << r.text;
+}
+
+TEST(Scheduler, ForcedToolCallIsOneCallInTheTemplatesFormat) {
+  const auto model = runtime_model("tiny");
+  const auto messages = golden_messages(GoldenSet::open().load_case("text_only"));
+  SchedulerOptions so;
+  so.parallel = 2;
+  so.ctx_per_slot = 256;
+  Scheduler scheduler(model, so);
+  // What the chat templates render for an assistant's call (tool_call_constraint.h).
+  const std::regex call("<tool_call>\n\\{\"name\": \"(get_weather|get_time)\", \"arguments\": ([\\s\\S]*)\\}\n</tool_call>");
+  for (const std::uint64_t seed : {0u, 1u}) {
+    GenerateOptions options = model->default_options();
+    options.sampling.do_sample = seed != 0;  // seed 0: greedy
+    options.sampling.temperature = 1.0f;
+    options.sampling.top_k = 0;
+    options.sampling.top_p = 1.0f;
+    options.sampling.seed = seed;
+    options.max_new_tokens = 48;  // the budget closes the arguments in time
+    options.tool_call_names = {"get_weather", "get_time"};
+    Outcome outcome;
+    scheduler.submit(messages, options, outcome.callbacks());
+    const GenerateResult& r = outcome.wait();
+    std::printf("[tool call] seed %llu: %zu tokens, finish %s: %.160s\n", static_cast<unsigned long long>(seed),
+                r.token_ids.size(), to_string(r.finish_reason), r.text.c_str());
+    EXPECT_EQ(r.finish_reason, FinishReason::stop) << r.text;
+    std::smatch match;
+    ASSERT_TRUE(std::regex_match(r.text, match, call)) << r.text;
+    EXPECT_TRUE(nlohmann::json::parse(match[2].str()).is_object()) << r.text;
+    EXPECT_EQ(model->token_bytes(r.token_ids.front()), "<tool_call>");  // the added token
+  }
+  GenerateOptions both = model->default_options();
+  both.json_object = true;
+  both.tool_call_names = {"f"};
+  Outcome never;
+  EXPECT_THROW(scheduler.submit(messages, both, never.callbacks()), Error);
 }
 
 }  // namespace
