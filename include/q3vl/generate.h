@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "q3vl/image.h"
 #include "q3vl/messages.h"
 #include "q3vl/sampler.h"
 
@@ -31,6 +32,11 @@ struct GenerateOptions {
   std::optional<std::int64_t> image_max_pixels;
   std::optional<std::int64_t> video_min_pixels;  // all sampled frames together
   std::optional<std::int64_t> video_max_pixels;
+  // Decode limits of every image and every video frame (pixels, side), checked from the
+  // header before any pixel is decoded: above them generate() / Scheduler::submit()
+  // throw Error(limit) naming the medium. Media errors name it by its path, or as
+  // "messages[i].content[j]" (conversation indices) for bytes and data: URLs.
+  ImageLimits media_limits;
   std::optional<std::string> tools_json;  // OpenAI `tools` array text for the template
   // Log-probabilities of the generated tokens (GenerateResult::logprobs, TokenEvent):
   // -1 none; 0 the chosen token's only; k in 1..20 also the k most likely tokens.

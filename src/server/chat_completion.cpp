@@ -200,6 +200,7 @@ void handle_chat_completion(const ChatContext& context, const httplib::Request& 
                    "tool_choice", "unsupported");
   }
   context.media->apply(request.messages);
+  context.media->limit(request.options);
 
   CompletionHeader header{completion_id(),
                           std::chrono::duration_cast<std::chrono::seconds>(
@@ -211,7 +212,7 @@ void handle_chat_completion(const ChatContext& context, const httplib::Request& 
   try {
     id = loaded.scheduler->submit(request.messages, request.options, RequestStream::callbacks(stream));
   } catch (const Error& e) {
-    throw from_error(e);
+    throw context.media->error_of(e, request.messages);
   }
 
   if (request.stream) {

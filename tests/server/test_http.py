@@ -188,6 +188,28 @@ def test_media_policy(srv, media_dir, scratch, remote):
     assert_serving(srv)
 
 
+def test_pixel_limit_of_images_and_video_frames_is_413_naming_the_field(package, srv):
+    """--max-pixels reaches the runtime's decoders (each medium is decoded once, there),
+    which check it from the header: a 413 naming the request field, for an image data:
+    URL and a video by path alike; under the limit they are served."""
+    image = image_part("data:image/png;base64," + base64.b64encode(png_bytes(32, 24)).decode())
+    by_path = [{"type": "video_url", "video_url": {"url": str(MEDIA / "clip_96x72_25f.mov")}}]
+    s = Server(package, "--allowed-media-path", MEDIA, "--max-pixels", 32 * 24 - 1, "--parallel", 1,
+               "--ctx-per-slot", 1024)
+    try:
+        for content, field in [(image, "messages[0].content[0].image_url.url"),
+                               (by_path, "messages[0].content[0].video_url.url")]:
+            status, payload = post(s, chat(content))
+            assert_error(status, payload, 413, field)
+            # The message names the field and the limit, not a server-side file.
+            assert "/" not in json.loads(payload)["error"]["message"].replace(field, ""), payload
+        assert_serving(s)
+    finally:
+        assert s.stop() == 0, "\n".join(s.log)
+    # srv's --max-pixels 1000000 serves them.
+    assert post(srv, chat(image))[0] == 200
+
+
 def test_remote_media_is_off_by_default(server, remote):
     import openai
     client = openai.OpenAI(base_url=server.url + "/v1", api_key="test-key-123", max_retries=0)
