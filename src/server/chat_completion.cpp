@@ -200,7 +200,7 @@ void handle_chat_completion(const ChatContext& context, const httplib::Request& 
                    "tool_choice: forcing a tool call is not supported on a Thinking checkpoint (use \"auto\")",
                    "tool_choice", "unsupported");
   }
-  context.media->apply(request.messages);
+  const MediaFiles media_files = context.media->apply(request.messages);  // until submit() returned
   context.media->limit(request.options);
 
   CompletionHeader header{completion_id(),

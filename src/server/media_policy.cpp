@@ -1,6 +1,9 @@
 #include "server/media_policy.h"
 
 #include <openssl/evp.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 #include <chrono>
 #include <fstream>
@@ -144,7 +147,34 @@ std::vector<std::uint8_t> MediaPolicy::fetch(const std::string& url, const std::
   return bytes;
 }
 
-void MediaPolicy::apply(std::vector<text::Message>& messages) const {
+MediaFiles::~MediaFiles() {
+  for (const auto& path : paths_) {
+    std::error_code ec;
+    fs::remove(path, ec);  // best effort: a temporary directory is cleaned anyway
+  }
+}
+
+fs::path MediaFiles::write(const std::vector<std::uint8_t>& bytes) {
+  std::error_code ec;
+  std::string name = (fs::temp_directory_path(ec) / "q3vl-media-XXXXXX").string();
+  const int fd = ec ? -1 : mkstemp(name.data());  // mode 0600: no other user reads it
+  if (fd < 0) throw ApiError(500, "server_error", "cannot create a temporary file for a data: URL video");
+  paths_.emplace_back(name);
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n <= 0) break;
+    done += static_cast<std::size_t>(n);
+  }
+  const bool closed = ::close(fd) == 0;
+  if (done != bytes.size() || !closed) {
+    throw ApiError(500, "server_error", "cannot write a temporary file for a data: URL video (" + name + ")");
+  }
+  return paths_.back();
+}
+
+MediaFiles MediaPolicy::apply(std::vector<text::Message>& messages) const {
+  MediaFiles files;
   int count = 0;
   for (std::size_t i = 0; i < messages.size(); ++i) {
     auto* parts = std::get_if<std::vector<text::ContentPart>>(&messages[i].content);
@@ -160,11 +190,16 @@ void MediaPolicy::apply(std::vector<text::Message>& messages) const {
       }
       text::MediaSource& media = part.media;
       if (video) {
-        // FFmpeg reads video from files only.
-        if (media.kind != text::MediaSource::Kind::path) {
-          throw bad_request(field, field + ": videos must be local paths inside an --allowed-media-path directory");
+        // FFmpeg reads video from files only: a data: URL's bytes go to a private file.
+        if (media.kind == text::MediaSource::Kind::data_url) {
+          media.location = files.write(base64_payload(media.location, field)).string();
+        } else if (media.kind == text::MediaSource::Kind::path) {
+          media.location = allowed_path(media.location, field).string();
+        } else {
+          throw bad_request(field, field + ": videos must be base64 data: URLs or local paths inside an "
+                                           "--allowed-media-path directory");
         }
-        media.location = allowed_path(media.location, field).string();
+        media.kind = text::MediaSource::Kind::path;
         continue;
       }
       std::vector<std::uint8_t> bytes;
@@ -179,6 +214,7 @@ void MediaPolicy::apply(std::vector<text::Message>& messages) const {
       media.bytes = std::move(bytes);
     }
   }
+  return files;
 }
 
 void MediaPolicy::limit(GenerateOptions& options) const { options.media_limits.max_pixels = limits_.max_pixels; }

@@ -1,6 +1,7 @@
 """`q3vl serve` through the official `openai` client: every request shape of issue #16
 against `q3vl run --json` on the same messages (whose greedy ids equal HF's goldens,
 tests/runtime/test_parity_cli.cpp), and the error classes the client raises."""
+import base64
 import json
 import subprocess
 
@@ -81,6 +82,24 @@ def test_image_and_video_by_path_equal_q3vl_run(client, package, scratch):
     r = greedy(client, messages)
     assert r.choices[0].message.content == ref["text"]
     assert r.usage.prompt_tokens == ref["usage"]["prompt_tokens"]
+
+
+def test_video_as_data_url_equals_q3vl_run_on_its_file(client, package, scratch):
+    clip = SOURCE / "tests" / "fuzz" / "corpus" / "video" / "h264.mp4"  # 32x24, 6 frames
+    def messages(url):
+        return [{"role": "user", "content": [{"type": "video_url", "video_url": {"url": url}},
+                                             {"type": "text", "text": "What happens?"}]}]
+    # The reference decodes the file in its own process (no cache shared with the server).
+    ref = run_reference(package, scratch, messages(str(clip)), STEPS)
+    url = "data:video/mp4;base64," + base64.b64encode(clip.read_bytes()).decode()
+    r = greedy(client, messages(url), logprobs=True)
+    assert r.choices[0].message.content == ref["text"]
+    assert r.usage.prompt_tokens == ref["usage"]["prompt_tokens"]
+    assert r.usage.prompt_tokens > greedy(client, [{"role": "user", "content": "What happens?"}]).usage.prompt_tokens
+    assert len(r.choices[0].logprobs.content) == len(ref["token_ids"])
+    with pytest.raises(openai.BadRequestError) as e:
+        greedy(client, messages("data:video/mp4;base64,@@@@"))
+    assert e.value.body["param"] == "messages[0].content[0].video_url.url"
 
 
 def test_multi_turn_equals_q3vl_run_and_reuses_the_cache(client, package, scratch):
