@@ -1,10 +1,14 @@
 // q3vl run: one generation from a package, streamed to stdout.
 //   q3vl run --model PKG [--image F]... [--video F] (--prompt TEXT | --messages F.json)
 //            [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
+//            [--min-p P] [--repetition-penalty R] [--presence-penalty P]
+//            [--frequency-penalty F] [--json-object] [--top-logprobs N]
 //            [--max-pixels N] [--json] [--stats] [--threads N] [--no-spin]
 // Unset sampling flags keep the package's generation_config.json values; --temperature 0
 // is greedy. --json prints one object {"text", "token_ids", "finish_reason", "usage",
-// "timings"} instead of streaming; --stats prints usage and timings to stderr.
+// "timings"} instead of streaming (with --top-logprobs N also "logprobs": per generated
+// token {"logprob", "top": [{"token_id", "logprob"}, ...]}, GenerateOptions::top_logprobs);
+// --stats prints usage and timings to stderr.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -29,6 +33,7 @@ struct RunArgs {
   std::optional<std::string> prompt;
   std::optional<std::filesystem::path> messages;
   GenerationFlags generation;
+  std::optional<int> top_logprobs;
   bool json = false;
   bool stats = false;
 };
@@ -74,6 +79,14 @@ nlohmann::ordered_json result_json(const GenerateResult& r) {
                   {"cached_tokens", r.usage.cached_tokens},
                   {"image_tokens", r.usage.image_tokens},
                   {"video_tokens", r.usage.video_tokens}};
+  if (!r.logprobs.empty()) {
+    auto& list = out["logprobs"] = nlohmann::ordered_json::array();
+    for (const TokenLogprobs& token : r.logprobs) {
+      auto top = nlohmann::ordered_json::array();
+      for (const TokenLogprob& alt : token.top) top.push_back({{"token_id", alt.token_id}, {"logprob", alt.logprob}});
+      list.push_back({{"logprob", token.logprob}, {"top", std::move(top)}});
+    }
+  }
   const Timings& t = r.timings;
   out["timings"] = {{"vision_ms", t.vision_ms},         {"prefill_ms", t.prefill_ms},
                     {"prefill_tokens_per_s", t.prefill_tokens_per_s}, {"decode_ms", t.decode_ms},
@@ -91,6 +104,10 @@ int run(const RunArgs& args) {
   GenerateOptions options = model->default_options();
   std::vector<text::Message> conversation = conversation_of(args, options.tools_json);
   args.generation.apply(options);
+  if (args.top_logprobs) {
+    if (!args.json) throw_error(ErrorKind::usage, "", "--top-logprobs", "with --json", "without it");
+    options.top_logprobs = *args.top_logprobs;
+  }
   StreamCallback stream;
   if (!args.json) {
     stream = [](std::string_view piece) {
@@ -121,6 +138,9 @@ RunFunction setup_run(CLI::App& command) {
   command.add_option("--prompt", args->prompt, "User message text");
   command.add_option("--messages", args->messages, "OpenAI-shape messages JSON file (array or {\"messages\": [...]})");
   args->generation.add_to(command, "Most tokens to generate");
+  command.add_option("--top-logprobs", args->top_logprobs,
+                     "With --json: each token's logprob and its N most likely alternatives (0..20)")
+      ->check(CLI::Range(0, 20));
   command.add_flag("--json", args->json, "Print one JSON object instead of streaming text");
   command.add_flag("--stats", args->stats, "Print usage and timings to stderr");
   return [args] { return run(*args); };

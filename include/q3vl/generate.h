@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "q3vl/image.h"
 #include "q3vl/messages.h"
 #include "q3vl/sampler.h"
 
@@ -31,6 +32,11 @@ struct GenerateOptions {
   std::optional<std::int64_t> image_max_pixels;
   std::optional<std::int64_t> video_min_pixels;  // all sampled frames together
   std::optional<std::int64_t> video_max_pixels;
+  // Decode limits of every image and every video frame (pixels, side), checked from the
+  // header before any pixel is decoded: above them generate() / Scheduler::submit()
+  // throw Error(limit) naming the medium. Media errors name it by its path, or as
+  // "messages[i].content[j]" (conversation indices) for bytes and data: URLs.
+  ImageLimits media_limits;
   std::optional<std::string> tools_json;  // OpenAI `tools` array text for the template
   // Log-probabilities of the generated tokens (GenerateResult::logprobs, TokenEvent):
   // -1 none; 0 the chosen token's only; k in 1..20 also the k most likely tokens.
@@ -49,6 +55,16 @@ struct GenerateOptions {
   // keep it closable are allowed, so the output is complete JSON even when the budget
   // ends it (unless max_new_tokens < 3); cancellation can still cut it short.
   bool json_object = false;
+  // Constrain sampling so the reply is exactly one tool call to one of these functions,
+  // in the format the Qwen3 chat templates render (OpenAI tool_choice "required": every
+  // tool's name; a named tool_choice: that one):
+  //   <tool_call>\n{"name": "<name>", "arguments": <JSON object>}\n</tool_call>
+  // with the arguments constrained as json_object constrains a reply (they always parse
+  // as one object, within the token budget alike), `<tool_call>` / `</tool_call>` each
+  // generated as their one added token, and only a stop token after it (with no
+  // stop_token_ids generation ends there). Empty = free text. Names must be non-empty,
+  // without '"', '\\' or control characters; not together with json_object.
+  std::vector<std::string> tool_call_names;
 };
 
 enum class FinishReason {

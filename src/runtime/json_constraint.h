@@ -26,6 +26,8 @@
 #include <string_view>
 #include <vector>
 
+#include "runtime/token_constraint.h"
+
 namespace q3vl::runtime {
 
 class TokenBytes;
@@ -107,16 +109,13 @@ class JsonMachine {
 // object just in time, and the output is complete JSON even when the budget ends it.
 // With a budget too small for even "{}" the budget is ignored.
 // Not thread-safe; one per generation. The TokenBytes table outlives it.
-class JsonConstraint {
+class JsonConstraint final : public TokenConstraint {
  public:
   JsonConstraint(const TokenBytes& tokens, std::vector<std::int64_t> stop_token_ids);
 
-  // allowed[id] = 1 for every id that may come next ([vocab] entries, for the sampler),
-  // when `tokens_left` tokens (this one included) may still be generated.
-  void mask(std::vector<std::uint8_t>& allowed, std::int64_t tokens_left) const;
-  // Advances over the chosen token. Throws q3vl::Error(runtime) for a token mask() refused.
-  void accept(std::int64_t id);
-  bool complete() const { return machine_.complete(); }
+  void mask(std::vector<std::uint8_t>& allowed, std::int64_t tokens_left) const override;
+  void accept(std::int64_t id) override;
+  bool complete() const override { return machine_.complete(); }
 
  private:
   const TokenBytes& tokens_;  // owned by the Model's parts, which outlive every generation

@@ -3,7 +3,9 @@
 #include <algorithm>
 
 #include "q3vl/error.h"
+#include "runtime/json_constraint.h"
 #include "runtime/token_bytes.h"
+#include "runtime/tool_call_constraint.h"
 
 namespace q3vl::runtime {
 
@@ -14,6 +16,10 @@ void check_generate_options(const GenerateOptions& options) {
   if (options.top_logprobs < -1 || options.top_logprobs > 20) {
     throw_error(ErrorKind::usage, "", "top_logprobs", "-1 (none) or 0..20", std::to_string(options.top_logprobs));
   }
+  if (options.json_object && !options.tool_call_names.empty()) {
+    throw_error(ErrorKind::usage, "", "tool_call_names", "empty when json_object is set", "a tool call forced too");
+  }
+  check_tool_call_names(options.tool_call_names);
   check_sampling_options(options.sampling);
 }
 
@@ -25,7 +31,12 @@ Sequence::Sequence(const ModelParts& parts, const GenerateOptions& options, std:
       matcher_(options.stop_strings),
       stream_(parts.tokenizer.decode_stream(/*skip_special_tokens=*/true)) {
   sampler_.reset(prompt_ids);
-  if (options.json_object) json_.emplace(TokenBytes::of(parts), options.stop_token_ids);
+  if (options.json_object) {
+    constraint_ = std::make_unique<JsonConstraint>(TokenBytes::of(parts), options.stop_token_ids);
+  } else if (!options.tool_call_names.empty()) {
+    constraint_ = std::make_unique<ToolCallConstraint>(
+        TokenBytes::of(parts), tool_call_format(parts.tokenizer, options.tool_call_names), options.stop_token_ids);
+  }
   result_.finish_reason = FinishReason::length;
 }
 
@@ -39,7 +50,7 @@ std::string Sequence::flush_tail() {
 }
 
 bool Sequence::step(std::span<const float> logits, const TokenSink& on_token) {
-  if (json_) json_->mask(allowed_, max_new_ - static_cast<std::int64_t>(result_.token_ids.size()));
+  if (constraint_) constraint_->mask(allowed_, max_new_ - static_cast<std::int64_t>(result_.token_ids.size()));
   const std::int64_t id = sampler_.sample(logits, allowed_);
   if (result_.token_ids.empty()) first_token_ = Clock::now();
   sampler_.accept(id);
@@ -52,7 +63,7 @@ bool Sequence::step(std::span<const float> logits, const TokenSink& on_token) {
     event.top = lp.top;
     result_.logprobs.push_back(std::move(lp));
   }
-  if (json_) json_->accept(id);
+  if (constraint_) constraint_->accept(id);
 
   std::string piece;
   const auto& stops = options_.stop_token_ids;
@@ -67,8 +78,8 @@ bool Sequence::step(std::span<const float> logits, const TokenSink& on_token) {
       result_.finish_reason = FinishReason::stop_string;
       finished_ = true;
     } else {
-      if (json_ && json_->complete() && stops.empty()) {
-        result_.finish_reason = FinishReason::stop;  // the object closed; nothing may follow
+      if (constraint_ && constraint_->complete() && stops.empty()) {
+        result_.finish_reason = FinishReason::stop;  // the object / call closed; nothing may follow
         finished_ = true;
       } else if (static_cast<std::int64_t>(result_.token_ids.size()) >= max_new_) {
         finished_ = true;  // finish_reason stays length

@@ -1,6 +1,6 @@
 // Sequence: one generation after its prompt — the body of the decode loop that q3vl::Chat
 // and the Scheduler share. Each step() takes the logits row of the last fed position and
-//   masks it (json_object), samples the next token (penalties, warpers, the request's own
+//   masks it (json_object, tool_call_names), samples the next token (penalties, warpers, the request's own
 //   seeded stream), computes its logprobs (top_logprobs), streams its text (decode stream
 //   -> stop strings), and says whether generation goes on.
 // The decoder calls are the caller's: when step() returns true, feed last_token() at the
@@ -12,17 +12,17 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <optional>
+#include <memory>
 #include <span>
 #include <vector>
 
 #include "q3vl/generate.h"
 #include "q3vl/scheduler.h"
 #include "q3vl/tokenizer.h"
-#include "runtime/json_constraint.h"
 #include "runtime/model_parts.h"
 #include "runtime/sampler.h"
 #include "runtime/stop_strings.h"
+#include "runtime/token_constraint.h"
 
 namespace q3vl::runtime {
 
@@ -61,7 +61,7 @@ class Sequence {
   Sampler sampler_;
   StopStringMatcher matcher_;
   text::DecodeStream stream_;
-  std::optional<JsonConstraint> json_;
+  std::unique_ptr<TokenConstraint> constraint_;  // json_object or tool_call_names; else none
   std::vector<std::uint8_t> allowed_;
   GenerateResult result_;
   bool finished_ = false;

@@ -63,12 +63,15 @@ std::vector<std::uint8_t> medium_bytes(const text::MediaSource& media) {
   return {};
 }
 
-std::string medium_key(bool video, const std::vector<std::uint8_t>& bytes, const VisionRequest& request) {
+std::string medium_key(bool video, const std::vector<std::uint8_t>& bytes, const VisionRequest& request,
+                       const ImageLimits& limits) {
   core::Sha256 hash;
-  // The preprocessing parameters that change pixel_values are part of the identity.
+  // The preprocessing parameters that change pixel_values are part of the identity, and
+  // so are the decode limits: a hit must not serve a medium its request's limits refuse.
   hash.update(std::string(video ? "video" : "image") + "|min=" +
               std::to_string(request.min_pixels.value_or(-1)) + "|max=" +
-              std::to_string(request.max_pixels.value_or(-1)) + "|");
+              std::to_string(request.max_pixels.value_or(-1)) + "|limit=" + std::to_string(limits.max_pixels) +
+              "," + std::to_string(limits.max_side) + "|");
   hash.update(std::as_bytes(std::span<const std::uint8_t>(bytes)));
   return hash.finish_hex();
 }
@@ -86,10 +89,11 @@ void VisionCache::collect(const std::vector<text::Message>& conversation, const 
   std::vector<std::shared_ptr<VisionFeatures>> pending;
   std::vector<VisionInput> inputs;
   std::map<std::string, std::shared_ptr<VisionFeatures>> pending_by_key;
-  for (const text::Message& message : conversation) {
-    const auto* parts = std::get_if<std::vector<text::ContentPart>>(&message.content);
+  for (std::size_t i = 0; i < conversation.size(); ++i) {
+    const auto* parts = std::get_if<std::vector<text::ContentPart>>(&conversation[i].content);
     if (parts == nullptr) continue;
-    for (const text::ContentPart& part : *parts) {
+    for (std::size_t j = 0; j < parts->size(); ++j) {
+      const text::ContentPart& part = (*parts)[j];
       if (part.type == text::ContentPart::Type::text) continue;
       const bool video = part.type == text::ContentPart::Type::video;
       if (!parts_.vision) {
@@ -100,22 +104,27 @@ void VisionCache::collect(const std::vector<text::Message>& conversation, const 
       request.min_pixels = video ? options.video_min_pixels : options.image_min_pixels;
       request.max_pixels = video ? options.video_max_pixels : options.image_max_pixels;
       const std::vector<std::uint8_t> bytes = medium_bytes(part.media);
-      PromptMedium medium{medium_key(video, bytes, request), nullptr};
+      PromptMedium medium{medium_key(video, bytes, request, options.media_limits), nullptr};
       if (auto hit = find(medium.key)) {
         medium.features = std::move(hit);
         ++stats.cache_hits;
       } else if (auto again = pending_by_key.find(medium.key); again != pending_by_key.end()) {
         medium.features = again->second;
       } else {
-        const std::string name = part.media.kind == text::MediaSource::Kind::path ? part.media.location : "<bytes>";
+        // Errors name the medium as GenerateOptions::media_limits documents.
+        const std::string name = part.media.kind == text::MediaSource::Kind::path
+                                     ? part.media.location
+                                     : "messages[" + std::to_string(i) + "].content[" + std::to_string(j) + "]";
         VisionInput input;
         if (video) {
           if (part.media.kind != text::MediaSource::Kind::path) {  // FFmpeg reads files only
             throw_error(ErrorKind::unsupported, name, "", "a video file path", "video bytes");
           }
-          input = preprocess_video_file(part.media.location, parts_.processor.video, request);
+          input = preprocess_video_file(part.media.location, parts_.processor.video, request, options.media_limits);
         } else {
-          input = preprocess_image(decode_image(bytes, name), parts_.processor.image, request);
+          DecodeOptions decode;
+          decode.limits = options.media_limits;
+          input = preprocess_image(decode_image(bytes, name, decode), parts_.processor.image, request);
         }
         auto features = std::make_shared<VisionFeatures>();
         features->is_video = video;

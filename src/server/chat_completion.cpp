@@ -9,6 +9,7 @@
 #include "server/api_error.h"
 #include "server/chat_request.h"
 #include "server/chat_response.h"
+#include "server/client_connection.h"
 #include "server/request_stream.h"
 
 namespace q3vl::server {
@@ -193,7 +194,14 @@ void handle_chat_completion(const ChatContext& context, const httplib::Request& 
                    "model: \"" + request.model + "\" does not exist (this server serves \"" + context.model_name + "\")",
                    "model", "model_not_found");
   }
-  context.media->apply(request.messages);
+  if (!request.options.tool_call_names.empty() && loaded.starts_in_reasoning) {
+    // The forced call would start inside the open <think> block the prompt ends with.
+    throw ApiError(400, "invalid_request_error",
+                   "tool_choice: forcing a tool call is not supported on a Thinking checkpoint (use \"auto\")",
+                   "tool_choice", "unsupported");
+  }
+  const MediaFiles media_files = context.media->apply(request.messages);  // until submit() returned
+  context.media->limit(request.options);
 
   CompletionHeader header{completion_id(),
                           std::chrono::duration_cast<std::chrono::seconds>(
@@ -205,7 +213,7 @@ void handle_chat_completion(const ChatContext& context, const httplib::Request& 
   try {
     id = loaded.scheduler->submit(request.messages, request.options, RequestStream::callbacks(stream));
   } catch (const Error& e) {
-    throw from_error(e);
+    throw context.media->error_of(e, request.messages);
   }
 
   if (request.stream) {
@@ -217,12 +225,21 @@ void handle_chat_completion(const ChatContext& context, const httplib::Request& 
     return;
   }
 
+  // The client is checked after every token and every 50 ms between (prefill): one
+  // that left stops its generation within a step, as a stream's does.
+  const ClientConnection client(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
   std::vector<QueuedToken> tokens;
   TokenClock timing = clock;
   std::size_t timed = 0;
   for (bool ended = false; !ended;) {
-    ended = stream->wait(tokens, std::chrono::milliseconds(1000));
+    ended = stream->wait(tokens, std::chrono::milliseconds(50));
     for (; timed < tokens.size(); ++timed) timing.observe(*context.metrics, tokens[timed], *record);
+    if (!ended && !stream->cancelled() && client.peer_closed()) {
+      stream->cancel();
+      loaded.scheduler->cancel(id);
+      context.metrics->count_disconnect();
+      record->client_gone = true;  // the reply below goes nowhere; the log line says why
+    }
   }
   if (const auto& error = stream->error()) throw from_error(*error);
   const GenerateResult& result = *stream->result();

@@ -121,24 +121,74 @@ std::string tools_json(const Json& v) {
   return v.dump();
 }
 
-// "auto" / "none" are served; "required" and a named function would need sampling
-// constrained to a tool call, which the runtime does not offer.
-bool tool_choice_parses(const Json& v) {
-  if (v.is_string()) {
-    const auto s = v.get<std::string>();
-    if (s == "auto") return true;
-    if (s == "none") return false;
-    if (s == "required") {
-      throw ApiError(400, "invalid_request_error", "tool_choice: \"required\" is not supported (use \"auto\")",
-                     "tool_choice", "unsupported");
+// The function names of a `tools` array tools_json() accepted.
+std::vector<std::string> tool_names(const Json& tools) {
+  std::vector<std::string> names;
+  for (const Json& tool : tools) names.push_back(tool["function"]["name"].get<std::string>());
+  return names;
+}
+
+// OpenAI tool_choice: "auto" (the model decides), "none" (no calls: tool_call blocks stay
+// text), "required" (at least one call: the reply is forced to be a call to one of the
+// tools), or {"type": "function", "function": {"name": N}} (forced to call N). Sets how
+// the reply is parsed and which names the runtime forces (GenerateOptions::tool_call_names).
+void apply_tool_choice(const Json& choice, const Json& tools, ChatCompletionRequest& r) {
+  const std::vector<std::string> names = tools.is_array() ? tool_names(tools) : std::vector<std::string>{};
+  r.parse_tool_calls = !names.empty();
+  if (choice.is_null()) return;
+  std::string forced;  // a named function
+  if (choice.is_string()) {
+    const auto s = choice.get<std::string>();
+    if (s == "auto") return;
+    if (s == "none") {
+      r.parse_tool_calls = false;
+      return;
     }
-    throw bad_request("tool_choice", "tool_choice: expected \"auto\" or \"none\", got " + v.dump());
+    if (s != "required") {
+      throw bad_request("tool_choice", "tool_choice: expected \"auto\", \"none\", \"required\" or "
+                                       "{\"type\": \"function\", \"function\": {\"name\": ...}}, got " + choice.dump());
+    }
+  } else if (choice.is_object()) {
+    for (const auto& [key, value] : choice.items()) {
+      if (key != "type" && key != "function") {
+        throw bad_request("tool_choice." + key, "tool_choice." + key + ": unknown field (expected \"type\", \"function\")");
+      }
+    }
+    if (!choice.contains("type") || choice["type"] != "function") {
+      throw bad_request("tool_choice.type", "tool_choice.type: expected \"function\"");
+    }
+    const Json* function = choice.contains("function") ? &choice["function"] : nullptr;
+    if (function == nullptr || !function->is_object() || function->size() != 1 || !function->contains("name") ||
+        !(*function)["name"].is_string()) {
+      throw bad_request("tool_choice.function", "tool_choice.function: expected {\"name\": a string}");
+    }
+    forced = (*function)["name"].get<std::string>();
+  } else {
+    wrong_type("tool_choice", "a string or an object", choice);
   }
-  if (v.is_object()) {
-    throw ApiError(400, "invalid_request_error",
-                   "tool_choice: naming a function is not supported (use \"auto\")", "tool_choice", "unsupported");
+  if (names.empty()) {
+    throw bad_request("tool_choice", "tool_choice: " + choice.dump() + " requires a non-empty \"tools\" array");
   }
-  wrong_type("tool_choice", "a string", v);
+  if (!forced.empty() && std::find(names.begin(), names.end(), forced) == names.end()) {
+    throw bad_request("tool_choice", "tool_choice: function \"" + forced + "\" is not in \"tools\"");
+  }
+  r.options.tool_call_names = forced.empty() ? names : std::vector<std::string>{forced};
+  // The forced call writes the name into a JSON string as it is (the templates do too).
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    const bool forced_name = std::find(r.options.tool_call_names.begin(), r.options.tool_call_names.end(), names[i]) !=
+                             r.options.tool_call_names.end();
+    const bool plain = std::none_of(names[i].begin(), names[i].end(), [](char c) {
+      return c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20;
+    });
+    if (forced_name && !plain) {
+      const std::string field = "tools[" + std::to_string(i) + "].function.name";
+      throw bad_request(field, field + ": a forced tool call needs a name without '\"', '\\' or control characters");
+    }
+  }
+  if (r.options.json_object) {
+    throw bad_request("tool_choice", "tool_choice: a forced tool call cannot be combined with response_format "
+                                     "\"json_object\"");
+  }
 }
 
 }  // namespace
@@ -159,8 +209,6 @@ ChatCompletionRequest parse_chat_request(std::string_view body, const GenerateOp
   ChatCompletionRequest r;
   r.options = defaults;
   r.options.max_new_tokens = default_max_tokens;
-  bool have_tools = false;
-  bool choice_parses = true;
   SamplingOptions& s = r.options.sampling;
   constexpr std::int64_t kMaxInt = std::numeric_limits<std::int64_t>::max();
   for (const auto& [key, v] : j.items()) {
@@ -235,9 +283,8 @@ ChatCompletionRequest parse_chat_request(std::string_view body, const GenerateOp
     } else if (key == "tools") {
       if (v.is_null()) continue;
       r.options.tools_json = tools_json(v);
-      have_tools = !v.empty();
     } else if (key == "tool_choice") {
-      if (!v.is_null()) choice_parses = tool_choice_parses(v);
+      continue;  // needs the tools: apply_tool_choice below
     } else if (key == "user") {
       if (!v.is_string() && !v.is_null()) wrong_type("user", "a string", v);
     } else {
@@ -252,7 +299,8 @@ ChatCompletionRequest parse_chat_request(std::string_view body, const GenerateOp
     throw bad_request("stream_options", "stream_options: only allowed with \"stream\": true");
   }
   r.options.top_logprobs = r.logprobs ? r.top_logprobs : -1;
-  r.parse_tool_calls = have_tools && choice_parses;
+  apply_tool_choice(j.contains("tool_choice") ? j["tool_choice"] : Json(),
+                    j.contains("tools") ? j["tools"] : Json(), r);
   return r;
 }
 

@@ -4,7 +4,8 @@
 // max_tokens / max_completion_tokens, temperature, top_p, top_k, min_p, seed,
 // presence_penalty, frequency_penalty, repetition_penalty, stop, n (must be 1),
 // logprobs, top_logprobs, response_format ({"type": "text" | "json_object"}), tools,
-// tool_choice ("auto" | "none"), user (ignored). Any other key is refused, naming it.
+// tool_choice ("auto" | "none" | "required" | {"type": "function", "function": {"name"}}:
+// the last two force a call, GenerateOptions::tool_call_names), user (ignored). Any other key is refused, naming it.
 // Sampling fields not given keep the package's generation_config.json defaults;
 // temperature 0 is greedy.
 #pragma once
@@ -28,6 +29,7 @@ struct ChatCompletionRequest {
   bool logprobs = false;
   int top_logprobs = 0;        // 0..20, with logprobs
   bool parse_tool_calls = false;  // tools given and tool_choice is not "none"
+                                  // (options.tool_call_names: a call is forced)
 };
 
 // Largest JSON nesting depth accepted in a body (deeper: 400 before parsing, so a

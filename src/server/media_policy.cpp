@@ -1,6 +1,9 @@
 #include "server/media_policy.h"
 
 #include <openssl/evp.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 #include <chrono>
 #include <fstream>
@@ -10,8 +13,6 @@
 #include <httplib.h>
 
 #include "q3vl/error.h"
-#include "q3vl/image.h"
-#include "q3vl/video.h"
 #include "server/api_error.h"
 
 namespace q3vl::server {
@@ -59,17 +60,15 @@ std::vector<std::uint8_t> read_bytes(const fs::path& path, const std::string& fi
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-// Decoding with the limits checks width x height from the header before any pixel
-// (Error(limit)); a corrupt or unknown file is Error(format).
-void check_image(const std::vector<std::uint8_t>& bytes, std::int64_t max_pixels, const std::string& field) {
-  DecodeOptions options;
-  options.limits.max_pixels = max_pixels;
-  try {
-    (void)decode_image(bytes, field, options);
-  } catch (const Error& e) {
-    if (e.kind() == ErrorKind::limit) throw too_large(field, e.what());
-    throw bad_request(field, e.what());
-  }
+// The name the runtime gives a medium in its errors (GenerateOptions::media_limits).
+std::string runtime_name(const text::MediaSource& media, std::size_t message, std::size_t part) {
+  if (media.kind == text::MediaSource::Kind::path) return media.location;
+  return "messages[" + std::to_string(message) + "].content[" + std::to_string(part) + "]";
+}
+
+std::string url_field(std::size_t message, std::size_t part, bool video) {
+  return "messages[" + std::to_string(message) + "].content[" + std::to_string(part) + "]." +
+         (video ? "video_url" : "image_url") + ".url";
 }
 
 }  // namespace
@@ -148,7 +147,34 @@ std::vector<std::uint8_t> MediaPolicy::fetch(const std::string& url, const std::
   return bytes;
 }
 
-void MediaPolicy::apply(std::vector<text::Message>& messages) const {
+MediaFiles::~MediaFiles() {
+  for (const auto& path : paths_) {
+    std::error_code ec;
+    fs::remove(path, ec);  // best effort: a temporary directory is cleaned anyway
+  }
+}
+
+fs::path MediaFiles::write(const std::vector<std::uint8_t>& bytes) {
+  std::error_code ec;
+  std::string name = (fs::temp_directory_path(ec) / "q3vl-media-XXXXXX").string();
+  const int fd = ec ? -1 : mkstemp(name.data());  // mode 0600: no other user reads it
+  if (fd < 0) throw ApiError(500, "server_error", "cannot create a temporary file for a data: URL video");
+  paths_.emplace_back(name);
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n <= 0) break;
+    done += static_cast<std::size_t>(n);
+  }
+  const bool closed = ::close(fd) == 0;
+  if (done != bytes.size() || !closed) {
+    throw ApiError(500, "server_error", "cannot write a temporary file for a data: URL video (" + name + ")");
+  }
+  return paths_.back();
+}
+
+MediaFiles MediaPolicy::apply(std::vector<text::Message>& messages) const {
+  MediaFiles files;
   int count = 0;
   for (std::size_t i = 0; i < messages.size(); ++i) {
     auto* parts = std::get_if<std::vector<text::ContentPart>>(&messages[i].content);
@@ -157,29 +183,23 @@ void MediaPolicy::apply(std::vector<text::Message>& messages) const {
       text::ContentPart& part = (*parts)[j];
       if (part.type == text::ContentPart::Type::text) continue;
       const bool video = part.type == text::ContentPart::Type::video;
-      const std::string field = "messages[" + std::to_string(i) + "].content[" + std::to_string(j) + "]." +
-                                (video ? "video_url" : "image_url") + ".url";
+      const std::string field = url_field(i, j, video);
       if (++count > limits_.max_media) {
         throw too_large(field, "more than " + std::to_string(limits_.max_media) +
                                    " images and videos in one request (--max-images-per-request)");
       }
       text::MediaSource& media = part.media;
       if (video) {
-        // FFmpeg reads video from files only.
-        if (media.kind != text::MediaSource::Kind::path) {
-          throw bad_request(field, field + ": videos must be local paths inside an --allowed-media-path directory");
+        // FFmpeg reads video from files only: a data: URL's bytes go to a private file.
+        if (media.kind == text::MediaSource::Kind::data_url) {
+          media.location = files.write(base64_payload(media.location, field)).string();
+        } else if (media.kind == text::MediaSource::Kind::path) {
+          media.location = allowed_path(media.location, field).string();
+        } else {
+          throw bad_request(field, field + ": videos must be base64 data: URLs or local paths inside an "
+                                           "--allowed-media-path directory");
         }
-        media.location = allowed_path(media.location, field).string();
-        VideoMetadata meta;
-        try {
-          meta = probe_video(media.location);
-        } catch (const Error& e) {
-          throw bad_request(field, e.what());
-        }
-        if (static_cast<std::int64_t>(meta.width) * meta.height > limits_.max_pixels) {
-          throw too_large(field, "video frames of " + std::to_string(meta.width) + "x" + std::to_string(meta.height) +
-                                     " pixels exceed --max-pixels " + std::to_string(limits_.max_pixels));
-        }
+        media.kind = text::MediaSource::Kind::path;
         continue;
       }
       std::vector<std::uint8_t> bytes;
@@ -189,12 +209,34 @@ void MediaPolicy::apply(std::vector<text::Message>& messages) const {
         case text::MediaSource::Kind::http_url: bytes = fetch(media.location, field); break;
         case text::MediaSource::Kind::bytes: bytes = std::move(media.bytes); break;
       }
-      check_image(bytes, limits_.max_pixels, field);
       media.kind = text::MediaSource::Kind::bytes;
       media.location.clear();
       media.bytes = std::move(bytes);
     }
   }
+  return files;
+}
+
+void MediaPolicy::limit(GenerateOptions& options) const { options.media_limits.max_pixels = limits_.max_pixels; }
+
+ApiError MediaPolicy::error_of(const Error& error, const std::vector<text::Message>& messages) const {
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    const auto* parts = std::get_if<std::vector<text::ContentPart>>(&messages[i].content);
+    if (parts == nullptr) continue;
+    for (std::size_t j = 0; j < parts->size(); ++j) {
+      const text::ContentPart& part = (*parts)[j];
+      if (part.type == text::ContentPart::Type::text || error.info().file != runtime_name(part.media, i, j)) continue;
+      const std::string field = url_field(i, j, part.type == text::ContentPart::Type::video);
+      // The field replaces the runtime's name for the medium (a server-side path).
+      std::string detail = error.what();
+      if (detail.starts_with(error.info().file + ": ")) detail.erase(0, error.info().file.size() + 2);
+      if (error.kind() == ErrorKind::limit) {
+        return too_large(field, detail + " (--max-pixels " + std::to_string(limits_.max_pixels) + ")");
+      }
+      return bad_request(field, field + ": " + detail);
+    }
+  }
+  return from_error(error);
 }
 
 }  // namespace q3vl::server

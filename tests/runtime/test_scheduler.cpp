@@ -7,7 +7,9 @@
 //   - cancellation, queue and context limits, shutdown with requests in flight;
 //   - logprobs against a double-precision log-softmax of DecoderRunner logits;
 //   - seeded sampling equals the solo run whatever runs beside it;
-//   - json_object output parses as one JSON object (nlohmann) for several seeds/temperatures.
+//   - json_object output parses as one JSON object (nlohmann) for several seeds/temperatures;
+//   - a forced tool call (tool_call_names) is one call in the chat template's format;
+//   - GenerateOptions::media_limits refuse an image or video over them, naming it.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -16,7 +18,10 @@
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
+#include <fstream>
 #include <future>
+#include <iterator>
+#include <regex>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -28,6 +33,7 @@
 #include "runtime/runtime_fixture.h"
 #include "runtime/vision_features.h"
 #include "support/golden.h"
+#include "support/test_paths.h"
 
 namespace q3vl::testing {
 namespace {
@@ -524,6 +530,91 @@ TEST(Scheduler, JsonObjectOutputParses) {
   const GenerateResult r = generate(model, messages, options);
   EXPECT_EQ(r.finish_reason, FinishReason::stop) << r.text;
   EXPECT_TRUE(nlohmann::json::parse(r.text).is_object()) << r.text;
+}
+
+TEST(Scheduler, ForcedToolCallIsOneCallInTheTemplatesFormat) {
+  const auto model = runtime_model("tiny");
+  const auto messages = golden_messages(GoldenSet::open().load_case("text_only"));
+  SchedulerOptions so;
+  so.parallel = 2;
+  so.ctx_per_slot = 256;
+  Scheduler scheduler(model, so);
+  // What the chat templates render for an assistant's call (tool_call_constraint.h).
+  const std::regex call("<tool_call>\n\\{\"name\": \"(get_weather|get_time)\", \"arguments\": ([\\s\\S]*)\\}\n</tool_call>");
+  for (const std::uint64_t seed : {0u, 1u}) {
+    GenerateOptions options = model->default_options();
+    options.sampling.do_sample = seed != 0;  // seed 0: greedy
+    options.sampling.temperature = 1.0f;
+    options.sampling.top_k = 0;
+    options.sampling.top_p = 1.0f;
+    options.sampling.seed = seed;
+    options.max_new_tokens = 48;  // the budget closes the arguments in time
+    options.tool_call_names = {"get_weather", "get_time"};
+    Outcome outcome;
+    scheduler.submit(messages, options, outcome.callbacks());
+    const GenerateResult& r = outcome.wait();
+    std::printf("[tool call] seed %llu: %zu tokens, finish %s: %.160s\n", static_cast<unsigned long long>(seed),
+                r.token_ids.size(), to_string(r.finish_reason), r.text.c_str());
+    EXPECT_EQ(r.finish_reason, FinishReason::stop) << r.text;
+    std::smatch match;
+    ASSERT_TRUE(std::regex_match(r.text, match, call)) << r.text;
+    EXPECT_TRUE(nlohmann::json::parse(match[2].str()).is_object()) << r.text;
+    EXPECT_EQ(model->token_bytes(r.token_ids.front()), "<tool_call>");  // the added token
+  }
+  GenerateOptions both = model->default_options();
+  both.json_object = true;
+  both.tool_call_names = {"f"};
+  Outcome never;
+  EXPECT_THROW(scheduler.submit(messages, both, never.callbacks()), Error);
+}
+
+TEST(Scheduler, MediaLimitsRefuseMediaOverThemNamingThem) {
+  const auto model = runtime_model("tiny");
+  SchedulerOptions so;
+  so.parallel = 1;
+  so.ctx_per_slot = 1024;
+  Scheduler scheduler(model, so);
+  const auto media = source_dir() / "tests" / "goldens" / "model" / "media";
+  std::ifstream in(media / "small_120x64.png", std::ios::binary);
+  text::ContentPart image{text::ContentPart::Type::image, "", {}};
+  image.media.kind = text::MediaSource::Kind::bytes;
+  image.media.bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  text::ContentPart video{text::ContentPart::Type::video, "", {text::MediaSource::Kind::path, (media / "clip_96x72_25f.mov").string(), {}}};
+  const text::ContentPart ask{text::ContentPart::Type::text, "Describe.", {}};
+  struct Case {
+    text::ContentPart medium;
+    std::int64_t pixels;  // width x height from the file names
+    std::string name;     // as GenerateOptions::media_limits documents
+  };
+  const std::vector<Case> cases = {{image, 120 * 64, "messages[1].content[1]"},
+                                   {video, 96 * 72, (media / "clip_96x72_25f.mov").string()}};
+  for (const Case& c : cases) {
+    const std::vector<text::Message> messages = {
+        {"system", std::string("Be brief."), {}, {}, {}, {}},
+        {"user", std::vector<text::ContentPart>{ask, c.medium}, {}, {}, {}, {}}};
+    GenerateOptions options = model->default_options();
+    options.max_new_tokens = 2;
+    options.media_limits.max_pixels = c.pixels - 1;
+    Outcome refused;
+    try {
+      scheduler.submit(messages, options, refused.callbacks());
+      ADD_FAILURE() << c.name << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::limit) << e.what();
+      EXPECT_EQ(e.info().file, c.name) << e.what();
+      EXPECT_EQ(e.info().field, "dimensions") << e.what();
+    }
+    // Served under a larger limit. (Not exactly at it: FFmpeg applies the bound to the
+    // coded frame size, which codecs round up to whole macroblocks.)
+    options.media_limits.max_pixels = 2 * c.pixels;
+    Outcome served;
+    scheduler.submit(messages, options, served.callbacks());
+    EXPECT_GE(served.wait().usage.image_tokens + served.wait().usage.video_tokens, 1) << c.name;
+    // Now in the vision cache: a request with the lower limit is still refused.
+    options.media_limits.max_pixels = c.pixels - 1;
+    Outcome again;
+    EXPECT_THROW(scheduler.submit(messages, options, again.callbacks()), Error) << c.name;
+  }
 }
 
 }  // namespace

@@ -95,6 +95,27 @@ TEST(ChatRequest, ToolChoiceNoneRendersToolsButParsesNoCalls) {
   EXPECT_FALSE(r.parse_tool_calls);
 }
 
+constexpr const char* kTwoTools =
+    R"("tools": [{"type": "function", "function": {"name": "get_weather"}},
+                 {"type": "function", "function": {"name": "get_time"}}])";
+
+TEST(ChatRequest, ToolChoiceRequiredForcesACallToAnyTool) {
+  // tool_choice before tools: the order of keys does not matter.
+  const auto r = parse(std::string("{") + kUser + R"(, "tool_choice": "required", )" + kTwoTools + "}");
+  EXPECT_TRUE(r.parse_tool_calls);
+  EXPECT_EQ(r.options.tool_call_names, (std::vector<std::string>{"get_weather", "get_time"}));
+  const auto automatic = parse(std::string("{") + kUser + ", " + kTwoTools + R"(, "tool_choice": "auto"})");
+  EXPECT_TRUE(automatic.parse_tool_calls);
+  EXPECT_TRUE(automatic.options.tool_call_names.empty());
+}
+
+TEST(ChatRequest, NamedToolChoiceForcesThatFunction) {
+  const auto r = parse(std::string("{") + kUser + ", " + kTwoTools +
+                       R"(, "tool_choice": {"type": "function", "function": {"name": "get_time"}}})");
+  EXPECT_TRUE(r.parse_tool_calls);
+  EXPECT_EQ(r.options.tool_call_names, std::vector<std::string>{"get_time"});
+}
+
 TEST(ChatRequest, MediaPartsParseAsTheSharedMessageShape) {
   const auto r = parse(R"({"messages": [{"role": "user", "content": [
       {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
@@ -116,6 +137,7 @@ struct BadBody {
 
 TEST(ChatRequest, BadBodiesAre400sNamingTheField) {
   const std::string user = kUser;
+  const std::string tools = kTwoTools;
   const BadBody cases[] = {
       {R"({"messages": [)", 400, ""},                                    // truncated JSON
       {"[1, 2]", 400, ""},                                               // not an object
@@ -139,7 +161,21 @@ TEST(ChatRequest, BadBodiesAre400sNamingTheField) {
       {(R"({"response_format": {"type": "xml"}, )" + user + "}"), 400, "response_format.type"},
       {(R"({"response_format": {"type": "json_schema"}, )" + user + "}"), 400, "response_format.type"},
       {(R"({"tools": [{"type": "function"}], )" + user + "}"), 400, "tools[0].function"},
-      {(R"({"tool_choice": "required", )" + user + "}"), 400, "tool_choice"},
+      {(R"({"tool_choice": "required", )" + user + "}"), 400, "tool_choice"},  // no tools
+      {(R"({"tool_choice": "sometimes", )" + user + "}"), 400, "tool_choice"},
+      {(R"({"tool_choice": 1, )" + user + "}"), 400, "tool_choice"},
+      {(R"({"tool_choice": {"type": "function", "function": {"name": "nope"}}, )" + tools + ", " + user + "}"),
+       400, "tool_choice"},
+      {(R"({"tool_choice": {"type": "function", "function": {}}, )" + tools + ", " + user + "}"), 400,
+       "tool_choice.function"},
+      {(R"({"tool_choice": {"type": "code", "function": {"name": "get_time"}}, )" + tools + ", " + user + "}"),
+       400, "tool_choice.type"},
+      {(R"({"tool_choice": {"type": "function", "name": "get_time"}, )" + tools + ", " + user + "}"), 400,
+       "tool_choice.name"},
+      {(R"({"tool_choice": "required", "response_format": {"type": "json_object"}, )" + tools + ", " +
+        user + "}"), 400, "tool_choice"},
+      {(R"({"tool_choice": "required", "tools": [{"type": "function", "function": {"name": "a\"b"}}], )" + user +
+        "}"), 400, "tools[0].function.name"},
       {(R"({"stream_options": {"include_usage": true}, )" + user + "}"), 400, "stream_options"},
       {(R"({"frobnicate": 1, )" + user + "}"), 400, "frobnicate"},
       {(R"({"seed": 1e30, )" + user + "}"), 400, "seed"},

@@ -1,5 +1,5 @@
 """`q3vl serve` under load: 8 parallel streams each equal to its solo greedy output, a
-client that disconnects mid-stream frees its slot, a full queue is 429, RSS stays within
+client that disconnects mid-stream (or while waiting for a whole reply) frees its slot, a full queue is 429, RSS stays within
 the bound the server reports, SIGTERM with a stream in flight exits 0."""
 import concurrent.futures
 import http.client
@@ -88,6 +88,23 @@ def test_disconnect_mid_stream_frees_the_slot(srv):
     assert m["q3vl_client_disconnects_total"] == before + 1
     # Far fewer than 400 tokens were made: the generation stopped when the client left.
     assert m["q3vl_completion_tokens_total"] < 400 * 3
+
+
+def test_disconnect_while_waiting_for_a_whole_reply_frees_the_slot(srv):
+    """A non-streamed request has no writes to fail: the server watches its socket."""
+    before = srv.metrics()
+    sock = raw_stream_request(srv.port, {"model": MODEL, "messages": [{"role": "user", "content": "Go on forever."}],
+                                         "temperature": 0, "max_tokens": 400})
+    settled(srv, lambda m: m["q3vl_slots_active"] == 1)
+    sock.close()
+    closed = time.time()
+    m = settled(srv, lambda m: m["q3vl_slots_active"] == 0, 10)
+    freed = time.time() - closed
+    print(f"non-streamed request: slot freed {freed * 1000:.0f} ms after the client closed")
+    assert m["q3vl_client_disconnects_total"] == before.get("q3vl_client_disconnects_total", 0) + 1
+    # It stopped well before its 400 tokens (the slot freed within a few decode steps).
+    assert m["q3vl_completion_tokens_total"] - before["q3vl_completion_tokens_total"] < 400
+    assert freed < 2.0
 
 
 def test_rss_within_the_reported_bound(srv, package):

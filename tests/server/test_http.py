@@ -15,7 +15,7 @@ import zlib
 
 import pytest
 
-from conftest import MEDIA, MODEL, Server, data_url
+from conftest import MEDIA, MODEL, SOURCE, Server, data_url
 
 BODY_LIMIT = 1 << 20
 
@@ -186,6 +186,38 @@ def test_media_policy(srv, media_dir, scratch, remote):
     assert_error(*post(srv, chat(image_part(remote + "/slow.png"))), 400, field)
     assert_error(*post(srv, chat(image_part(remote + "/missing.png"))), 400, field)
     assert_serving(srv)
+
+
+def test_pixel_limit_of_images_and_video_frames_is_413_naming_the_field(package, srv, scratch, monkeypatch):
+    """--max-pixels reaches the runtime's decoders (each medium is decoded once, there),
+    which check it from the header: a 413 naming the request field, for an image data:
+    URL, a video data: URL and a video by path alike; under the limit they are served."""
+    clip = SOURCE / "tests" / "fuzz" / "corpus" / "video" / "h264.mp4"  # 32x24 frames
+    video = [{"type": "video_url", "video_url": {"url": "data:video/mp4;base64," +
+                                                 base64.b64encode(clip.read_bytes()).decode()}},
+             {"type": "text", "text": "?"}]
+    image = image_part("data:image/png;base64," + base64.b64encode(png_bytes(32, 24)).decode())
+    by_path = [{"type": "video_url", "video_url": {"url": str(MEDIA / "clip_96x72_25f.mov")}}]
+    temp = scratch / "server-tmp"  # where the server writes a data: URL video (FFmpeg reads files)
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    s = Server(package, "--allowed-media-path", MEDIA, "--max-pixels", 32 * 24 - 1, "--parallel", 1,
+               "--ctx-per-slot", 1024)
+    try:
+        for content, field in [(image, "messages[0].content[0].image_url.url"),
+                               (video, "messages[0].content[0].video_url.url"),
+                               (by_path, "messages[0].content[0].video_url.url")]:
+            status, payload = post(s, chat(content))
+            assert_error(status, payload, 413, field)
+            # The message names the field and the limit, not a server-side file.
+            assert "/" not in json.loads(payload)["error"]["message"].replace(field, ""), payload
+        assert_serving(s)
+        assert not list(temp.glob("q3vl-media-*"))  # the refused video's file is gone
+    finally:
+        assert s.stop() == 0, "\n".join(s.log)
+    # srv's --max-pixels 1000000 serves them.
+    assert post(srv, chat(image))[0] == 200
+    assert post(srv, chat(video))[0] == 200
 
 
 def test_remote_media_is_off_by_default(server, remote):

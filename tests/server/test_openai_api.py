@@ -1,6 +1,7 @@
 """`q3vl serve` through the official `openai` client: every request shape of issue #16
 against `q3vl run --json` on the same messages (whose greedy ids equal HF's goldens,
 tests/runtime/test_parity_cli.cpp), and the error classes the client raises."""
+import base64
 import json
 import subprocess
 
@@ -83,6 +84,24 @@ def test_image_and_video_by_path_equal_q3vl_run(client, package, scratch):
     assert r.usage.prompt_tokens == ref["usage"]["prompt_tokens"]
 
 
+def test_video_as_data_url_equals_q3vl_run_on_its_file(client, package, scratch):
+    clip = SOURCE / "tests" / "fuzz" / "corpus" / "video" / "h264.mp4"  # 32x24, 6 frames
+    def messages(url):
+        return [{"role": "user", "content": [{"type": "video_url", "video_url": {"url": url}},
+                                             {"type": "text", "text": "What happens?"}]}]
+    # The reference decodes the file in its own process (no cache shared with the server).
+    ref = run_reference(package, scratch, messages(str(clip)), STEPS)
+    url = "data:video/mp4;base64," + base64.b64encode(clip.read_bytes()).decode()
+    r = greedy(client, messages(url), logprobs=True)
+    assert r.choices[0].message.content == ref["text"]
+    assert r.usage.prompt_tokens == ref["usage"]["prompt_tokens"]
+    assert r.usage.prompt_tokens > greedy(client, [{"role": "user", "content": "What happens?"}]).usage.prompt_tokens
+    assert len(r.choices[0].logprobs.content) == len(ref["token_ids"])
+    with pytest.raises(openai.BadRequestError) as e:
+        greedy(client, messages("data:video/mp4;base64,@@@@"))
+    assert e.value.body["param"] == "messages[0].content[0].video_url.url"
+
+
 def test_multi_turn_equals_q3vl_run_and_reuses_the_cache(client, package, scratch):
     first = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": data_url(MEDIA / "half_even_400x208.png")}},
                                           {"type": "text", "text": "What is in this picture?"}]}]
@@ -150,6 +169,53 @@ def test_tools_round_trip(client, package, scratch):
     r = greedy(client, follow, tools=tools)
     assert r.choices[0].message.content == ref2["text"]
     assert r.usage.prompt_tokens == ref2["usage"]["prompt_tokens"]
+
+
+FORCED_TOOLS = [
+    {"type": "function", "function": {"name": "get_weather", "description": "Current weather of a city",
+                                      "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}},
+    {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}]
+
+
+def test_tool_choice_forces_a_call(client):
+    """tool_choice "required" / named: a random-weight model never writes a tool call by
+    itself, so every call here comes from the constrained decoding, end to end."""
+    messages = [{"role": "user", "content": "Weather in Paris?"}]
+    assert not greedy(client, messages, tools=FORCED_TOOLS).choices[0].message.tool_calls
+    named = {"type": "function", "function": {"name": "get_time"}}
+    cases = [("required", 0, {"get_weather", "get_time"}), ("required", 1, {"get_weather", "get_time"}),
+             (named, 0, {"get_time"}), (named, 2, {"get_time"})]
+    for choice, seed, names in cases:
+        r = client.chat.completions.create(model=MODEL, messages=messages, tools=FORCED_TOOLS, tool_choice=choice,
+                                           temperature=1.0 if seed else 0, seed=seed, max_tokens=64, logprobs=True)
+        c = r.choices[0]
+        assert c.finish_reason == "tool_calls", (choice, seed, c)
+        assert len(c.message.tool_calls) == 1 and not c.message.content
+        call = c.message.tool_calls[0]
+        assert call.type == "function" and call.function.name in names and call.id
+        assert isinstance(json.loads(call.function.arguments), dict), call.function.arguments
+        # What was generated is the call exactly as the chat template renders one, with
+        # the tags as Qwen's added tokens (one token each).
+        pieces = [bytes(t.bytes) for t in c.logprobs.content]
+        assert pieces[0] == b"<tool_call>" and pieces[-2] == b"</tool_call>" and pieces[-1] == b""  # then eos
+        assert b"".join(pieces).decode() == ('<tool_call>\n{"name": "' + call.function.name + '", "arguments": '
+                                             + call.function.arguments + '}\n</tool_call>')
+        assert r.usage.completion_tokens == len(pieces) <= 64
+    # Streamed: the call arrives as deltas that add up to the non-streamed one.
+    def forced(**kw):
+        return client.chat.completions.create(model=MODEL, messages=messages, tools=FORCED_TOOLS, tool_choice=named,
+                                              temperature=0, max_tokens=64, **kw)
+    whole = forced().choices[0]
+    chunks = list(forced(stream=True))
+    deltas = [d for ch in chunks if ch.choices for d in (ch.choices[0].delta.tool_calls or [])]
+    assert deltas and deltas[0].function.name == "get_time" and all(d.index == 0 for d in deltas)
+    assert "".join(d.function.arguments or "" for d in deltas) == whole.message.tool_calls[0].function.arguments
+    assert [ch.choices[0].finish_reason for ch in chunks if ch.choices and ch.choices[0].finish_reason] == \
+        ["tool_calls"]
+    # A function that is not among the tools is the request's error.
+    with pytest.raises(openai.BadRequestError) as e:
+        greedy(client, messages, tools=FORCED_TOOLS, tool_choice={"type": "function", "function": {"name": "nope"}})
+    assert e.value.body["param"] == "tool_choice" and "nope" in e.value.body["message"]
 
 
 def json_prefix_completes(text):
@@ -269,5 +335,9 @@ def test_thinking_reply_comes_back_as_reasoning_content(thinking_package, scratc
         streamed = "".join(getattr(c.choices[0].delta, "reasoning_content", None) or "" for c in chunks if c.choices)
         assert streamed == ref["text"].strip()
         assert all(not c.choices[0].delta.content for c in chunks if c.choices)
+        # A forced call would open inside the prompt's <think>: refused, naming tool_choice.
+        with pytest.raises(openai.BadRequestError) as e:
+            greedy(client, messages, tools=FORCED_TOOLS, tool_choice="required")
+        assert e.value.body["param"] == "tool_choice"
     finally:
         assert s.stop() == 0
