@@ -23,6 +23,9 @@ RunFunction setup_serve(CLI::App& command) {
   command.add_option("--parallel", o->parallel, "Slots: requests decoded together")->capture_default_str();
   command.add_option("--ctx-per-slot", o->ctx_per_slot, "KV cache tokens per slot (prompt + reply)")->capture_default_str();
   command.add_option("--max-queue", o->max_queue, "Requests waiting for a slot before 429")->capture_default_str();
+  command.add_option("--prefill-chunk", o->prefill_chunk,
+                     "Prompt tokens prefilled per step; bounds the stall of other streams")
+      ->capture_default_str();
   command.add_option("--api-key", o->api_key, "Require `Authorization: Bearer KEY` on /v1/* and /metrics");
   command.add_option("--allowed-media-path", o->allowed_media_paths,
                      "Directory local media (paths, file:// URLs) may come from (repeatable)");

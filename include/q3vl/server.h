@@ -32,6 +32,10 @@ struct ServerOptions {
   int parallel = 4;                  // scheduler slots (requests decoded together)
   std::int64_t ctx_per_slot = 4096;  // KV tokens per slot (prompt + completion)
   std::int64_t max_queue = 64;       // requests waiting beyond busy slots; more get 429
+  // Prompt tokens one scheduler step prefills for one request. Every generating stream waits
+  // for that chunk, so it bounds their worst inter-token gap; smaller chunks trade a longer
+  // time to first token (and lower prefill throughput) for a smoother stream.
+  std::int64_t prefill_chunk = 256;
   std::string api_key;               // "" = no authentication
   // Local media (paths and file:// URLs) must resolve, symlinks followed, inside one of
   // these directories; none given = no local media at all.

@@ -126,6 +126,7 @@ class Server {
       scheduler.parallel = options_.parallel;
       scheduler.ctx_per_slot = options_.ctx_per_slot;
       scheduler.max_queue = options_.max_queue;
+      scheduler.prefill_chunk_tokens = options_.prefill_chunk;
       loaded_.scheduler = std::make_unique<Scheduler>(loaded_.model, scheduler);
       const SchedulerStats stats = loaded_.scheduler->stats();
       write_log_message(options_.log_format,

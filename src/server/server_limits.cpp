@@ -21,6 +21,7 @@ void check_options(const ServerOptions& o) {
   at_least(o.parallel, 1, "--parallel");
   at_least(o.ctx_per_slot, 16, "--ctx-per-slot");
   at_least(o.max_queue, 0, "--max-queue");
+  at_least(o.prefill_chunk, 1, "--prefill-chunk");
   at_least(o.max_body_bytes, 1024, "--max-body-bytes");
   at_least(o.max_images_per_request, 0, "--max-images-per-request");
   at_least(o.max_pixels, 1, "--max-pixels");
@@ -49,6 +50,7 @@ void print_limits(const ServerOptions& o) {
       {"--parallel (slots)", std::to_string(o.parallel)},
       {"--ctx-per-slot (KV tokens per slot)", std::to_string(o.ctx_per_slot)},
       {"--max-queue (waiting requests)", std::to_string(o.max_queue)},
+      {"--prefill-chunk (prompt tokens per step)", std::to_string(o.prefill_chunk)},
       {"--max-body-bytes", std::to_string(o.max_body_bytes)},
       {"--max-images-per-request", std::to_string(o.max_images_per_request)},
       {"--max-pixels (decoded image / video frame)", std::to_string(o.max_pixels)},

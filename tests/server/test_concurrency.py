@@ -19,7 +19,9 @@ STEPS = 16
 
 @pytest.fixture(scope="module")
 def srv(package):
-    s = Server(package, "--api-key", API_KEY, "--parallel", 8, "--ctx-per-slot", 512)
+    # Prompts of ~20 tokens in chunks of 7: every prefill spans several steps interleaved with
+    # the other streams' decoding, and the outputs must still equal the solo ones.
+    s = Server(package, "--api-key", API_KEY, "--parallel", 8, "--ctx-per-slot", 512, "--prefill-chunk", 7)
     yield s
     assert s.stop() == 0, "\n".join(s.log)
 

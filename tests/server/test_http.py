@@ -15,7 +15,7 @@ import zlib
 
 import pytest
 
-from conftest import MEDIA, MODEL, SOURCE, Server, data_url
+from conftest import EXE, MEDIA, MODEL, SOURCE, Server, data_url
 
 BODY_LIMIT = 1 << 20
 
@@ -268,3 +268,19 @@ def test_a_package_that_cannot_load_ends_the_server_with_its_error(scratch):
     assert s.proc.wait(timeout=30) == 1
     s.reader.join(timeout=5)
     assert any("model failed to load" in line and "no-such-package" in line for line in s.log)
+
+
+@pytest.mark.parametrize("flag,value", [("--prefill-chunk", "0"), ("--parallel", "0"), ("--ctx-per-slot", "8")])
+def test_a_bad_limit_flag_is_a_usage_error_naming_it(package, flag, value):
+    out = subprocess.run([str(EXE), "serve", "--model", str(package), "--port", "0", flag, value],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert flag in out.stderr, out.stderr
+
+
+def test_limits_printed_at_start_include_the_prefill_chunk(package):
+    s = Server(package, "--prefill-chunk", 5, "--parallel", 1, "--ctx-per-slot", 256)
+    try:
+        assert any("--prefill-chunk" in line and line.rstrip().endswith("5") for line in s.log), s.log
+    finally:
+        assert s.stop() == 0
