@@ -183,6 +183,8 @@ FIGURES = [("tokens_per_s", "aggregate tok/s", True), ("requests_per_s", "reques
 
 
 def render(args, results, info, names):
+    if len(names) == 1:
+        names = names * 2  # one system: its figures twice, ratio 1
     a, b = names
     lines = [f"# `q3vl serve` vs `llama-server` ({info['time']})", "",
              f"- machine: {info['machine']}", f"- q3vl commit: {info['commit']}",
@@ -226,6 +228,8 @@ def main():
     p.add_argument("--max-tokens", type=int, default=64)
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--port", type=int, default=18480)
+    p.add_argument("--q3vl-arg", action="append", default=[], help="extra flag for q3vl serve (repeat; use --q3vl-arg=--flag)")
+    p.add_argument("--systems", default="q3vl,llama-server", help="which servers to run")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     args.clients = [int(x) for x in args.clients.split(",")]
@@ -233,13 +237,13 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     cmds = {
         "q3vl": [args.q3vl, "serve", "--model", args.package, "--port", str(args.port), "--parallel",
-                 str(args.parallel), "--ctx-per-slot", str(args.ctx_per_slot), "--threads", str(args.threads)],
+                 str(args.parallel), "--ctx-per-slot", str(args.ctx_per_slot), "--threads", str(args.threads)] + args.q3vl_arg,
         "llama-server": [args.llama_server, "--model", args.gguf, "--mmproj", args.mmproj, "--port",
                          str(args.port + 1), "-np", str(args.parallel), "-c", str(args.parallel * args.ctx_per_slot),
                          "-t", str(args.threads), "-tb", str(args.threads), "--no-webui"],
     }
     ports = {"q3vl": args.port, "llama-server": args.port + 1}
-    names = ["q3vl", "llama-server"]
+    names = args.systems.split(",")
     results = {n: [] for n in names}
     loads, rss = [], {}
     for r in range(args.rounds):
