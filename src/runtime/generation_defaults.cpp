@@ -1,4 +1,5 @@
 // generation_config.json -> GenerateOptions defaults (see model_parts.h).
+#include <cstdint>
 #include <filesystem>
 
 #include "io/json_file.h"
@@ -16,6 +17,17 @@ double number(const io::Json& json, const char* key, double fallback) {
     throw_error(ErrorKind::config, kFile, key, "number", io::describe_json_value(json[key]));
   }
   return json[key].get<double>();
+}
+
+// An integer field. HF writes these as JSON integers; a number with a fraction or outside
+// [0, 2^31) is refused before any conversion (casting such a double is undefined).
+std::int64_t count(const io::Json& json, const char* key, std::int64_t fallback) {
+  constexpr double kMax = 2147483647.0;
+  const double value = number(json, key, static_cast<double>(fallback));
+  if (!(value >= 0.0 && value <= kMax) || value != static_cast<double>(static_cast<std::int64_t>(value))) {
+    throw_error(ErrorKind::config, kFile, key, "an integer in [0, 2147483647]", io::describe_json_value(json[key]));
+  }
+  return static_cast<std::int64_t>(value);
 }
 
 }  // namespace
@@ -38,11 +50,11 @@ GenerateOptions load_generation_defaults(const std::filesystem::path& dir,
     s.do_sample = false;  // HF GenerationConfig default
   }
   s.temperature = static_cast<float>(number(json, "temperature", 1.0));
-  s.top_k = static_cast<std::int64_t>(number(json, "top_k", 50.0));  // HF default 50
+  s.top_k = count(json, "top_k", 50);  // HF default 50
   s.top_p = static_cast<float>(number(json, "top_p", 1.0));
   s.min_p = static_cast<float>(number(json, "min_p", 0.0));
   s.repetition_penalty = static_cast<float>(number(json, "repetition_penalty", 1.0));
-  options.max_new_tokens = static_cast<std::int64_t>(number(json, "max_new_tokens", 256.0));
+  options.max_new_tokens = count(json, "max_new_tokens", 256);
   if (json.contains("eos_token_id") && !json["eos_token_id"].is_null()) {
     const io::Json& eos = json["eos_token_id"];
     options.stop_token_ids.clear();

@@ -7,6 +7,7 @@
 
 #include "q3vl/error.h"
 #include "q3vl/model.h"
+#include "runtime/model_parts.h"
 #include "runtime/runtime_fixture.h"
 #include "support/test_paths.h"
 
@@ -82,6 +83,39 @@ TEST(Model, NewerManifestFormatIsUnsupported) {
   std::string message;
   EXPECT_EQ(load_error(dir, message), ErrorKind::unsupported);
   EXPECT_NE(message.find("format_version"), std::string::npos) << message;
+}
+
+// Integer fields of generation_config.json are checked before any conversion: a count past
+// 2^31, negative or fractional is a config error naming the field (the fuzzer found top_k =
+// 2.9e20, whose cast to int64 was undefined). The package's size check would stop an edited
+// copy at load, so the reader is called directly, as the runtime calls it.
+TEST(Model, GenerationConfigIntegersOutOfRangeAreConfigErrorsNamingTheField) {
+  const nlohmann::json original =
+      nlohmann::json::parse(std::ifstream(runtime_package("tiny") / "generation_config.json"));
+  const fs::path dir = work_dir() / "rt-generation-config";
+  fs::create_directories(dir);
+  const std::pair<const char*, nlohmann::json> cases[] = {
+      {"top_k", nlohmann::json::parse("292233720368547758070")},
+      {"top_k", -1},
+      {"top_k", 2.5},
+      {"max_new_tokens", 1e300},
+  };
+  for (const auto& [field, value] : cases) {
+    nlohmann::json config = original;
+    config[field] = value;
+    std::ofstream(dir / "generation_config.json", std::ios::trunc) << config.dump(2);
+    try {
+      runtime::load_generation_defaults(dir, {151645});
+      ADD_FAILURE() << field << " = " << value.dump() << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::config) << e.what();
+      EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("generation_config.json"), std::string::npos) << e.what();
+    }
+  }
+  // In range, the same file loads: top_k 20 as in the checkpoint.
+  std::ofstream(dir / "generation_config.json", std::ios::trunc) << original.dump(2);
+  EXPECT_EQ(runtime::load_generation_defaults(dir, {151645}).sampling.top_k, 20);
 }
 
 TEST(Model, NotAPackage) {
