@@ -8,7 +8,7 @@
 //
 // Every failure throws q3vl::Error whose message names the file and, where there
 // is one, the tensor. Kinds: io (cannot open / read / write a file, a shard the
-// index names is missing), limit (header length above SafetensorsLimits),
+// index names is missing), limit (header length or tensor count above SafetensorsLimits),
 // unsupported (a safetensors dtype q3vl does not read, e.g. F8_E4M3), format
 // (everything else wrong with the bytes: truncation, malformed JSON, duplicate
 // names, offsets outside the data section, overlaps, gaps, shape x dtype size !=
@@ -56,6 +56,14 @@ struct SafetensorsLimits {
   // Upper bound on the JSON header; HF's reference reader refuses headers above
   // 100,000,000 bytes (MAX_HEADER_SIZE in safetensors' tensor.rs).
   std::uint64_t max_header_bytes = 100'000'000;
+  // Upper bound on the tensors one file's header (or a checkpoint index's weight_map)
+  // lists, counted while the header is parsed, before any table is built. A 100 MB
+  // header could otherwise list ~2 million minimal entries, each a JSON tree node and a
+  // table row in memory. Real
+  // checkpoints need far fewer: Qwen3-VL-235B-A22B has 1,388 tensors with its experts
+  // fused; stored per expert (94 layers x 128 experts x gate/up/down) it would have
+  // 37,296, ~74,000 with an FP8 scale per matrix. 2^18 leaves 3.5x beyond that.
+  std::uint64_t max_tensors = 262'144;
 };
 
 // One .safetensors file, memory-mapped read-only and fully validated by open().

@@ -78,6 +78,11 @@ Checkpoint Checkpoint::open(const std::filesystem::path& dir, SafetensorsLimits 
                 "an object {tensor name: shard file}",
                 weight_map == index.end() ? "nothing" : weight_map->type_name());
   }
+  if (weight_map->size() > limits.max_tensors) {
+    throw_error(ErrorKind::limit, index_file, "weight_map",
+                "at most " + std::to_string(limits.max_tensors) + " tensors (SafetensorsLimits::max_tensors)",
+                std::to_string(weight_map->size()));
+  }
 
   std::map<std::string, std::size_t> shard_number;  // shard file name -> shards[i]
   for (const auto& [name, shard] : weight_map->items()) {

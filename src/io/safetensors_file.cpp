@@ -61,7 +61,7 @@ struct SafetensorsFile::Impl {
 SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path, SafetensorsLimits limits) {
   MappedFile mapping = MappedFile::open(path);
   SafetensorsHeader header =
-      parse_safetensors_header(mapping.bytes(), path.string(), limits.max_header_bytes);
+      parse_safetensors_header(mapping.bytes(), path.string(), limits);
   auto impl = std::make_unique<Impl>(Impl{std::move(mapping), std::move(header), {}, {}});
   for (std::size_t i = 0; i < impl->header.tensors.size(); ++i) {
     impl->names.push_back(impl->header.tensors[i].name);

@@ -147,7 +147,7 @@ class HeaderParser {
 
 SafetensorsHeader parse_safetensors_header(std::span<const std::byte> file_bytes,
                                            const std::string& file,
-                                           std::uint64_t max_header_bytes) {
+                                           const SafetensorsLimits& limits) {
   if (file_bytes.size() < 8) {
     throw_error(ErrorKind::format, file, "header length", "8 bytes",
                 "a file of " + std::to_string(file_bytes.size()) + " bytes");
@@ -156,9 +156,9 @@ SafetensorsHeader parse_safetensors_header(std::span<const std::byte> file_bytes
   for (int i = 7; i >= 0; --i) {
     header_bytes = (header_bytes << 8) | static_cast<std::uint8_t>(file_bytes[i]);
   }
-  if (header_bytes > max_header_bytes) {
+  if (header_bytes > limits.max_header_bytes) {
     throw_error(ErrorKind::limit, file, "header length",
-                "at most " + std::to_string(max_header_bytes) + " bytes",
+                "at most " + std::to_string(limits.max_header_bytes) + " bytes",
                 std::to_string(header_bytes));
   }
   const std::uint64_t available = file_bytes.size() - 8;
@@ -169,7 +169,7 @@ SafetensorsHeader parse_safetensors_header(std::span<const std::byte> file_bytes
   }
   const std::string_view text(reinterpret_cast<const char*>(file_bytes.data()) + 8,
                               static_cast<std::size_t>(header_bytes));
-  const json root = parse_json_strict(text, file);
+  const json root = parse_json_strict(text, file, limits.max_tensors);
   if (!root.is_object()) {
     throw_error(ErrorKind::format, file, "header", "a JSON object", root.type_name());
   }
@@ -177,6 +177,7 @@ SafetensorsHeader parse_safetensors_header(std::span<const std::byte> file_bytes
   HeaderParser parser(file);
   SafetensorsHeader header;
   header.data_start = 8 + header_bytes;
+  header.tensors.reserve(root.size());
   for (const auto& [key, value] : root.items()) {
     if (key == "__metadata__") {
       header.metadata = parser.parse_metadata(value);

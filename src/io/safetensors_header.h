@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "io/dtype.h"
+#include "io/safetensors.h"
 
 namespace q3vl::io {
 
@@ -43,10 +44,12 @@ struct SafetensorsHeader {
 };
 
 // Validates `file_bytes` (a whole .safetensors file). Throws q3vl::Error naming
-// `file` (and the tensor, where there is one): kind limit when N > max_header_bytes,
-// kind unsupported for a safetensors dtype q3vl does not read, kind format otherwise.
+// `file` (and the tensor, where there is one): kind limit when N > max_header_bytes
+// or the header lists more than max_tensors tensors (counted while parsing, before
+// the table is built), kind unsupported for a safetensors dtype q3vl does not read,
+// kind format otherwise.
 SafetensorsHeader parse_safetensors_header(std::span<const std::byte> file_bytes,
                                            const std::string& file,
-                                           std::uint64_t max_header_bytes);
+                                           const SafetensorsLimits& limits);
 
 }  // namespace q3vl::io

@@ -14,7 +14,7 @@ constexpr int kMaxDepth = 128;
 // thrown from the callback aborts the parse and propagates unchanged.
 class DuplicateKeyCheck {
  public:
-  explicit DuplicateKeyCheck(const std::string& file) : file_(file) {}
+  DuplicateKeyCheck(const std::string& file, std::uint64_t max_tensors) : file_(file), max_tensors_(max_tensors) {}
 
   bool operator()(int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
     using Event = nlohmann::json::parse_event_t;
@@ -34,6 +34,11 @@ class DuplicateKeyCheck {
         frame.last_key = parsed.get<std::string>();
         if (!frame.keys.insert(frame.last_key).second) {
           throw_error(ErrorKind::format, file_, path(), "unique keys", "duplicate key");
+        }
+        if (objects_.size() == 1 && frame.last_key != "__metadata__" && ++tensors_ > max_tensors_) {
+          throw_error(ErrorKind::limit, file_, "tensor count",
+                      "at most " + std::to_string(max_tensors_) + " tensors (SafetensorsLimits::max_tensors)",
+                      "more");
         }
         break;
       }
@@ -59,19 +64,21 @@ class DuplicateKeyCheck {
   }
 
   const std::string& file_;
+  const std::uint64_t max_tensors_;
+  std::uint64_t tensors_ = 0;  // keys of the root object so far, "__metadata__" aside
   std::vector<Frame> objects_;
 };
 
 }  // namespace
 
-nlohmann::json parse_json_strict(std::string_view text, const std::string& file) {
+nlohmann::json parse_json_strict(std::string_view text, const std::string& file, std::uint64_t max_tensors) {
   // nlohmann's lexer takes a NUL byte for the end of input, so "{}\0garbage" would
   // parse; JSON allows no raw NUL anywhere (not even inside strings).
   if (const auto nul = text.find('\0'); nul != std::string_view::npos) {
     throw_error(ErrorKind::format, file,
                 "invalid JSON: NUL byte at offset " + std::to_string(nul));
   }
-  DuplicateKeyCheck check(file);
+  DuplicateKeyCheck check(file, max_tensors);
   try {
     return nlohmann::json::parse(text.begin(), text.end(),
                                  [&check](int depth, nlohmann::json::parse_event_t event,

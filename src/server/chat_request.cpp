@@ -201,7 +201,9 @@ ChatCompletionRequest parse_chat_request(std::string_view body, const GenerateOp
   Json j;
   try {
     j = Json::parse(body);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {
+    // parse_error, and out_of_range for a number beyond double (1e400), which would
+    // otherwise escape as a 500.
     throw bad_request("", std::string("request body is not valid JSON: ") + e.what());
   }
   if (!j.is_object()) throw bad_request("", "request body: expected a JSON object, got " + type_of(j));

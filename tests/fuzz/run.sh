@@ -50,6 +50,7 @@ dict_for() {
     safetensors|model_config|side_configs|manifest|messages) echo "$HERE/dict/json.dict" ;;
     image) echo "$HERE/dict/image.dict" ;;
     video) echo "$HERE/dict/video.dict" ;;
+    chat_request) echo "$HERE/dict/chat_request.dict" ;;
   esac
 }
 

@@ -149,6 +149,20 @@ TEST(SafetensorsHostile, HugeHeaderLengthIsALimitError) {
   EXPECT_NO_THROW(SafetensorsFile::open(small, SafetensorsLimits{1000}));
 }
 
+TEST(SafetensorsHostile, TensorCountAboveTheLimitIsALimitError) {
+  const std::string three = entry("a", "[1]", 0, 4) + "," + entry("b", "[1]", 4, 8) + "," + entry("c", "[1]", 8, 12);
+  const auto path = make_file("tensor-count", "{\"__metadata__\":{\"k\":\"v\"}," + three + "}", 12);
+  expect_file_error(path, ErrorKind::limit, {"tensor count", "at most 2 tensors", "max_tensors"},
+                    SafetensorsLimits{1000, 2});
+  // "__metadata__" is not a tensor: three tensors fit a limit of three.
+  EXPECT_EQ(SafetensorsFile::open(path, SafetensorsLimits{1000, 3}).names().size(), 3u);
+  // Counted while parsing: the one tensor too many stops the parse, so the malformed
+  // rest of this header is never read (a format error would mean it was).
+  const auto early = make_file("tensor-count-early", "{" + three + ",\"d\": not json", 12);
+  expect_file_error(early, ErrorKind::limit, {"tensor count", "at most 2 tensors"}, SafetensorsLimits{1000, 2});
+  expect_file_error(early, ErrorKind::format, {"invalid JSON"}, SafetensorsLimits{1000, 4});
+}
+
 // ---- JSON ----
 
 TEST(SafetensorsHostile, GarbageJson) {
@@ -327,6 +341,14 @@ TEST(SafetensorsHostile, MalformedIndex) {
   expect_error(open, ErrorKind::format, index, {"weight_map.a", "duplicate key"});
 }
 
+TEST(SafetensorsHostile, IndexListingMoreTensorsThanTheLimit) {
+  const auto dir = make_sharded("index-tensor-count");
+  const auto index = dir / "model.safetensors.index.json";
+  expect_error([&] { Checkpoint::open(dir, SafetensorsLimits{1000, 2}); }, ErrorKind::limit, index,
+               {"weight_map", "at most 2 tensors", "max_tensors", "got 3"});
+  EXPECT_EQ(Checkpoint::open(dir, SafetensorsLimits{1000, 3}).names().size(), 3u);
+}
+
 TEST(SafetensorsHostile, DirectoryWithoutCheckpoint) {
   const auto dir = case_dir("no-checkpoint");
   expect_error([&] { Checkpoint::open(dir); }, ErrorKind::io, dir,
@@ -363,7 +385,7 @@ TEST(SafetensorsHostile, EveryByteMutationParsesOrThrowsError) {
       mutated[at] = replacement;
       const auto bytes = std::as_bytes(std::span(mutated.data(), mutated.size()));
       try {
-        const SafetensorsHeader header = parse_safetensors_header(bytes, "mutated", 1 << 20);
+        const SafetensorsHeader header = parse_safetensors_header(bytes, "mutated", SafetensorsLimits{1 << 20});
         for (const TensorEntry& entry : header.tensors) {
           EXPECT_LE(header.data_start + entry.end, mutated.size()) << "byte " << at;
         }

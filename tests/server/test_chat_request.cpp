@@ -179,6 +179,7 @@ TEST(ChatRequest, BadBodiesAre400sNamingTheField) {
       {(R"({"stream_options": {"include_usage": true}, )" + user + "}"), 400, "stream_options"},
       {(R"({"frobnicate": 1, )" + user + "}"), 400, "frobnicate"},
       {(R"({"seed": 1e30, )" + user + "}"), 400, "seed"},
+      {(R"({"temperature": 1e400, )" + user + "}"), 400, ""},  // beyond double: not a 500 (fuzz finding)
   };
   for (const BadBody& c : cases) {
     const ApiError e = error_of(c.body);
