@@ -1,9 +1,12 @@
 // q3vl bench: speed figures of one package, in the spirit of llama-bench.
 //   q3vl bench --model PKG [-p 128,512] [-n 128] [-d 128] [-r 5] [--warmup 1]
 //              [--image 448x448,1024x768|none] [--threads N] [--no-spin]
-//              [--output md|json|csv] [--quiet]
+//              [--output md|json|csv] [--quiet] [--profile PREFIX]
 // Prints the report on stdout (progress on stderr unless --quiet). What each figure
-// measures is documented in include/q3vl/bench.h.
+// measures is documented in include/q3vl/bench.h. --profile turns on ONNX Runtime's
+// profiler for every session (ModelOptions::profile_prefix): one Chrome-trace JSON per
+// graph, PREFIX.<graph>_<timestamp>.json, with every node of every run;
+// bench/kernels/decode_profile.py summarises the decoder's. Profiled runs are slower.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -23,6 +26,7 @@ struct BenchArgs {
   int threads = 0;
   bool no_spin = false;
   bool quiet = false;
+  std::filesystem::path profile;
 };
 
 int run(BenchArgs& args) {
@@ -30,6 +34,7 @@ int run(BenchArgs& args) {
   ModelOptions model_options;
   model_options.intra_op_threads = args.threads;
   model_options.allow_spinning = !args.no_spin;
+  model_options.profile_prefix = args.profile;
   BenchProgress progress;
   if (!args.quiet) {
     progress = [](const std::string& label) { std::fprintf(stderr, "q3vl bench: %s\n", label.c_str()); };
@@ -39,6 +44,10 @@ int run(BenchArgs& args) {
                            : args.output == "csv" ? format_bench_csv(report)
                                                   : format_bench_markdown(report);
   std::fwrite(text.data(), 1, text.size(), stdout);
+  // run_bench's Model is gone, so ONNX Runtime has written the traces.
+  if (!args.profile.empty() && !args.quiet) {
+    std::fprintf(stderr, "q3vl bench: profiles written as %s.<graph>_<timestamp>.json\n", args.profile.c_str());
+  }
   return 0;
 }
 
@@ -70,6 +79,8 @@ RunFunction setup_bench(CLI::App& command) {
       ->check(CLI::IsMember({"md", "json", "csv"}))
       ->capture_default_str();
   command.add_flag("--quiet", args->quiet, "No progress lines on stderr");
+  command.add_option("--profile", args->profile,
+                     "Write ONNX Runtime profiles of every run as PREFIX.<graph>_<timestamp>.json (slows runs)");
   return [args] { return run(*args); };
 }
 

@@ -38,6 +38,11 @@ struct ModelOptions {
   // Tokens per prefill call: long prompts run in chunks of this many tokens, bounding the
   // activations (not the KV cache). Must be >= 1.
   std::int64_t prefill_chunk_tokens = 512;
+  // Non-empty: profile every ONNX Runtime session of the model (`q3vl bench --profile`).
+  // Each graph's trace, every node of every run with its time and shapes, is written as
+  // "<profile_prefix>.<graph>_<timestamp>.json" (graph = vision, embed, decoder) when the
+  // Model is destroyed. Adds a few microseconds per node; for measurement only.
+  std::filesystem::path profile_prefix;
 };
 
 class Model {

@@ -6,6 +6,7 @@
 #include "builder/text_moe.h"
 #include "builder/text_rotary.h"
 #include "io/decoder_io.h"
+#include "kernels/qk_norm_rope.h"
 #include "q3vl/error.h"
 
 namespace q3vl::builder {
@@ -19,6 +20,7 @@ struct LayerContext {
   const TextRotaryTables& rotary;
   Value seqlens_k;              // i32 [B]: valid tokens per row - 1
   Value total_sequence_length;  // i32 scalar
+  bool fuse_q3vl_ops;           // DecoderGraphOptions::fuse_q3vl_ops
 };
 
 struct AttentionOutput {
@@ -42,21 +44,16 @@ struct ProjectionPart {
   std::int64_t out;    // its output features
 };
 
-// y_j = x W_j^T (+ b_j) for every part j, computed as ONE matmul over the weights stacked
-// along the output features, [sum_j out_j, in], then split. Decode is bound by reading
-// weights, and one MatMulNBits over the stack costs one kernel dispatch and one pass
-// over x instead of one per part. Block quantization works per output row, so the
-// stacked matrix quantizes exactly as the parts would one by one.
-std::vector<Value> write_stacked_projection(Graph& g, WeightReader& w, const Value& x,
-                                            const std::string& stacked_module,
-                                            const std::vector<ProjectionPart>& parts, std::int64_t in,
-                                            const LinearFormat& format, bool bias) {
+// y = [x W_0^T | x W_1^T | ...] (+ b): every part's output, computed as ONE matmul over
+// the weights stacked along the output features, [sum_j out_j, in]. Decode is bound by
+// reading weights, and one quantized matmul over the stack costs one kernel dispatch and
+// one pass over x instead of one per part. Block quantization works per output row, so
+// the stacked matrix quantizes exactly as the parts would one by one.
+Value write_stacked_projection(Graph& g, WeightReader& w, const Value& x, const std::string& stacked_module,
+                               const std::vector<ProjectionPart>& parts, std::int64_t in,
+                               const LinearFormat& format, bool bias) {
   std::int64_t total = 0;
-  std::vector<std::int64_t> splits;
-  for (const ProjectionPart& part : parts) {
-    total += part.out;
-    splits.push_back(part.out);
-  }
+  for (const ProjectionPart& part : parts) total += part.out;
   std::vector<float> weight, b;
   weight.reserve(static_cast<std::size_t>(total * in));
   if (bias) b.reserve(static_cast<std::size_t>(total));
@@ -70,8 +67,22 @@ std::vector<Value> write_stacked_projection(Graph& g, WeightReader& w, const Val
     }
   }
   auto scope = g.scope(stacked_module);
-  Value y = linear(g, x, std::move(weight), total, in, format, std::move(b));
+  return linear(g, x, std::move(weight), total, in, format, std::move(b));
+}
+
+// The parts of a stacked projection's output y, split along the last axis.
+std::vector<Value> split_parts(Graph& g, const Value& y, const std::vector<ProjectionPart>& parts) {
+  std::vector<std::int64_t> splits;
+  for (const ProjectionPart& part : parts) splits.push_back(part.out);
   return g.ops("Split", {y, g.constant_i64(splits)}, static_cast<int>(parts.size()), {{"axis", -1}});
+}
+
+// Whether a layer in `format` gets q3vl's fused ops: exactly when its linears are q3vl
+// ops (such a package already needs q3vl's op domain; standard MatMulNBits and float
+// packages stay loadable by any ONNX Runtime consumer).
+bool uses_q3vl_ops(const LinearFormat& format, bool fuse) {
+  return fuse && format.kernels == LinearKernels::q3vl &&
+         (format.precision == WeightPrecision::int4 || format.precision == WeightPrecision::int8);
 }
 
 // y = weight * x / sqrt(mean(x^2, last axis) + eps);  x: [..., n]
@@ -128,15 +139,36 @@ AttentionOutput write_attention(Graph& g, WeightReader& w, const Value& x, const
   const std::int64_t kv_width = t.num_key_value_heads * t.head_dim;
   const bool bias = t.attention_bias;
 
-  const auto qkv = write_stacked_projection(g, w, x, "qkv_proj",
-                                            {{"q_proj", q_width}, {"k_proj", kv_width}, {"v_proj", kv_width}},
-                                            t.hidden_size, format, bias);
-  Value q = apply_text_rotary(g, write_head_norm(g, w, qkv[0], "q_norm", t.num_attention_heads, t), ctx.rotary);
-  Value k = apply_text_rotary(g, write_head_norm(g, w, qkv[1], "k_norm", t.num_key_value_heads, t), ctx.rotary);
+  const std::vector<ProjectionPart> parts{{"q_proj", q_width}, {"k_proj", kv_width}, {"v_proj", kv_width}};
+  const Value qkv = write_stacked_projection(g, w, x, "qkv_proj", parts, t.hidden_size, format, bias);
+  Value q, k, v;
+  if (uses_q3vl_ops(format, ctx.fuse_q3vl_ops)) {
+    // q_norm + k_norm + MRoPE on the packed output in one node (kernels/qk_norm_rope.h).
+    auto weight = [&](const char* module) {
+      auto norm = g.scope(module);
+      return g.initializer_f32(g.scoped("weight"), {t.head_dim}, w.f32(g.scoped("weight"), {t.head_dim}));
+    };
+    Value q_norm = weight("q_norm");
+    Value k_norm = weight("k_norm");
+    const auto qkv_out = g.ops<3>(std::string(kernels::kDomain) + "." + kernels::kQkNormRopeOp,
+                                 {qkv, q_norm, k_norm, ctx.rotary.cos, ctx.rotary.sin},
+                                 {{"num_heads", t.num_attention_heads},
+                                  {"kv_num_heads", t.num_key_value_heads},
+                                  {"head_dim", t.head_dim},
+                                  {"epsilon", t.rms_norm_eps}});
+    q = qkv_out[0];
+    k = qkv_out[1];
+    v = qkv_out[2];
+  } else {
+    const auto split = split_parts(g, qkv, parts);
+    q = apply_text_rotary(g, write_head_norm(g, w, split[0], "q_norm", t.num_attention_heads, t), ctx.rotary);
+    k = apply_text_rotary(g, write_head_norm(g, w, split[1], "k_norm", t.num_key_value_heads, t), ctx.rotary);
+    v = split[2];
+  }
 
   auto [o, present_key, present_value] = g.ops<3>(
       "com.microsoft.GroupQueryAttention",
-      {q, k, qkv[2], past_key, past_value, ctx.seqlens_k, ctx.total_sequence_length},
+      {q, k, v, past_key, past_value, ctx.seqlens_k, ctx.total_sequence_length},
       {{"num_heads", t.num_attention_heads},
        {"kv_num_heads", t.num_key_value_heads},
        {"scale", 1.0 / std::sqrt(static_cast<double>(t.head_dim))},
@@ -148,9 +180,8 @@ AttentionOutput write_attention(Graph& g, WeightReader& w, const Value& x, const
 // y = down(silu(gate(x)) * up(x));  x: [B, T, hidden], gate/up: [B, T, intermediate] (one stacked matmul)
 Value write_mlp(Graph& g, WeightReader& w, const Value& x, const TextConfig& t, const LinearFormat& format) {
   auto scope = g.scope("mlp");
-  const auto gate_up = write_stacked_projection(
-      g, w, x, "gate_up_proj", {{"gate_proj", t.intermediate_size}, {"up_proj", t.intermediate_size}},
-      t.hidden_size, format, false);
+  const std::vector<ProjectionPart> parts{{"gate_proj", t.intermediate_size}, {"up_proj", t.intermediate_size}};
+  const auto gate_up = split_parts(g, write_stacked_projection(g, w, x, "gate_up_proj", parts, t.hidden_size, format, false), parts);
   const Value& gate = gate_up[0];
   Value act = g.op("Mul", {gate, g.op("Sigmoid", {gate})});
   return write_projection(g, w, g.op("Mul", {act, gate_up[1]}), "down_proj", t.hidden_size,
@@ -270,8 +301,11 @@ void write_decoder_graph(Graph& g, WeightReader& w, const ModelConfig& config,
     Value width = g.op("Gather", {g.op("Shape", {attention_mask}), g.constant_i64({1}, {})}, {{"axis", 0}});
     total_length = g.op("Cast", {width}, {{"to", 6}});
   }
-  const TextRotaryTables rotary = write_text_rotary(g, position_ids, t);
-  const LayerContext ctx{t, rotary, seqlens_k, total_length};
+  // RotaryEmbedding's positions are needed only by layers without the fused prologue.
+  const bool unfused_layers = !uses_q3vl_ops(options.layers, options.fuse_q3vl_ops) ||
+                        (options.num_edge_layers > 0 && !uses_q3vl_ops(options.edge_layers, options.fuse_q3vl_ops));
+  const TextRotaryTables rotary = write_text_rotary(g, position_ids, t, unfused_layers);
+  const LayerContext ctx{t, rotary, seqlens_k, total_length, options.fuse_q3vl_ops};
 
   std::vector<std::pair<Value, Value>> present;
   {

@@ -59,6 +59,10 @@ struct DecoderGraphOptions {
   // Test builds: also output each MoE block's router logits as
   // router_logits_name("model.language_model.layers.N.mlp") [B * T, num_experts].
   bool expose_router_logits = false;
+  // Layers whose linears are q3vl ops (LinearKernels::q3vl, int4/int8) also get q3vl's
+  // fused ops: q3vl.QkNormRope for q_norm + k_norm + MRoPE. false = the standard subgraphs
+  // everywhere (parity tests compare the two).
+  bool fuse_q3vl_ops = true;
 };
 
 // Width of the decoder's inputs_embeds: hidden_size, or hidden_size * (1 + K) when packed.

@@ -26,7 +26,8 @@ std::vector<std::int64_t> mrope_slot_axes(const TextConfig& text) {
   return axes;
 }
 
-TextRotaryTables write_text_rotary(Graph& g, const Value& position_ids, const TextConfig& text) {
+TextRotaryTables write_text_rotary(Graph& g, const Value& position_ids, const TextConfig& text,
+                                   bool with_positions) {
   // angle: [batch, sequence, head_dim/2] = position_ids[axis(j)] * inv_freq[j]
   auto scope = g.scope("model.language_model.rotary_emb");
   const std::int64_t half = text.head_dim / 2;
@@ -42,6 +43,7 @@ TextRotaryTables write_text_rotary(Graph& g, const Value& position_ids, const Te
   TextRotaryTables tables;
   tables.cos = g.op("Reshape", {g.op("Cos", {angle}), rows});
   tables.sin = g.op("Reshape", {g.op("Sin", {angle}), rows});
+  if (!with_positions) return tables;
 
   // positions[b, t] = b * T + t: each token reads its own row of the tables.
   Value count = g.op("Div", {g.op("Size", {position_ids}), g.constant_i64({3}, {})});

@@ -25,7 +25,7 @@ namespace q3vl::builder {
 struct TextRotaryTables {
   Value cos;        // f32 [batch * sequence, head_dim / 2]
   Value sin;        // f32 [batch * sequence, head_dim / 2]
-  Value positions;  // i64 [batch, sequence]: row index of each token in cos/sin
+  Value positions;  // i64 [batch, sequence]: row index of each token in cos/sin (when asked for)
 };
 
 // inv_freq (float32, as HF computes it) and axis(j) (0 = T, 1 = H, 2 = W).
@@ -33,8 +33,10 @@ std::vector<float> mrope_inv_freq(const TextConfig& text);
 std::vector<std::int64_t> mrope_slot_axes(const TextConfig& text);
 
 // position_ids: i64 [3, batch, sequence]. Adds the table nodes in scope
-// "model.language_model.rotary_emb".
-TextRotaryTables write_text_rotary(Graph& g, const Value& position_ids, const TextConfig& text);
+// "model.language_model.rotary_emb"; `positions` only when `with_positions` (only
+// apply_text_rotary reads them; q3vl.QkNormRope reads row r for token r directly).
+TextRotaryTables write_text_rotary(Graph& g, const Value& position_ids, const TextConfig& text,
+                                   bool with_positions = true);
 
 // x: f32 [batch, sequence, heads * head_dim] -> same shape, rotated.
 Value apply_text_rotary(Graph& g, const Value& x, const TextRotaryTables& tables);

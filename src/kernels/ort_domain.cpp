@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/qk_norm_rope.h"
 #include "kernels/quant_linear.h"
 
 namespace q3vl::kernels {
@@ -107,6 +108,80 @@ struct QuantLinearOp : Ort::CustomOpBase<QuantLinearOp, QuantLinearKernel, true>
   ONNXTensorElementDataType GetOutputType(std::size_t /*index*/) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
 };
 
+// q, k, v = q3vl.QkNormRope(qkv, q_norm_weight, k_norm_weight, cos, sin): see ort_domain.h.
+struct QkNormRopeKernel {
+  QkNormRopeShape shape;
+
+  OrtStatusPtr ComputeV2(OrtKernelContext* raw) const noexcept {
+    try {
+      compute(Ort::KernelContext(raw));
+      return nullptr;
+    } catch (const std::exception& e) {
+      return Ort::Status(e.what(), ORT_FAIL).release();
+    }
+  }
+
+  void compute(Ort::KernelContext context) const {
+    const Ort::ConstValue qkv = context.GetInput(0);
+    const auto info = qkv.GetTensorTypeAndShapeInfo();
+    std::vector<std::int64_t> dims = info.GetShape();
+    if (dims.empty() || dims.back() != shape.qkv_width()) {
+      throw std::runtime_error("q3vl.QkNormRope: input qkv: expected last dimension (num_heads + 2 kv_num_heads) * "
+                               "head_dim = " + std::to_string(shape.qkv_width()) + ", got " +
+                               (dims.empty() ? std::string("a scalar") : std::to_string(dims.back())));
+    }
+    const std::int64_t tokens = static_cast<std::int64_t>(info.GetElementCount()) / shape.qkv_width();
+    QkNormRopeArgs args;
+    args.shape = shape;
+    args.qkv = qkv.GetTensorData<float>();
+    args.q_norm = input(context, 1, shape.head_dim, "q_norm_weight");
+    args.k_norm = input(context, 2, shape.head_dim, "k_norm_weight");
+    args.cos = input(context, 3, tokens * shape.head_dim / 2, "cos");
+    args.sin = input(context, 4, tokens * shape.head_dim / 2, "sin");
+    dims.back() = shape.q_width();
+    args.q = context.GetOutput(0, dims).GetTensorMutableData<float>();
+    dims.back() = shape.kv_width();
+    args.k = context.GetOutput(1, dims).GetTensorMutableData<float>();
+    args.v = context.GetOutput(2, dims).GetTensorMutableData<float>();
+    qk_norm_rope(args, tokens, Parallelism{QuantLinearKernel::run_parallel, &context});
+  }
+
+  static const float* input(const Ort::KernelContext& context, std::size_t index, std::int64_t count,
+                            const char* name) {
+    const Ort::ConstValue v = context.GetInput(index);
+    const auto n = static_cast<std::int64_t>(v.GetTensorTypeAndShapeInfo().GetElementCount());
+    if (n != count) {
+      throw std::runtime_error(std::string("q3vl.QkNormRope: input ") + name + ": expected " + std::to_string(count) +
+                               " elements for head_dim and the tokens of qkv, got " + std::to_string(n));
+    }
+    return v.GetTensorData<float>();
+  }
+};
+
+struct QkNormRopeOp : Ort::CustomOpBase<QkNormRopeOp, QkNormRopeKernel, true> {
+  OrtStatusPtr CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* raw, void** kernel) const noexcept {
+    try {
+      Ort::ConstKernelInfo info(raw);
+      QkNormRopeShape shape;
+      shape.num_heads = info.GetAttribute<std::int64_t>("num_heads");
+      shape.kv_num_heads = info.GetAttribute<std::int64_t>("kv_num_heads");
+      shape.head_dim = info.GetAttribute<std::int64_t>("head_dim");
+      shape.epsilon = info.GetAttribute<float>("epsilon");
+      validate(shape, ("q3vl.QkNormRope node " + info.GetNodeName()).c_str());
+      *kernel = new QkNormRopeKernel{shape};  // owned by ONNX Runtime: KernelDestroy deletes it
+      return nullptr;
+    } catch (const std::exception& e) {
+      return Ort::Status(e.what(), ORT_INVALID_ARGUMENT).release();
+    }
+  }
+
+  const char* GetName() const { return kQkNormRopeOp; }
+  std::size_t GetInputTypeCount() const { return 5; }
+  ONNXTensorElementDataType GetInputType(std::size_t /*index*/) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
+  std::size_t GetOutputTypeCount() const { return 3; }
+  ONNXTensorElementDataType GetOutputType(std::size_t /*index*/) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
+};
+
 }  // namespace
 
 void add_q3vl_ops(Ort::SessionOptions& options) {
@@ -114,9 +189,11 @@ void add_q3vl_ops(Ort::SessionOptions& options) {
   // session (sessions are owned by objects that die first) — ORT needs both alive while
   // any session that uses them exists.
   static QuantLinearOp quant_linear_op;
+  static QkNormRopeOp qk_norm_rope_op;
   static Ort::CustomOpDomain domain = [] {
     Ort::CustomOpDomain d(kDomain);
     d.Add(&quant_linear_op);
+    d.Add(&qk_norm_rope_op);
     return d;
   }();
   options.Add(domain);

@@ -1,5 +1,5 @@
-// The ONNX Runtime custom-op domain "q3vl": q3vl.QuantLinear (quant_linear.h) as a
-// node ONNX Runtime can run.
+// The ONNX Runtime custom-op domain "q3vl": q3vl.QuantLinear (quant_linear.h) and
+// q3vl.QkNormRope (qk_norm_rope.h) as nodes ONNX Runtime can run.
 //
 //   y = q3vl.QuantLinear(x, weight, scales [, zero_points] [, bias])
 //     x            float32 [..., K]   (M = product of the leading dims; M = 1 is decode)
@@ -9,6 +9,13 @@
 //     bias         float32 [N]                       optional
 //     attributes   K, N, bits (4 | 8), block_size (32 | 64 | 128)
 //     y            float32 [..., N]
+//
+//   q, k, v = q3vl.QkNormRope(qkv, q_norm_weight, k_norm_weight, cos, sin)   (qk_norm_rope.h)
+//     qkv          float32 [..., (num_heads + 2 kv_num_heads) * head_dim]
+//     q_norm_weight, k_norm_weight  float32 [head_dim]
+//     cos, sin     float32 [tokens, head_dim / 2]   (tokens = product of qkv's leading dims)
+//     attributes   num_heads, kv_num_heads, head_dim (even), epsilon (float)
+//     q            float32 [..., num_heads * head_dim];  k, v  float32 [..., kv_num_heads * head_dim]
 // Threads come from the session's intra-op pool (KernelContext::ParallelFor); the op
 // keeps no thread pool and no copy of the weights (it reads the initializers in place,
 // which ONNX Runtime memory-maps from the package's external-data file).

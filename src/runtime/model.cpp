@@ -33,6 +33,7 @@ std::unique_ptr<runtime::ModelParts> load_parts(const fs::path& dir, const Model
   session.allow_spinning = options.allow_spinning;
   auto open = [&](const std::string& name) {
     const PackageGraph& graph = manifest.graph(name);
+    if (!options.profile_prefix.empty()) session.profile_prefix = options.profile_prefix.string() + "." + name;
     require_file(dir, graph.weights_file, name + " graph weights");
     return runtime::OrtSession(name, require_file(dir, graph.file, name + " graph"), session);
   };

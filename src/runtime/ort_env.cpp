@@ -29,6 +29,7 @@ Ort::SessionOptions make_session_options(const SessionConfig& config) {
     options.SetGraphOptimizationLevel(config.optimization_level);
     // q3vl packages may use the q3vl op domain (q3vl.QuantLinear): every session gets it.
     kernels::add_q3vl_ops(options);
+    if (!config.profile_prefix.empty()) options.EnableProfiling(config.profile_prefix.c_str());
     if (!config.allow_spinning) {
       options.AddConfigEntry("session.intra_op.allow_spinning", "0");
       options.AddConfigEntry("session.inter_op.allow_spinning", "0");

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "bench/bench_fixture.h"
@@ -178,6 +179,40 @@ TEST(BenchCli, MarkdownAndCsvHaveOneRowPerFigure) {
     EXPECT_EQ(fields[1], metrics[i - 1]);
     EXPECT_GT(std::stod(fields[4]), 0.0) << lines[i];
     EXPECT_EQ(fields[6], "1") << lines[i];  // repetitions
+  }
+}
+
+// --profile: one ONNX Runtime trace per graph, written when the model is released, holding
+// every run bench made (1 prefill + n decode steps; no warm-up) and every node of each.
+TEST(BenchCli, ProfileWritesOneTracePerGraphWithEveryRun) {
+  const auto package = bench_package("fp32", "");
+  const auto dir = work_dir() / "bench_profile";
+  std::filesystem::create_directories(dir);
+  const std::int64_t steps = 3;
+  const CliResult r = run_q3vl("bench --model " + quote(package) + " -p 0 -n " + std::to_string(steps) +
+                               " -d 5 -r 1 --warmup 0 --image none --threads 1 --quiet --profile " +
+                               quote(dir / "p"));
+  ASSERT_EQ(r.status, 0) << r.out;
+  std::map<std::string, std::filesystem::path> traces;  // graph -> file
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();  // p.<graph>_<timestamp>.json
+    ASSERT_EQ(name.rfind("p.", 0), 0u) << name;
+    const std::string graph = name.substr(2, name.find('_') - 2);
+    EXPECT_TRUE(traces.emplace(graph, entry.path()).second) << "two traces for " << graph;
+  }
+  ASSERT_EQ(traces.size(), 3u) << "expected decoder, embed and vision traces";
+  const std::int64_t layers =
+      read_json(checkpoint_dir("tiny") / "config.json").at("text_config").at("num_hidden_layers");
+  for (const std::string graph : {"decoder", "embed"}) {
+    ASSERT_TRUE(traces.count(graph)) << graph;
+    const nlohmann::json events = read_json(traces.at(graph));
+    std::int64_t runs = 0, attention = 0;
+    for (const auto& e : events) {
+      if (e.at("cat") == "Session" && e.at("name") == "model_run") ++runs;
+      if (e.at("cat") == "Node" && e.at("args").at("op_name") == "GroupQueryAttention") ++attention;
+    }
+    EXPECT_EQ(runs, 1 + steps) << graph;
+    EXPECT_EQ(attention, graph == "decoder" ? layers * (1 + steps) : 0) << graph;
   }
 }
 

@@ -4,6 +4,8 @@
 // must agree closely, and the q3vl decoder must track FP32 about as well as MatMulNBits.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include "decoder_runner.h"
@@ -33,9 +35,10 @@ std::vector<Prompt> prompts(std::int64_t hidden) {
 }
 
 std::vector<std::vector<float>> run(const std::string& label, const ModelConfig& config,
-                                    const builder::DecoderGraphOptions& options, const std::vector<Prompt>& in) {
+                                    const builder::DecoderGraphOptions& options, const std::vector<Prompt>& in,
+                                    const char* checkpoint = "tiny") {
   const auto dir = fresh_dir("kernels_decoder_" + label);
-  DecoderRunner runner(checkpoint_dir("tiny"), dir, config, options);
+  DecoderRunner runner(checkpoint_dir(checkpoint), dir, config, options);
   std::vector<std::vector<float>> logits;
   for (const auto& p : in) logits.push_back(runner.run(1, p.tokens, p.embeds, p.positions, {}, {}).logits.data);
   return logits;
@@ -77,6 +80,42 @@ TEST(KernelsDecoder, Q3vlKernelsAgreeWithMatMulNBits) {
                   static_cast<long long>(in[i].tokens), agreement, q3vl_fp32, ort_fp32);
       EXPECT_GE(agreement, b.min_agreement) << name << " prompt " << i;
       EXPECT_LE((1.0 - q3vl_fp32) / (1.0 - ort_fp32), b.max_deficit_ratio) << name << " prompt " << i;
+    }
+  }
+}
+
+// q3vl's fused ops (q3vl.QkNormRope) against the standard subgraphs they replace (Split,
+// Reshape, SimplifiedLayerNormalization, RotaryEmbedding), same QuantLinear weights, on
+// the tiny config and a non-preset one (head_dim 24, 8:1 GQA, intermediate 200), with
+// distinct T/H/W position rows so every MRoPE section is exercised.
+TEST(KernelsDecoder, FusedOpsMatchTheStandardSubgraphs) {
+  for (const char* checkpoint : {"tiny", "custom"}) {
+    const ModelConfig config = load_model_config(checkpoint_dir(checkpoint));
+    auto in = prompts(config.text.hidden_size);
+    for (auto& p : in) {
+      for (std::int64_t r = 1; r < 3; ++r) {
+        for (std::int64_t s = 0; s < p.tokens; ++s) p.positions[r * p.tokens + s] = 2 * s + 3 * r;
+      }
+    }
+    for (const auto precision : {builder::WeightPrecision::int4, builder::WeightPrecision::int8}) {
+      auto fused = quantized(precision, builder::LinearKernels::q3vl);
+      auto standard = fused;
+      standard.fuse_q3vl_ops = false;
+      const std::string name = std::string(checkpoint) + "_" + builder::to_string(precision);
+      const auto a = run(name + "_fused", config, fused, in, checkpoint);
+      const auto b = run(name + "_standard", config, standard, in, checkpoint);
+      for (std::size_t i = 0; i < in.size(); ++i) {
+        double max_diff = 0.0, max_abs = 0.0;
+        for (std::size_t j = 0; j < a[i].size(); ++j) {
+          max_diff = std::max(max_diff, static_cast<double>(std::fabs(a[i][j] - b[i][j])));
+          max_abs = std::max(max_abs, static_cast<double>(std::fabs(b[i][j])));
+        }
+        const double agreement = cosine(a[i], b[i]);
+        std::printf("[fused %s T=%lld] cosine %.9f, max |diff| %.3g of max |logit| %.3g\n", name.c_str(),
+                    static_cast<long long>(in[i].tokens), agreement, max_diff, max_abs);
+        EXPECT_GE(agreement, 0.99999) << name << " prompt " << i;
+        EXPECT_LE(max_diff, 1e-2 * max_abs) << name << " prompt " << i;
+      }
     }
   }
 }
