@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "io/safetensors.h"
@@ -37,6 +38,8 @@ class WeightReader {
   // The stored shape of `name`; throws shape (naming it) if there is no such tensor.
   std::vector<std::int64_t> shape_of(const std::string& name) const;
   bool contains(const std::string& name) const { return checkpoint_.contains(name); }
+  // A message for the user on the build's progress output (a warning a writer counted).
+  void note(std::string_view message) { progress_.note(message); }
   const io::Checkpoint& checkpoint() const { return checkpoint_; }
 
  private:
