@@ -13,7 +13,9 @@
 // Thread-safety: none.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,6 +51,14 @@ class WeightReader {
   const io::Checkpoint& checkpoint_;
   Progress& progress_;
 };
+
+// Tells the kernel the mapped checkpoint bytes `data` are no longer needed. The mapping
+// is a read-only file mapping, so the pages are simply dropped from this process (a later
+// read, e.g. of a tied embedding, faults them back from the page cache). Without this,
+// every touched page of a checkpoint stays in the builder's resident set as file-backed
+// RSS (bench/moe/build-ram.md). Every reader of checkpoint tensors calls it after
+// converting a tensor.
+void release_checkpoint_pages(std::span<const std::byte> data);
 
 // "[64, 32]"
 std::string shape_text(const std::vector<std::int64_t>& shape);
