@@ -19,6 +19,10 @@
 
 namespace q3vl::builder {
 
+// H = X^T X [width, width] row-major for rows X [rows.size() / width, width]: float32
+// products over chunks of rows, summed in double (what hessian() computes from a file).
+std::vector<double> gram(std::span<const float> rows, std::int64_t width);
+
 class CalibrationStats {
  public:
   explicit CalibrationStats(std::filesystem::path dir);
@@ -33,6 +37,9 @@ class CalibrationStats {
   // H [width, width] row-major, the sum of x x^T over every row recorded for `weight`.
   // Throws q3vl::Error: usage (no rows for `weight`, or another width), io.
   std::vector<double> hessian(const std::string& weight, std::int64_t width) const;
+  // Every row recorded for `weight`, [rows(weight), width] row-major, for statistics that
+  // depend on each row (a MoE block's routing: builder/moe_calibration.h). Same errors.
+  std::vector<float> inputs(const std::string& weight, std::int64_t width) const;
 
  private:
   struct Entry {
@@ -40,6 +47,8 @@ class CalibrationStats {
     std::int64_t width = 0;
     std::int64_t rows = 0;
   };
+  const Entry& entry(const std::string& weight, std::int64_t width) const;
+
   std::filesystem::path dir_;
   std::map<std::string, Entry> entries_;
 };

@@ -278,12 +278,7 @@ BuildResult build_package(const BuildOptions& o) {
 
   const ModelConfig config = load_model_config(o.model_dir);
   builder::validate_decoder_config(config);
-  // MoE (builder/text_moe.h): experts quantize with rtn / mse only, and no GenAI packages
-  // (their parity with HF is untested).
-  if (config.is_moe() && gptq) {
-    throw_error(ErrorKind::unsupported, o.model_dir.string(), "--quant-method",
-                "rtn or mse for a qwen3_vl_moe model (GPTQ needs per-expert calibration statistics)", "gptq");
-  }
+  // MoE (builder/text_moe.h): no GenAI packages (their parity with HF is untested).
   if (config.is_moe() && genai) {
     throw_error(ErrorKind::unsupported, o.model_dir.string(), "--target", "q3vl for a qwen3_vl_moe model",
                 "ort-genai");

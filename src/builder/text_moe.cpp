@@ -1,7 +1,12 @@
 #include "builder/text_moe.h"
 
 #include <cstring>
+#include <functional>
+#include <optional>
 
+#include "builder/calibration_stats.h"
+#include "builder/gptq.h"
+#include "builder/moe_calibration.h"
 #include "builder/quantize.h"
 #include "io/dtype.h"
 #include "q3vl/error.h"
@@ -68,12 +73,17 @@ std::vector<float> expert_fc2(std::vector<float> slice, ExpertLayout layout, std
   return fc2;
 }
 
+// Statistics for one expert's matrix m (GPTQ) or empty: plain rounding (builder/gptq.h).
+using ExpertHessian = std::function<std::vector<double>(std::int64_t expert, const std::vector<float>& m)>;
+
 // Writes the E per-expert matrices [rows, cols] that `matrix(e)` returns as one expert
 // tensor [E, rows, cols] in `format`'s storage; returns {weights, scales or empty}.
-// Quantized: rows quantized in blocks along cols, codes streamed, scales kept (small).
+// Quantized: rows quantized in blocks along cols (GPTQ where `hessian` gives statistics),
+// codes streamed, scales kept (small).
 std::pair<Value, Value> write_expert_tensor(Graph& g, const std::string& name, std::int64_t E,
                                             std::int64_t rows, std::int64_t cols, const LinearFormat& format,
-                                            const std::function<std::vector<float>(std::int64_t)>& matrix) {
+                                            const std::function<std::vector<float>(std::int64_t)>& matrix,
+                                            const ExpertHessian& hessian) {
   switch (format.precision) {
     case WeightPrecision::fp32:
       return {g.initializer_streamed(name, DType::f32, {E, rows, cols},
@@ -99,13 +109,18 @@ std::pair<Value, Value> write_expert_tensor(Graph& g, const std::string& name, s
     case WeightPrecision::int4: {
       QuantOptions quant = format.quant;
       quant.bits = format.precision == WeightPrecision::int4 ? 4 : 8;
+      QuantOptions rounding = quant;  // an expert without statistics: gptq's own block scales
+      if (rounding.method == QuantMethod::gptq) rounding.method = QuantMethod::mse;
       const std::int64_t blocks = cols / quant.block_size;
       std::vector<float> scales;
       scales.reserve(static_cast<std::size_t>(E * rows * blocks));
       Value codes = g.initializer_streamed(
           name, DType::u8, {E, rows, cols * quant.bits / 8}, [&](const Graph::InitializerSink& sink) {
             for (std::int64_t e = 0; e < E; ++e) {
-              const QuantizedMatrix q = quantize_blockwise(matrix(e), rows, cols, quant);
+              const std::vector<float> m = matrix(e);
+              const std::vector<double> h = hessian ? hessian(e, m) : std::vector<double>{};
+              const QuantizedMatrix q = h.empty() ? quantize_blockwise(m, rows, cols, rounding)
+                                                  : quantize_gptq(m, rows, cols, h, quant);
               sink(std::as_bytes(std::span<const std::uint8_t>(q.packed)));
               scales.insert(scales.end(), q.scales.begin(), q.scales.end());
             }
@@ -116,11 +131,50 @@ std::pair<Value, Value> write_expert_tensor(Graph& g, const std::string& name, s
   throw_error(ErrorKind::usage, "", "precision", "fp32, fp16, int8 or int4", "another value");
 }
 
+// GPTQ's per-expert statistics for one block (builder/moe_calibration.h): the calibration
+// rows each expert received, and the swiglu activations fc1's pass leaves for fc2's.
+class ExpertStatistics {
+ public:
+  ExpertStatistics(std::vector<float> x, std::int64_t H, std::int64_t I, const std::vector<float>& router,
+                   std::int64_t E, std::int64_t k)
+      : x_(std::move(x)), H_(H), I_(I), routed_(route_rows(x_, H, router, E, k)),
+        activations_(static_cast<std::size_t>(E)) {}
+
+  // H1_e from the rows routed to e; records their activations through fc1 (= m) for fc2.
+  std::vector<double> fc1(std::int64_t e, const std::vector<float>& m) {
+    const auto& rows = routed_[static_cast<std::size_t>(e)];
+    if (rows.empty()) {
+      ++unrouted_;
+      return {};
+    }
+    const std::vector<float> xe = gather_rows(x_, H_, rows);
+    activations_[static_cast<std::size_t>(e)] = swiglu_activations(xe, H_, m, I_);
+    return gram(xe, H_);
+  }
+  // H2_e from the activations fc1's pass recorded (then freed).
+  std::vector<double> fc2(std::int64_t e) {
+    std::vector<float> a = std::move(activations_[static_cast<std::size_t>(e)]);
+    return a.empty() ? std::vector<double>{} : gram(a, I_);
+  }
+  // Experts no calibration row was routed to (counted in fc1's pass).
+  std::int64_t unrouted() const { return unrouted_; }
+
+ private:
+  std::vector<float> x_;
+  std::int64_t H_, I_;
+  std::vector<std::vector<std::int64_t>> routed_;
+  std::vector<std::vector<float>> activations_;
+  std::int64_t unrouted_ = 0;
+};
+
+bool quantized(const LinearFormat& format) {
+  return format.precision == WeightPrecision::int8 || format.precision == WeightPrecision::int4;
+}
+
 void check_quantizable(const LinearFormat& format, const TextConfig& t, const std::string& scope) {
-  if (format.precision != WeightPrecision::int8 && format.precision != WeightPrecision::int4) return;
-  if (format.quant.method == QuantMethod::gptq) {
-    throw_error(ErrorKind::unsupported, scope, "--quant-method",
-                "rtn or mse for MoE experts (GPTQ needs per-expert calibration statistics)", "gptq");
+  if (!quantized(format)) return;
+  if (format.quant.method == QuantMethod::gptq && format.calibration == nullptr) {
+    throw_error(ErrorKind::usage, scope, "--quant-method gptq", "calibration statistics for the experts", "none");
   }
   const std::int64_t b = format.quant.block_size;
   const bool power_of_two = b >= 16 && (b & (b - 1)) == 0;
@@ -146,16 +200,15 @@ Value write_moe_block(Graph& g, WeightReader& w, const Value& x, const TextConfi
   // Router at full precision whatever the experts' format: top-k choices are discrete,
   // and a quantized router would flip them.
   Value logits;
+  std::vector<float> router_weight;  // [E, H], kept for GPTQ's routing of calibration rows
   {
     auto gate = g.scope("gate");
-    Value router = g.initializer_f32(g.scoped("weight"), {H, E}, [&] {
-      const auto wr = w.f32(g.scoped("weight"), {E, H});
-      std::vector<float> transposed(wr.size());
-      for (std::int64_t e = 0; e < E; ++e) {
-        for (std::int64_t h = 0; h < H; ++h) transposed[h * E + e] = wr[e * H + h];
-      }
-      return transposed;
-    }());
+    router_weight = w.f32(g.scoped("weight"), {E, H});
+    std::vector<float> transposed(router_weight.size());
+    for (std::int64_t e = 0; e < E; ++e) {
+      for (std::int64_t h = 0; h < H; ++h) transposed[h * E + e] = router_weight[e * H + h];
+    }
+    Value router = g.initializer_f32(g.scoped("weight"), {H, E}, transposed);
     logits = g.op("Reshape", {g.op("MatMul", {x, router}), g.constant_i64({-1, E})});
   }
   if (expose_router_logits) {
@@ -167,12 +220,29 @@ Value write_moe_block(Graph& g, WeightReader& w, const Value& x, const TextConfi
   const std::string down = g.scoped("experts.down_proj");
   const ExpertLayout layout = detect_layout(w, gate_up, down, E, H, I);
   const std::vector<std::int64_t> gate_up_shape = w.shape_of(gate_up), down_shape = w.shape_of(down);
+  const std::string experts = g.scoped("experts");
+  if (format.expose_input) {  // calibration decoders: the rows every expert's fc1 may see
+    g.output(g.op("Identity", {x}), linear_input_name(experts), DType::f32, {"batch_size", "sequence_length", H});
+  }
+  std::optional<ExpertStatistics> stats;
+  if (quantized(format) && format.quant.method == QuantMethod::gptq) {
+    stats.emplace(format.calibration->inputs(experts, H), H, I, router_weight, E, t.num_experts_per_tok);
+  }
+  ExpertHessian fc1_hessian, fc2_hessian;
+  if (stats) {
+    fc1_hessian = [&](std::int64_t e, const std::vector<float>& m) { return stats->fc1(e, m); };
+    fc2_hessian = [&](std::int64_t e, const std::vector<float>&) { return stats->fc2(e); };
+  }
   auto [fc1, fc1_scales] = write_expert_tensor(g, g.scoped("experts.fc1"), E, 2 * I, H, format, [&](std::int64_t e) {
     return expert_fc1(w.f32_slice(gate_up, gate_up_shape, e), layout, H, I);
-  });
+  }, fc1_hessian);
   auto [fc2, fc2_scales] = write_expert_tensor(g, g.scoped("experts.fc2"), E, H, I, format, [&](std::int64_t e) {
     return expert_fc2(w.f32_slice(down, down_shape, e), layout, H, I);
-  });
+  }, fc2_hessian);
+  if (stats && stats->unrouted() > 0) {
+    w.note("gptq: " + experts + ": " + std::to_string(stats->unrouted()) + " of " + std::to_string(E) +
+           " experts received no calibration tokens; rounded with mse instead");
+  }
 
   std::vector<Attr> attrs{{"k", t.num_experts_per_tok},
                           {"activation_type", std::string("swiglu")},

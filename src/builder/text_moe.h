@@ -17,8 +17,12 @@
 //   int8, int4  com.microsoft.QMoE  the same layout quantized per row in blocks of
 //               format.quant.block_size along the input features, symmetric (uint8 codes,
 //               implicit zero point 2^(bits-1), 4-bit codes packed two per byte, low nibble
-//               first); scales float [E, rows, in / block_size]. Only rtn / mse apply
-//               (gptq needs per-expert calibration statistics: refused).
+//               first); scales float [E, rows, in / block_size]. rtn / mse round each
+//               expert on its own; gptq uses each expert's statistics from the
+//               calibration tokens routed to it (builder/moe_calibration.h), and an
+//               expert that received none is rounded with mse (counted in a build note).
+// Calibration decoders (LinearFormat::expose_input) output the block's input x as
+// linear_input_name("<layer>.mlp.experts").
 // Initializers (in scope "<layer>.mlp"): gate.weight, experts.fc1 / experts.fc2 (+ .scales).
 //
 // Expert tensor layouts, told apart by shape (checkpoint/weight_layout.h):
@@ -45,8 +49,8 @@ std::string router_logits_name(const std::string& scope);
 
 // y = moe(x), x: [B, T, H] (normalised); call inside the layer's scope. Throws
 // q3vl::Error: shape (a tensor missing or shaped for neither layout), unsupported
-// (ambiguous layout, gptq, a block size QMoE cannot use: a power of two >= 16 dividing
-// both H and I).
+// (ambiguous layout, a block size QMoE cannot use: a power of two >= 16 dividing both H
+// and I), usage (gptq without format.calibration or with no rows recorded for the block).
 Value write_moe_block(Graph& g, WeightReader& w, const Value& x, const TextConfig& t,
                       const LinearFormat& format, bool expose_router_logits);
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string>
 
+#include "builder/weight_reader.h"
 #include "io/dtype.h"
 #include "q3vl/error.h"
 
@@ -11,15 +12,6 @@ namespace q3vl::builder {
 namespace {
 
 constexpr const char* kGraphPrefix = "model.visual.";
-
-std::string shape_text(const std::vector<std::int64_t>& shape) {
-  std::string text = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) {
-    if (i) text += ", ";
-    text += std::to_string(shape[i]);
-  }
-  return text + "]";
-}
 
 }  // namespace
 
@@ -47,7 +39,9 @@ std::vector<float> VisionWeights::read(const std::string& name,
   if (view.shape != shape) {
     throw_error(ErrorKind::shape, view.file.string(), key, shape_text(shape), shape_text(view.shape));
   }
-  return view.to_f32();
+  std::vector<float> values = view.to_f32();
+  release_checkpoint_pages(view.data);  // the vision tower's bf16 pages would otherwise stay resident
+  return values;
 }
 
 Value VisionWeights::matrix(const std::string& name, const std::vector<std::int64_t>& shape,

@@ -9,20 +9,12 @@
 
 namespace q3vl::builder {
 
-namespace {
-
-// Tells the kernel the mapped source bytes are no longer needed. The mapping is a
-// read-only file mapping, so the pages are simply dropped from this process (a later
-// read, e.g. of a tied embedding, faults them back from the page cache). Without this,
-// every touched page of a 9 GB checkpoint stays in the builder's resident set.
-void release_pages(std::span<const std::byte> data) {
+void release_checkpoint_pages(std::span<const std::byte> data) {
   const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
   const auto begin = (reinterpret_cast<std::uintptr_t>(data.data()) + page - 1) / page * page;
   const auto end = (reinterpret_cast<std::uintptr_t>(data.data()) + data.size()) / page * page;
   if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
-
-}  // namespace
 
 std::string shape_text(const std::vector<std::int64_t>& shape) {
   std::string text = "[";
@@ -51,7 +43,7 @@ std::vector<float> WeightReader::f32_slice(const std::string& name, const std::v
   view.data = view.data.subspan(static_cast<std::size_t>(index) * bytes, bytes);
   view.shape.erase(view.shape.begin());
   std::vector<float> values = view.to_f32();
-  release_pages(view.data);
+  release_checkpoint_pages(view.data);
   progress_.advance(view.data.size(), name);
   return values;
 }
@@ -82,7 +74,7 @@ io::TensorView WeightReader::checked_view(const std::string& name, const std::ve
 std::vector<float> WeightReader::f32(const std::string& name, const std::vector<std::int64_t>& shape) {
   const io::TensorView view = checked_view(name, shape);
   std::vector<float> values = view.to_f32();
-  release_pages(view.data);
+  release_checkpoint_pages(view.data);
   progress_.advance(view.data.size(), name);
   return values;
 }

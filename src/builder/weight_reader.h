@@ -13,8 +13,11 @@
 // Thread-safety: none.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "io/safetensors.h"
@@ -37,6 +40,8 @@ class WeightReader {
   // The stored shape of `name`; throws shape (naming it) if there is no such tensor.
   std::vector<std::int64_t> shape_of(const std::string& name) const;
   bool contains(const std::string& name) const { return checkpoint_.contains(name); }
+  // A message for the user on the build's progress output (a warning a writer counted).
+  void note(std::string_view message) { progress_.note(message); }
   const io::Checkpoint& checkpoint() const { return checkpoint_; }
 
  private:
@@ -46,6 +51,14 @@ class WeightReader {
   const io::Checkpoint& checkpoint_;
   Progress& progress_;
 };
+
+// Tells the kernel the mapped checkpoint bytes `data` are no longer needed. The mapping
+// is a read-only file mapping, so the pages are simply dropped from this process (a later
+// read, e.g. of a tied embedding, faults them back from the page cache). Without this,
+// every touched page of a checkpoint stays in the builder's resident set as file-backed
+// RSS (bench/moe/build-ram.md). Every reader of checkpoint tensors calls it after
+// converting a tensor.
+void release_checkpoint_pages(std::span<const std::byte> data);
 
 // "[64, 32]"
 std::string shape_text(const std::vector<std::int64_t>& shape);

@@ -13,7 +13,10 @@
 #include <cstdlib>
 #include <numeric>
 
+#include "builder/calibration_stats.h"
+#include "builder/gptq.h"
 #include "builder/graph.h"
+#include "builder/moe_calibration.h"
 #include "builder/quantize.h"
 #include "builder/text_moe.h"
 #include "builder/weight_reader.h"
@@ -211,7 +214,77 @@ TEST(MoeBlock, Int8QMoeMatchesDequantizedWeights) {
 }
 TEST(MoeBlock, Int4QMoeMatchesDequantizedWeights) { check(WeightPrecision::int4, 1e-5); }
 
-TEST(MoeBlock, RefusesGptqAndBlockSizesQMoeCannotUse) {
+// --quant-method gptq through the graph: two calibration rows recorded for the block, so
+// only the experts the router sends them to have statistics. Those must hold exactly the
+// codes quantize_gptq gives with each expert's H1 (its routed rows) and H2 (their swiglu
+// activations through its full-precision fc1) (the statistics themselves are checked in
+// double precision in test_moe_calibration.cpp); every other expert falls back to mse.
+// The block's output is compared with HF's math over those dequantized weights.
+TEST(MoeBlock, GptqExpertsUseTheirRoutedRowsAndUnroutedOnesFallBackToMse) {
+  const ModelConfig config = load_model_config(testing::checkpoint_dir("tiny-moe"));
+  const std::int64_t H = config.text.hidden_size, I = config.text.moe_intermediate_size;
+  const std::int64_t E = config.text.num_experts, k = config.text.num_experts_per_tok;
+  std::vector<float> calibration = inputs(3, H);
+  calibration.erase(calibration.begin(), calibration.begin() + H);  // rows unlike the test inputs' first
+  const auto dir = fresh_dir("moe_gptq_stats");
+  CalibrationStats stats(dir);
+  stats.append(std::string(kLayer) + ".mlp.experts", calibration, H);
+  LinearFormat format;
+  format.precision = WeightPrecision::int4;
+  format.quant.method = QuantMethod::gptq;
+  format.quant.block_size = 32;
+  format.calibration = &stats;
+
+  Experts x = hub_experts(config, LinearFormat{});  // fp32, then quantized per expert below
+  QuantOptions quant = format.quant;
+  quant.bits = 4;
+  QuantOptions mse = quant;
+  mse.method = QuantMethod::mse;
+  const auto routed = route_rows(calibration, H, x.router, E, k);
+  std::int64_t unrouted = 0;
+  for (std::int64_t e = 0; e < E; ++e) {
+    float* gate = x.gate.data() + e * I * H;
+    float* up = x.up.data() + e * I * H;
+    float* down = x.down.data() + e * H * I;
+    const auto& rows = routed[static_cast<std::size_t>(e)];
+    if (rows.empty()) {
+      ++unrouted;
+      for (float* m : {gate, up}) {
+        const auto q = dequantize(quantize_blockwise(std::vector<float>(m, m + I * H), I, H, mse));
+        std::copy(q.begin(), q.end(), m);
+      }
+      const auto q = dequantize(quantize_blockwise(std::vector<float>(down, down + H * I), H, I, mse));
+      std::copy(q.begin(), q.end(), down);
+      continue;
+    }
+    std::vector<float> fc1(static_cast<std::size_t>(2 * I * H));  // gate/up rows interleaved
+    for (std::int64_t j = 0; j < I; ++j) {
+      std::copy(gate + j * H, gate + (j + 1) * H, fc1.begin() + (2 * j) * H);
+      std::copy(up + j * H, up + (j + 1) * H, fc1.begin() + (2 * j + 1) * H);
+    }
+    const auto xe = gather_rows(calibration, H, rows);
+    const auto q1 = dequantize(quantize_gptq(fc1, 2 * I, H, gram(xe, H), quant));
+    const auto h2 = gram(swiglu_activations(xe, H, fc1, I), I);
+    for (std::int64_t j = 0; j < I; ++j) {
+      std::copy(q1.begin() + (2 * j) * H, q1.begin() + (2 * j + 1) * H, gate + j * H);
+      std::copy(q1.begin() + (2 * j + 1) * H, q1.begin() + (2 * j + 2) * H, up + j * H);
+    }
+    const auto q2 = dequantize(quantize_gptq(std::vector<float>(down, down + H * I), H, I, h2, quant));
+    std::copy(q2.begin(), q2.end(), down);
+  }
+  ASSERT_GT(unrouted, 0);      // the fallback is exercised
+  ASSERT_LT(unrouted, E - 1);  // and so are several experts with statistics
+  constexpr std::int64_t kTokens = 9;
+  const auto input = inputs(kTokens, H);
+  const Reference ref = reference(x, input, kTokens);
+  const auto run = run_block("tiny-moe", config, format, "moe_gptq_block", input, kTokens);
+  const double diff = max_abs_diff(run.y.data, ref.y);
+  std::printf("[moe block int4 gptq] experts without calibration rows %lld/%lld; max|y|=%.4f max|diff|=%.3g\n",
+              static_cast<long long>(unrouted), static_cast<long long>(E), max_abs(ref.y), diff);
+  EXPECT_LE(diff, 1e-5 * max_abs(ref.y));
+}
+
+TEST(MoeBlock, RefusesBlockSizesQMoeCannotUseAndGptqWithoutStatistics) {
   const ModelConfig config = load_model_config(testing::checkpoint_dir("tiny-moe"));
   LinearFormat format;
   format.precision = WeightPrecision::int4;
@@ -227,13 +300,15 @@ TEST(MoeBlock, RefusesGptqAndBlockSizesQMoeCannotUse) {
         << e.what();
   }
   format.quant.block_size = 32;
-  format.quant.method = QuantMethod::gptq;
+  format.quant.method = QuantMethod::gptq;  // no format.calibration: nothing to weigh errors by
   try {
     run_block("tiny-moe", config, format, "moe_gptq", inputs(1, 96), 1);
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), ErrorKind::unsupported);
-    EXPECT_NE(std::string(e.what()).find("--quant-method"), std::string::npos) << e.what();
+    EXPECT_EQ(e.kind(), ErrorKind::usage);
+    EXPECT_NE(std::string(e.what()).find("--quant-method gptq: expected calibration statistics for the experts"),
+              std::string::npos)
+        << e.what();
   }
 }
 
