@@ -11,16 +11,22 @@ namespace {
 
 enum Input { kX = 0, kWeight, kScales, kZeroPoints, kBias, kInputCount };
 
+// No exception may cross ONNX Runtime's C API: a kernel's error becomes a status with its message.
+template <typename Body>
+OrtStatusPtr as_status(OrtErrorCode code, Body body) noexcept {
+  try {
+    body();
+    return nullptr;
+  } catch (const std::exception& e) {
+    return Ort::Status(e.what(), code).release();
+  }
+}
+
 struct QuantLinearKernel {
   QuantLinearShape shape;
 
   OrtStatusPtr ComputeV2(OrtKernelContext* raw) const noexcept {
-    try {
-      compute(Ort::KernelContext(raw));
-      return nullptr;
-    } catch (const std::exception& e) {
-      return Ort::Status(e.what(), ORT_FAIL).release();
-    }
+    return as_status(ORT_FAIL, [&] { compute(Ort::KernelContext(raw)); });
   }
 
   void compute(Ort::KernelContext context) const {
@@ -75,7 +81,7 @@ struct QuantLinearKernel {
 
 struct QuantLinearOp : Ort::CustomOpBase<QuantLinearOp, QuantLinearKernel, true> {
   OrtStatusPtr CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* raw, void** kernel) const noexcept {
-    try {
+    return as_status(ORT_INVALID_ARGUMENT, [&] {
       Ort::ConstKernelInfo info(raw);
       QuantLinearShape shape;
       shape.k = info.GetAttribute<std::int64_t>("K");
@@ -84,10 +90,7 @@ struct QuantLinearOp : Ort::CustomOpBase<QuantLinearOp, QuantLinearKernel, true>
       shape.block_size = info.GetAttribute<std::int64_t>("block_size");
       validate(shape, ("q3vl.QuantLinear node " + info.GetNodeName()).c_str());
       *kernel = new QuantLinearKernel{shape};  // owned by ONNX Runtime: KernelDestroy deletes it
-      return nullptr;
-    } catch (const std::exception& e) {
-      return Ort::Status(e.what(), ORT_INVALID_ARGUMENT).release();
-    }
+    });
   }
 
   const char* GetName() const { return kQuantLinearOp; }
@@ -113,12 +116,7 @@ struct QkNormRopeKernel {
   QkNormRopeShape shape;
 
   OrtStatusPtr ComputeV2(OrtKernelContext* raw) const noexcept {
-    try {
-      compute(Ort::KernelContext(raw));
-      return nullptr;
-    } catch (const std::exception& e) {
-      return Ort::Status(e.what(), ORT_FAIL).release();
-    }
+    return as_status(ORT_FAIL, [&] { compute(Ort::KernelContext(raw)); });
   }
 
   void compute(Ort::KernelContext context) const {
@@ -160,7 +158,7 @@ struct QkNormRopeKernel {
 
 struct QkNormRopeOp : Ort::CustomOpBase<QkNormRopeOp, QkNormRopeKernel, true> {
   OrtStatusPtr CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* raw, void** kernel) const noexcept {
-    try {
+    return as_status(ORT_INVALID_ARGUMENT, [&] {
       Ort::ConstKernelInfo info(raw);
       QkNormRopeShape shape;
       shape.num_heads = info.GetAttribute<std::int64_t>("num_heads");
@@ -169,10 +167,7 @@ struct QkNormRopeOp : Ort::CustomOpBase<QkNormRopeOp, QkNormRopeKernel, true> {
       shape.epsilon = info.GetAttribute<float>("epsilon");
       validate(shape, ("q3vl.QkNormRope node " + info.GetNodeName()).c_str());
       *kernel = new QkNormRopeKernel{shape};  // owned by ONNX Runtime: KernelDestroy deletes it
-      return nullptr;
-    } catch (const std::exception& e) {
-      return Ort::Status(e.what(), ORT_INVALID_ARGUMENT).release();
-    }
+    });
   }
 
   const char* GetName() const { return kQkNormRopeOp; }
