@@ -15,6 +15,7 @@
 #include "io/json_file.h"
 #include "q3vl/config.h"
 #include "q3vl/error.h"
+#include "support/error_message.h"
 #include "support/test_paths.h"
 
 namespace q3vl {
@@ -71,17 +72,7 @@ Json transformers5() {
 
 ModelConfig parse(const Json& json) { return parse_model_config(json.dump(), "config.json"); }
 
-// Runs `body`, expects a q3vl::Error of `kind`, and returns its message.
-std::string error_message(ErrorKind kind, const std::function<void()>& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), kind) << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "no q3vl::Error thrown";
-  return {};
-}
+using q3vl::testing::error_message;
 
 TEST(Config, HubLayoutParsesToQwen3Vl2B) {
   const ModelConfig c = parse_model_config(kHub2B, "config.json");

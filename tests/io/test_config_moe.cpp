@@ -13,6 +13,7 @@
 #include "io/json_file.h"
 #include "q3vl/config.h"
 #include "q3vl/error.h"
+#include "support/error_message.h"
 
 namespace q3vl {
 namespace {
@@ -50,16 +51,7 @@ constexpr const char* kHub30BA3B = R"({
 Json hub() { return Json::parse(kHub30BA3B); }
 ModelConfig parse(const Json& json) { return parse_model_config(json.dump(), "config.json"); }
 
-std::string error_message(ErrorKind kind, const std::function<void()>& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), kind) << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "no q3vl::Error thrown";
-  return {};
-}
+using q3vl::testing::error_message;
 
 TEST(ConfigMoe, HubLayoutParsesTo30BA3B) {
   const ModelConfig c = parse_model_config(kHub30BA3B, "config.json");

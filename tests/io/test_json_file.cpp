@@ -8,23 +8,13 @@
 
 #include "io/json_file.h"
 #include "q3vl/error.h"
+#include "support/error_message.h"
 #include "support/test_paths.h"
 
 namespace q3vl::io {
 namespace {
 
-// Runs `body`, expects a q3vl::Error of `kind`, and returns its message.
-template <typename Body>
-std::string error_message(ErrorKind kind, Body body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), kind) << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "no q3vl::Error thrown";
-  return {};
-}
+using q3vl::testing::error_message;
 
 TEST(JsonFile, SyntaxErrorNamesFileLineAndColumn) {
   const std::string text = "{\n  \"a\": 1,\n  \"b\": ]\n}\n";
