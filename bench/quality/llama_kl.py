@@ -69,6 +69,7 @@ def main():
     p.add_argument("--q3vl-json", action="append", default=[], help="NAME=FILE from q3vl eval-kl --output json")
     p.add_argument("--text", required=True)
     p.add_argument("--context", type=int, default=512)
+    p.add_argument("--chunks", type=int, default=0, help="most chunks scored (0 = the whole text), as eval-kl --chunks")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--gguf-py", help="llama.cpp's gguf-py directory (default: LLAMA_BIN/../../gguf-py)")
     p.add_argument("--out", required=True)
@@ -78,6 +79,8 @@ def main():
     perplexity = os.path.join(args.llama_bin, "llama-perplexity")
     base = os.path.join(args.out, "f16.kld")
     common = ["-c", str(args.context), "-t", str(args.threads), "-b", str(args.context)]
+    if args.chunks > 0:
+        common += ["--chunks", str(args.chunks)]
 
     run([perplexity, "-m", args.f16, "-f", args.text, "--kl-divergence-base", base] + common,
         os.path.join(args.out, "logs", "f16.log"))

@@ -150,6 +150,7 @@ std::span<const float> DecoderRunner::run(const KvBinding& kv, const DecoderBatc
     const std::size_t first_observed = outputs.size() - observed_names_.size();
     if (!last_logits_only_) {
       const float* all = outputs[first_observed - 1].GetTensorData<float>();  // [B, T, V]
+      all_logits_.assign(all, all + b * t * vocab_);
       for (std::int64_t r = 0; r < b; ++r) {
         std::memcpy(logits_.data() + r * vocab_, all + (r * t + t - 1) * vocab_,
                     static_cast<std::size_t>(vocab_) * sizeof(float));

@@ -63,6 +63,11 @@ class DecoderRunner {
   std::span<const float> run(std::span<const float> embeds, std::span<const float> deepstack,
                              std::span<const std::int64_t> positions);
 
+  // Every position's logits of the last run, [B, T, V], for a package built with
+  // --all-logits (manifest logits_mode "all"; eval-kl scores a chunk in one call with
+  // them); empty for the usual last-position packages. Valid until the next run.
+  std::span<const float> all_logits() const { return all_logits_; }
+
   // Extra float outputs of the decoder graph (a calibration graph's "linear_input.*"),
   // handed to `observer` after every run() as [T, width] rows (batch 1): the builder's
   // GPTQ calibration records what each matmul saw. Empty `names` stops observing.
@@ -79,6 +84,7 @@ class DecoderRunner {
   std::vector<std::int64_t> mask_;      // [B, width] attention mask of the last call
   std::vector<float> zero_deepstack_;   // [K, B, T, D] zeros, grown as needed
   std::vector<float> logits_;           // [B, V]
+  std::vector<float> all_logits_;       // [B, T, V]; logits_mode "all" only
   std::vector<std::string> past_names_, present_names_;
   std::vector<std::string> observed_names_;
   OutputObserver observer_;
