@@ -71,6 +71,9 @@ def main():
     p.add_argument("--context", type=int, default=512)
     p.add_argument("--chunks", type=int, default=0, help="most chunks scored (0 = the whole text), as eval-kl --chunks")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--reuse", action="store_true",
+                   help="reuse OUT/f16.kld and OUT/logs/NAME.log of an earlier run into the same OUT "
+                        "(add q3vl rows without recomputing llama.cpp's)")
     p.add_argument("--gguf-py", help="llama.cpp's gguf-py directory (default: LLAMA_BIN/../../gguf-py)")
     p.add_argument("--out", required=True)
     args = p.parse_args()
@@ -82,13 +85,18 @@ def main():
     if args.chunks > 0:
         common += ["--chunks", str(args.chunks)]
 
-    run([perplexity, "-m", args.f16, "-f", args.text, "--kl-divergence-base", base] + common,
-        os.path.join(args.out, "logs", "f16.log"))
+    if not (args.reuse and os.path.exists(base)):
+        run([perplexity, "-m", args.f16, "-f", args.text, "--kl-divergence-base", base] + common,
+            os.path.join(args.out, "logs", "f16.log"))
     rows = []
     for item in args.quant:
         name, path = item.split("=", 1)
-        text = run([perplexity, "-m", path, "--kl-divergence-base", base, "--kl-divergence"] + common,
-                   os.path.join(args.out, "logs", f"{name}.log"))
+        log = os.path.join(args.out, "logs", f"{name}.log")
+        if args.reuse and os.path.exists(log):
+            with open(log) as f:
+                text = f.read()
+        else:
+            text = run([perplexity, "-m", path, "--kl-divergence-base", base, "--kl-divergence"] + common, log)
         bpw, nbytes, weights = linear_bytes_per_weight(path)
         rows.append({"system": "llama.cpp", "name": name, "reference": "F16 GGUF", "bytes_per_weight": bpw,
                      "linear_bytes": nbytes, "linear_weights": weights, "text": parse_kl(text)})
