@@ -2,12 +2,41 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
+
 namespace q3vl::server {
+namespace {
+
+// Control characters written as \u00XX. Messages and params quote client-sent names (an
+// unknown field's key may hold a NUL or a newline): kept raw, a NUL would cut what() short
+// of the param it names, and a newline would forge a line in the request log.
+std::string visible(std::string text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7F) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\u%04X", byte);
+      out += escaped;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> visible(std::optional<std::string> text) {
+  if (text) return visible(std::move(*text));
+  return text;
+}
+
+}  // namespace
 
 ApiError::ApiError(int status_, std::string type_, std::string message, std::optional<std::string> param_,
                    std::optional<std::string> code_)
-    : std::runtime_error(std::move(message)), status(status_), type(std::move(type_)), param(std::move(param_)),
-      code(std::move(code_)) {}
+    : std::runtime_error(visible(std::move(message))), status(status_), type(std::move(type_)),
+      param(visible(std::move(param_))), code(std::move(code_)) {}
 
 ApiError bad_request(const std::string& param, const std::string& message) {
   return ApiError(400, "invalid_request_error", message, param);

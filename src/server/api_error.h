@@ -11,6 +11,8 @@
 
 namespace q3vl::server {
 
+// The message and param are stored with control characters escaped (\u00XX): they quote
+// client-sent names, and are logged.
 struct ApiError : std::runtime_error {
   int status;                 // HTTP status
   std::string type;           // "invalid_request_error", "authentication_error", ...

@@ -192,6 +192,20 @@ TEST(ChatRequest, BadBodiesAre400sNamingTheField) {
   }
 }
 
+TEST(ChatRequest, ControlCharactersInAFieldNameAreEscapedInParamAndMessage) {
+  // Long fuzz finding: an unknown key holding a NUL cut what() short of the param it named;
+  // a newline would forge a line in the request log. Both come back as \u00XX.
+  const std::string user = kUser;
+  const ApiError e = error_of(R"({"tools": [{"type": "function", "f\u0000x\ny": 1}], )" + user + "}");
+  EXPECT_EQ(e.status, 400);
+  EXPECT_EQ(e.param.value_or(""), "tools[0].f\\u0000x\\u000Ay");
+  const std::string message = e.what();
+  EXPECT_EQ(message, "tools[0].f\\u0000x\\u000Ay: unknown field (expected \"type\", \"function\")");
+  const ApiError top = error_of(R"({"a\rb": 1, )" + user + "}");
+  EXPECT_EQ(top.param.value_or(""), "a\\u000Db");
+  EXPECT_EQ(std::string(top.what()), "a\\u000Db: unknown field");
+}
+
 TEST(ChatRequest, DeepNestingIsRefusedBeforeParsing) {
   const std::string deep = "{\"messages\": " + std::string(100000, '[') + std::string(100000, ']') + "}";
   const ApiError e = error_of(deep);
