@@ -86,7 +86,8 @@ KlReference compute_kl_reference(const std::filesystem::path& reference_dir, con
 // Scores `test_dir` against `reference`. `options` must describe the same set (context,
 // chunks, answer tokens, image sizes) and the text must tokenize to the same prompts:
 // otherwise q3vl::Error(usage) names the option (or "text") and the reference's value.
-// Image prompts are scored only when both sides have them.
+// Image prompts are scored only when both sides have them; empty options.images scores
+// the text set alone.
 KlReport score_kl(const KlReference& reference, const std::filesystem::path& test_dir,
                   const ModelOptions& model_options, const KlOptions& options, const BenchProgress& progress = {});
 

@@ -189,7 +189,7 @@ void check_same_set(const KlReference& r, const KlOptions& o) {
     mismatch("answer_tokens", std::to_string(r.answer_tokens), std::to_string(o.answer_tokens));
   }
   const bool same_images =
-      r.images.empty() ||
+      r.images.empty() || o.images.empty() ||  // "--image none": the text set alone
       std::equal(r.images.begin(), r.images.end(), o.images.begin(), o.images.end(),
                  [](const BenchImageSize& a, const BenchImageSize& b) { return a.width == b.width && a.height == b.height; });
   if (!same_images) mismatch("images", sizes_text(r.images), sizes_text(o.images));
@@ -294,7 +294,7 @@ KlReport score_kl(const KlReference& r, const std::filesystem::path& test_dir, c
     test.score_chunk(std::span<const std::int64_t>(ids.data() + c * r.context, static_cast<std::size_t>(r.context)),
                      first, compare);
   }
-  if (!r.images.empty() && test.parts.vision.has_value()) {
+  if (!r.images.empty() && !options.images.empty() && test.parts.vision.has_value()) {
     into = &image_kl;
     const std::int64_t answer = answer_length(options, text_tokens);
     for (const BenchImageSize& size : r.images) {

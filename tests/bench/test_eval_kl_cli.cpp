@@ -108,6 +108,16 @@ TEST(EvalKlCli, SavedReferenceLogitsScoreExactlyAsTheLiveReference) {
   EXPECT_EQ(saved.at("reference").at("path"), live.at("reference").at("path"));
   EXPECT_EQ(saved.at("reference").at("linear_weight_bytes"), live.at("reference").at("linear_weight_bytes"));
 
+  // "--image none" scores the text set alone.
+  const CliResult text_only = run_q3vl("eval-kl --model " + quote(int8) + " --reference-logits " + quote(file) +
+                                       " --text " + text_file() +
+                                       " --context 64 --chunks 3 --image none --answer-tokens 5 --threads 1 --quiet "
+                                       "--output json");
+  ASSERT_EQ(text_only.status, 0) << text_only.out;
+  const nlohmann::json t = nlohmann::json::parse(text_only.out);
+  EXPECT_EQ(t.at("text"), live.at("text"));
+  EXPECT_EQ(t.at("images").at("tokens"), 0);
+
   // The set must be the one the file was computed on.
   const std::string base = "eval-kl --model " + quote(int8) + " --reference-logits " + quote(file) + " --text " +
                            text_file() + " --threads 1 --quiet --output json";
