@@ -1,12 +1,15 @@
-// The same decoder (int4 weights on the q3vl kernels, the default package) with a float16
-// and a float32 KV cache, through a prefill and then decode steps that feed each step's
-// present back as the next past (how the runtime runs it), on the tiny preset and the
-// custom config (head_dim 24, 8:1 GQA). The two differ only by the cache's rounding:
-// each K/V element moves by at most 2^-11 of itself, so each attention output moves by
-// about that relative amount, and through L layers the logits by about L · 2^-11 of
-// their scale. Bounds: max |diff| <= L · 2^-11 · max |logit| (4 layers here: 0.2 %) and
-// cosine >= 1 - 1e-5 (a relative perturbation e gives 1 - cosine ~ e^2 / 2, with e the
-// 0.2 % bound: 2e-6; 1e-5 leaves room for error growth through the layers).
+// The same decoder with a float16 and a float32 KV cache, through a prefill and then
+// decode steps that feed each step's present back as the next past (how the runtime runs
+// it), on the tiny preset and the custom config (head_dim 24, 8:1 GQA). FP32 weights, so
+// the two differ only by the cache's rounding (int4 q3vl kernels would add their int8
+// activation rounding, which turns a tiny input change into whole quantization steps:
+// measured 1 - cosine up to 1e-4 there; the int4 default is covered by the precision
+// goldens). Each K/V element moves by at most 2^-11 of itself, so each attention output
+// moves by about that relative amount, and through L layers the logits by about
+// L · 2^-11 of their scale. Bounds: max |diff| <= L · 2^-11 · max |logit| and cosine
+// >= 1 - 1e-5 (a relative perturbation e gives 1 - cosine ~ e^2 / 2 = 3e-6 for e =
+// 5 · 2^-11). Measured 2026-12-06: max |diff| <= 1.4e-3 of max |logit| ~15 (1e-4
+// relative), 1 - cosine <= 7e-9.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -20,13 +23,8 @@
 namespace q3vl::testing {
 namespace {
 
-builder::DecoderGraphOptions int4(io::DType kv_cache) {
+builder::DecoderGraphOptions fp32(io::DType kv_cache) {
   builder::DecoderGraphOptions o;
-  o.layers.precision = builder::WeightPrecision::int4;
-  o.layers.kernels = builder::LinearKernels::q3vl;
-  o.layers.quant.method = builder::QuantMethod::rtn;
-  o.lm_head = o.layers;
-  o.edge_layers = o.layers;
   o.kv_cache = kv_cache;
   return o;
 }
@@ -34,7 +32,7 @@ builder::DecoderGraphOptions int4(io::DType kv_cache) {
 // Logits of a 9-token prefill, then of 4 decode steps on top of it.
 std::vector<std::vector<float>> run(const char* checkpoint, const ModelConfig& config, io::DType kv_cache) {
   const auto dir = fresh_dir(std::string("kv16_decoder_") + checkpoint + (kv_cache == io::DType::f16 ? "_f16" : "_f32"));
-  DecoderRunner runner(checkpoint_dir(checkpoint), dir, config, int4(kv_cache));
+  DecoderRunner runner(checkpoint_dir(checkpoint), dir, config, fp32(kv_cache));
   const std::int64_t d = config.text.hidden_size, prompt = 9;
   std::vector<std::int64_t> positions;
   for (int r = 0; r < 3; ++r) {
