@@ -339,7 +339,9 @@ TEST(Package, KvCacheDtypeIsRecordedOptionalAndChecked) {
   EXPECT_EQ(half, 4 * m.num_hidden_layers);
   runtime::OrtSession session("decoder", out / decoder.file);
   for (const auto& t : session.inputs()) {
-    if (t.name.rfind("past_key_values.", 0) == 0) EXPECT_EQ(runtime::element_type_name(t.element_type), std::string("float16"));
+    if (t.name.rfind("past_key_values.", 0) == 0) {
+      EXPECT_EQ(runtime::element_type_name(t.element_type), std::string("float16")) << t.name;
+    }
   }
 
   io::Json json = io::read_json_file(out / "q3vl.json");
