@@ -239,6 +239,7 @@ void write_calibration_package(const std::filesystem::path& package_dir, const s
   options.logits = builder::LogitsMode::all;
   m.decoder_precision = builder::to_string(precision);
   m.logits_mode = "all";
+  m.kv_cache_dtype = "float32";  // options.kv_cache: the recorded matmul inputs are float32 math
   write_graph("decoder", calibration_dir, m.decoder_precision, m, [&](builder::Graph& g) {
     builder::write_decoder_graph(g, weights, config, options);
   });
