@@ -251,3 +251,42 @@ TEST(KvAttention, Float32CacheMatchesADoubleReference) {
 
 }  // namespace
 }  // namespace q3vl::testing
+
+namespace q3vl::testing {
+namespace {
+
+// A length past the cache is refused with an error naming seqlens_k and the valid range.
+TEST(KvAttention, LengthBeyondTheCacheIsAnErrorNamingSeqlensK) {
+  const Case c{4, 2, 16, 1, {8}, 8};  // 8 valid rows + 1 new needs 9 rows; the cache has 8
+  runtime::OrtSession session("kv_attention", write_graph(c, builder::DType::f16));
+  const auto cpu = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+  std::vector<float> q(4 * 16, 0.5f), kv(2 * 16, 0.25f);
+  std::vector<std::uint16_t> keys(2 * 8 * 16, 0x3c00), values(keys);  // 1.0 everywhere
+  std::int32_t seqlens = 8, total = 9;
+  const std::int64_t q_shape[3] = {1, 1, 64}, kv_shape[3] = {1, 1, 32}, cache_shape[4] = {1, 2, 8, 16}, one[1] = {1};
+  std::vector<Ort::Value> inputs;
+  inputs.push_back(Ort::Value::CreateTensor<float>(cpu, q.data(), q.size(), q_shape, 3));
+  inputs.push_back(Ort::Value::CreateTensor<float>(cpu, kv.data(), kv.size(), kv_shape, 3));
+  inputs.push_back(Ort::Value::CreateTensor<float>(cpu, kv.data(), kv.size(), kv_shape, 3));
+  inputs.push_back(Ort::Value::CreateTensor(cpu, keys.data(), keys.size() * 2, cache_shape, 4,
+                                            ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16));
+  inputs.push_back(Ort::Value::CreateTensor(cpu, values.data(), values.size() * 2, cache_shape, 4,
+                                            ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16));
+  inputs.push_back(Ort::Value::CreateTensor<std::int32_t>(cpu, &seqlens, 1, one, 1));
+  inputs.push_back(Ort::Value::CreateTensor<std::int32_t>(cpu, &total, 1, one, 0));
+  // total 9 > 8 past rows: the op allocates a 9-row present, so make the length exceed
+  // that too (seqlens_k 9 = 10 valid rows).
+  seqlens = 9;
+  try {
+    session.run({"q", "k", "v", "past_key", "past_value", "seqlens_k", "total_sequence_length"}, inputs,
+                {"o", "present_key", "present_value"});
+    ADD_FAILURE() << "a length past the cache ran";
+  } catch (const std::exception& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("seqlens_k[0]"), std::string::npos) << message;
+    EXPECT_NE(message.find("<= 9"), std::string::npos) << message;
+  }
+}
+
+}  // namespace
+}  // namespace q3vl::testing
