@@ -33,6 +33,10 @@ RunFunction setup_build(CLI::App& command) {
   command.add_option("--accuracy-level", options->accuracy_level,
                      "With --kernels ort: MatMulNBits accuracy_level: 0 exact float math (default), 4 int8 "
                      "activations (faster)");
+  command.add_option("--kv-cache", options->kv_cache,
+                     "Decoder KV cache: float16 (half the KV memory and bytes per token; default with q3vl "
+                     "kernels) or float32 (default otherwise)")
+      ->check(CLI::IsMember({"float16", "float32"}));
   command.add_option("--quant-method", options->quant_method,
                      "rtn (round to nearest), mse (per-block scale search; default) or gptq (mse plus "
                      "error compensation from calibration prompts; slower, most accurate)")

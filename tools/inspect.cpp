@@ -109,6 +109,7 @@ RunFunction setup_inspect(CLI::App& command) {
                   static_cast<long long>(manifest.num_hidden_layers), static_cast<long long>(manifest.num_key_value_heads),
                   static_cast<long long>(manifest.head_dim), static_cast<long long>(manifest.hidden_size),
                   static_cast<long long>(manifest.vocab_size), static_cast<long long>(manifest.deepstack_layers));
+      std::printf("  kv cache %s\n", manifest.kv_cache_dtype.c_str());
       if (!manifest.quantization.kernels.empty()) {
         std::printf("  quantization %s, block %lld, %s, kernels %s\n", manifest.quantization.method.c_str(),
                     static_cast<long long>(manifest.quantization.block_size),

@@ -35,6 +35,10 @@ struct BuildOptions {
   // int4, ort for int8 (src/builder/linear.h, default_kernels, says why).
   std::string kernels;
   int accuracy_level = 0;        // kernels "ort" only: 0 = float math (exact); 4 = int8 activations (faster)
+  // Decoder KV cache element type: "float16" (half the KV bytes per decode step and of
+  // KV memory) or "float32". "" = the default: float16 when the linears use the q3vl
+  // kernels, float32 otherwise (standard packages for other ONNX Runtime consumers).
+  std::string kv_cache;
   // rtn | mse (per-block scale search, lower error) | gptq (mse's scales plus error
   // compensation weighted by the decoder's inputs on calibration prompts; see
   // src/builder/gptq.h and calibration.h. Slower to build; lowest error.)

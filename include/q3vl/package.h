@@ -90,6 +90,10 @@ struct PackageManifest {
   std::int64_t hidden_size = 0;
   std::int64_t vocab_size = 0;
   std::int64_t deepstack_layers = 0;
+  // Element type of the decoder's past/present KV tensors: "float32" or "float16" (half
+  // the KV bytes per decode step and of KV memory). Packages written before this field
+  // read as "float32".
+  std::string kv_cache_dtype = "float32";
   std::vector<PackageGraph> graphs;
   std::vector<PackageFile> files;  // empty in packages built before q3vl recorded sizes + sha256
   std::string source_config_json;   // config.json of the checkpoint, as JSON text

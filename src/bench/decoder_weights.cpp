@@ -6,6 +6,7 @@
 
 #include "q3vl/bench.h"
 #include "q3vl/error.h"
+#include "runtime/kv_cache.h"
 #include "runtime/model_parts.h"
 
 namespace q3vl {
@@ -79,7 +80,7 @@ BenchPackage describe_package(const Model& model) {
   p.quantization = describe_quantization(m);
   p.has_vision = parts.vision.has_value();
   p.kv_bytes_per_token = 2 * m.num_hidden_layers * m.num_key_value_heads * m.head_dim *
-                         static_cast<std::int64_t>(sizeof(float));
+                         static_cast<std::int64_t>(runtime::kv_element_bytes(runtime::parse_kv_dtype(m.kv_cache_dtype)));
   p.linear_weights = linear_weight_count(parts.config.text);
 
   const auto path = parts.dir / m.graph("decoder").file;

@@ -101,6 +101,19 @@ builder::DecoderGraphOptions decoder_options(const BuildOptions& o) {
   d.num_edge_layers = static_cast<int>(o.int8_edge_layers);
   d.lm_head = o.lm_head_int8 ? int8 : base;
   d.logits = o.all_logits ? builder::LogitsMode::all : builder::LogitsMode::last;
+  // float16 KV by default where the package already needs q3vl's runtime (q3vl kernels);
+  // GenAI packages keep the float32 cache its runtime allocates.
+  const bool q3vl_kernels = quantized && base.kernels == builder::LinearKernels::q3vl;
+  if (o.kv_cache.empty()) {
+    d.kv_cache = q3vl_kernels ? io::DType::f16 : io::DType::f32;
+  } else if (o.kv_cache == "float16" || o.kv_cache == "float32") {
+    d.kv_cache = o.kv_cache == "float16" ? io::DType::f16 : io::DType::f32;
+  } else {
+    throw_error(ErrorKind::usage, "", "--kv-cache", "float16 or float32", o.kv_cache);
+  }
+  if (genai && d.kv_cache == io::DType::f16) {
+    throw_error(ErrorKind::usage, "", "--kv-cache", "float32 with --target ort-genai", o.kv_cache);
+  }
   return d;
 }
 
@@ -226,6 +239,7 @@ void write_calibration_package(const std::filesystem::path& package_dir, const s
   options.logits = builder::LogitsMode::all;
   m.decoder_precision = builder::to_string(precision);
   m.logits_mode = "all";
+  m.kv_cache_dtype = "float32";  // options.kv_cache: the recorded matmul inputs are float32 math
   write_graph("decoder", calibration_dir, m.decoder_precision, m, [&](builder::Graph& g) {
     builder::write_decoder_graph(g, weights, config, options);
   });
@@ -320,6 +334,7 @@ BuildResult build_package(const BuildOptions& o) {
   m.hidden_size = config.text.hidden_size;
   m.vocab_size = config.text.vocab_size;
   m.deepstack_layers = static_cast<std::int64_t>(config.vision.deepstack_visual_indexes.size());
+  m.kv_cache_dtype = decoder.kv_cache == io::DType::f16 ? "float16" : "float32";
   m.source_config_json = source_config.dump();
   m.preprocessing_json = preprocessing_json(o.model_dir, config).dump();
 

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "builder/kv_attention.h"
 #include "builder/text_moe.h"
 #include "builder/text_rotary.h"
 #include "io/decoder_io.h"
@@ -21,6 +22,7 @@ struct LayerContext {
   Value seqlens_k;              // i32 [B]: valid tokens per row - 1
   Value total_sequence_length;  // i32 scalar
   bool fuse_q3vl_ops;           // DecoderGraphOptions::fuse_q3vl_ops
+  DType kv_cache;               // DecoderGraphOptions::kv_cache
 };
 
 struct AttentionOutput {
@@ -166,15 +168,11 @@ AttentionOutput write_attention(Graph& g, WeightReader& w, const Value& x, const
     v = split[2];
   }
 
-  auto [o, present_key, present_value] = g.ops<3>(
-      "com.microsoft.GroupQueryAttention",
-      {q, k, v, past_key, past_value, ctx.seqlens_k, ctx.total_sequence_length},
-      {{"num_heads", t.num_attention_heads},
-       {"kv_num_heads", t.num_key_value_heads},
-       {"scale", 1.0 / std::sqrt(static_cast<double>(t.head_dim))},
-       {"do_rotary", 0}});
-  Value out = write_projection(g, w, o, "o_proj", t.hidden_size, q_width, format, bias);
-  return {out, present_key, present_value};
+  const KvAttention attn =
+      write_kv_attention(g, {t.num_attention_heads, t.num_key_value_heads, t.head_dim, ctx.kv_cache}, q, k, v,
+                         past_key, past_value, ctx.seqlens_k, ctx.total_sequence_length);
+  Value out = write_projection(g, w, attn.output, "o_proj", t.hidden_size, q_width, format, bias);
+  return {out, attn.present_key, attn.present_value};
 }
 
 // y = down(silu(gate(x)) * up(x));  x: [B, T, hidden], gate/up: [B, T, intermediate] (one stacked matmul)
@@ -287,8 +285,8 @@ void write_decoder_graph(Graph& g, WeightReader& w, const ModelConfig& config,
   };
   std::vector<std::pair<Value, Value>> past;
   for (std::int64_t i = 0; i < t.num_hidden_layers; ++i) {
-    Value key = g.input(io::past_key_name(i), DType::f32, past_shape);  // key before value, in order
-    Value value = g.input(io::past_value_name(i), DType::f32, past_shape);
+    Value key = g.input(io::past_key_name(i), options.kv_cache, past_shape);  // key before value, in order
+    Value value = g.input(io::past_value_name(i), options.kv_cache, past_shape);
     past.emplace_back(key, value);
   }
 
@@ -305,7 +303,7 @@ void write_decoder_graph(Graph& g, WeightReader& w, const ModelConfig& config,
   const bool unfused_layers = !uses_q3vl_ops(options.layers, options.fuse_q3vl_ops) ||
                         (options.num_edge_layers > 0 && !uses_q3vl_ops(options.edge_layers, options.fuse_q3vl_ops));
   const TextRotaryTables rotary = write_text_rotary(g, position_ids, t, unfused_layers);
-  const LayerContext ctx{t, rotary, seqlens_k, total_length, options.fuse_q3vl_ops};
+  const LayerContext ctx{t, rotary, seqlens_k, total_length, options.fuse_q3vl_ops, options.kv_cache};
 
   std::vector<std::pair<Value, Value>> present;
   {
@@ -350,8 +348,8 @@ void write_decoder_graph(Graph& g, WeightReader& w, const ModelConfig& config,
   const Dim logits_len = options.logits == LogitsMode::last ? Dim(1) : Dim("sequence_length");
   g.output(logits, io::kDecoderLogits, DType::f32, {"batch_size", logits_len, t.vocab_size});
   for (std::int64_t i = 0; i < t.num_hidden_layers; ++i) {
-    g.output(present[i].first, io::present_key_name(i), DType::f32, present_shape);
-    g.output(present[i].second, io::present_value_name(i), DType::f32, present_shape);
+    g.output(present[i].first, io::present_key_name(i), options.kv_cache, present_shape);
+    g.output(present[i].second, io::present_value_name(i), options.kv_cache, present_shape);
   }
 }
 

@@ -63,6 +63,9 @@ struct DecoderGraphOptions {
   // fused ops: q3vl.QkNormRope for q_norm + k_norm + MRoPE. false = the standard subgraphs
   // everywhere (parity tests compare the two).
   bool fuse_q3vl_ops = true;
+  // Element type of the past/present KV tensors: f32 or f16 (the attention reads and
+  // writes the cache in this type; its inputs and output stay float32).
+  DType kv_cache = DType::f32;
 };
 
 // Width of the decoder's inputs_embeds: hidden_size, or hidden_size * (1 + K) when packed.

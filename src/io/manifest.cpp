@@ -87,6 +87,7 @@ Json manifest_to_json(const PackageManifest& m) {
     }
   });
   j["quantization"]["kernels"] = m.quantization.kernels;
+  j["decoder"]["kv_cache_dtype"] = m.kv_cache_dtype;
   if (const auto& c = m.quantization.calibration) {
     j["quantization"]["calibration"] = Json{{"source", c->source},
                                             {"conversations", c->conversations},
@@ -142,6 +143,13 @@ PackageManifest manifest_from_json(const Json& json, const std::string& file) {
     m.quantization.kernels = root.object("quantization").get_string("kernels");
   } else if (!m.quantization.method.empty()) {
     m.quantization.kernels = "ort";
+  }
+  // Optional: packages from before the float16 KV cache all use float32.
+  if (root.object("decoder").has("kv_cache_dtype")) {
+    m.kv_cache_dtype = root.object("decoder").get_string("kv_cache_dtype");
+    if (m.kv_cache_dtype != "float32" && m.kv_cache_dtype != "float16") {
+      root.object("decoder").fail("kv_cache_dtype", "float32 or float16", "\"" + m.kv_cache_dtype + "\"");
+    }
   }
   if (root.object("quantization").has("calibration")) {
     const JsonObject c = root.object("quantization").object("calibration");

@@ -1,5 +1,6 @@
-// The ONNX Runtime custom-op domain "q3vl": q3vl.QuantLinear (quant_linear.h) and
-// q3vl.QkNormRope (qk_norm_rope.h) as nodes ONNX Runtime can run.
+// The ONNX Runtime custom-op domain "q3vl": q3vl.QuantLinear (quant_linear.h),
+// q3vl.QkNormRope (qk_norm_rope.h) and q3vl.KvAttention (kv_attention.h) as nodes ONNX
+// Runtime can run.
 //
 //   y = q3vl.QuantLinear(x, weight, scales [, zero_points] [, bias])
 //     x            float32 [..., K]   (M = product of the leading dims; M = 1 is decode)
@@ -16,6 +17,16 @@
 //     cos, sin     float32 [tokens, head_dim / 2]   (tokens = product of qkv's leading dims)
 //     attributes   num_heads, kv_num_heads, head_dim (even), epsilon (float)
 //     q            float32 [..., num_heads * head_dim];  k, v  float32 [..., kv_num_heads * head_dim]
+//
+//   o, present_key, present_value = q3vl.KvAttention(q, k, v, past_key, past_value, seqlens_k,
+//                                                    total_sequence_length)   (kv_attention.h)
+//     q            float32 [B, S, num_heads * head_dim];  k, v  float32 [B, S, kv_num_heads * head_dim]
+//     past_key, past_value    float16 [B, kv_num_heads, P, head_dim] (bind the present's buffer
+//                             to write in place, as for com.microsoft.GroupQueryAttention)
+//     seqlens_k    int32 [B] (valid rows after the call - 1);  total_sequence_length  int32 scalar
+//     attributes   num_heads, kv_num_heads, head_dim, scale (float)
+//     o            float32 [B, S, num_heads * head_dim];  present_*  float16 [B, kv_num_heads,
+//                  max(P, total_sequence_length), head_dim]
 // Threads come from the session's intra-op pool (KernelContext::ParallelFor); the op
 // keeps no thread pool and no copy of the weights (it reads the initializers in place,
 // which ONNX Runtime memory-maps from the package's external-data file).

@@ -32,7 +32,8 @@ DecoderRunner::DecoderRunner(const ModelParts& parts)
       vocab_(parts.manifest.vocab_size),
       layers_(parts.manifest.num_hidden_layers),
       last_logits_only_(parts.manifest.logits_mode == "last"),
-      cache_(parts.manifest.num_hidden_layers, parts.manifest.num_key_value_heads, parts.manifest.head_dim),
+      cache_(parts.manifest.num_hidden_layers, parts.manifest.num_key_value_heads, parts.manifest.head_dim,
+             parse_kv_dtype(parts.manifest.kv_cache_dtype)),
       cpu_(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault)) {
   for (std::int64_t l = 0; l < layers_; ++l) {
     past_names_.push_back(io::past_key_name(l));

@@ -1,5 +1,6 @@
 // KvCache: the decoder's past/present key and value buffers, one pair per layer, each
-// [1, num_key_value_heads, capacity, head_dim] float32, allocated once and bound as BOTH
+// [1, num_key_value_heads, capacity, head_dim] in the package's KV dtype (float32, or
+// float16 for packages whose manifest says "kv_cache_dtype": "float16"), allocated once and bound as BOTH
 // the past input and the present output of every decoder call, so GroupQueryAttention
 // appends the new rows in place (docs/reference/onnxruntime.md). Rows [0, length) are valid.
 //
@@ -11,11 +12,24 @@
 
 #include <onnxruntime_cxx_api.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace q3vl::runtime {
+
+// Element type of the KV buffers: what the decoder graph declares for past/present.
+enum class KvDtype { float32, float16 };
+
+// The manifest's "kv_cache_dtype" ("float32" | "float16"). Throws q3vl::Error(config)
+// naming q3vl.json's decoder.kv_cache_dtype for anything else.
+KvDtype parse_kv_dtype(const std::string& text);
+std::size_t kv_element_bytes(KvDtype dtype);
+ONNXTensorElementDataType kv_tensor_type(KvDtype dtype);
+// Tensor view of `bytes` as `dtype` with `shape` (4 dims); the memory outlives the view.
+Ort::Value kv_view(KvDtype dtype, std::byte* bytes, std::size_t count, const std::int64_t (&shape)[4]);
 
 // The KV buffers one decoder call binds, per layer key and value tensors
 // [B, kv_heads, capacity, head_dim]: views whose memory outlives the call.
@@ -26,7 +40,10 @@ struct KvBinding {
 
 class KvCache {
  public:
-  KvCache(std::int64_t num_layers, std::int64_t num_kv_heads, std::int64_t head_dim);
+  KvCache(std::int64_t num_layers, std::int64_t num_kv_heads, std::int64_t head_dim,
+          KvDtype dtype = KvDtype::float32);
+
+  KvDtype dtype() const { return dtype_; }
 
   std::int64_t capacity() const { return capacity_; }
   std::int64_t length() const { return length_; }
@@ -50,9 +67,10 @@ class KvCache {
   void make_views();
 
   std::int64_t num_layers_, num_kv_heads_, head_dim_;
+  KvDtype dtype_;
   std::int64_t capacity_ = 0;
   std::int64_t length_ = 0;
-  std::vector<std::vector<float>> key_data_, value_data_;
+  std::vector<std::vector<std::byte>> key_data_, value_data_;  // zero bits = 0.0 in both dtypes
   std::vector<Ort::Value> keys_, values_;
 };
 

@@ -8,14 +8,16 @@
 namespace q3vl::runtime {
 
 KvPool::KvPool(std::int64_t num_layers, std::int64_t num_kv_heads, std::int64_t head_dim, std::int64_t slots,
-               std::int64_t rows)
-    : num_layers_(num_layers), num_kv_heads_(num_kv_heads), head_dim_(head_dim), slots_(slots), rows_(rows) {
-  const auto per_buffer = static_cast<std::size_t>(slots_ * num_kv_heads_ * rows_ * head_dim_);
+               std::int64_t rows, KvDtype dtype)
+    : num_layers_(num_layers), num_kv_heads_(num_kv_heads), head_dim_(head_dim), slots_(slots), rows_(rows),
+      dtype_(dtype) {
+  const auto per_buffer = static_cast<std::size_t>(slots_ * num_kv_heads_ * rows_ * head_dim_) * kv_element_bytes(dtype_);
   try {
     for (std::int64_t l = 0; l < num_layers_; ++l) {
-      // Zeroed: rows a batch row reads before they are written (an idle slot's) are finite.
-      keys_.push_back(std::make_unique<float[]>(per_buffer));
-      values_.push_back(std::make_unique<float[]>(per_buffer));
+      // Zeroed (0.0 in either dtype): rows a batch row reads before they are written (an
+      // idle slot's) are finite.
+      keys_.push_back(std::make_unique<std::byte[]>(per_buffer));
+      values_.push_back(std::make_unique<std::byte[]>(per_buffer));
     }
   } catch (const std::bad_alloc&) {
     throw_error(ErrorKind::limit, "", "ctx_per_slot",
@@ -35,19 +37,20 @@ KvPool::KvPool(std::int64_t num_layers, std::int64_t num_kv_heads, std::int64_t 
 }
 
 std::int64_t KvPool::bytes() const {
-  return 2 * num_layers_ * slots_ * num_kv_heads_ * rows_ * head_dim_ * static_cast<std::int64_t>(sizeof(float));
+  return 2 * num_layers_ * slots_ * num_kv_heads_ * rows_ * head_dim_ *
+         static_cast<std::int64_t>(kv_element_bytes(dtype_));
 }
 
 std::vector<Ort::Value> KvPool::views(std::int64_t first, std::int64_t count) {
-  const Ort::MemoryInfo cpu = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
   const std::int64_t block = num_kv_heads_ * rows_ * head_dim_;
   const std::int64_t shape[4] = {count, num_kv_heads_, rows_, head_dim_};
   const auto size = static_cast<std::size_t>(count * block);
+  const auto offset = static_cast<std::size_t>(first * block) * kv_element_bytes(dtype_);
   std::vector<Ort::Value> out;  // key, value per layer
   for (std::int64_t l = 0; l < num_layers_; ++l) {
     const auto i = static_cast<std::size_t>(l);
-    out.push_back(Ort::Value::CreateTensor<float>(cpu, keys_[i].get() + first * block, size, shape, 4));
-    out.push_back(Ort::Value::CreateTensor<float>(cpu, values_[i].get() + first * block, size, shape, 4));
+    out.push_back(kv_view(dtype_, keys_[i].get() + offset, size, shape));
+    out.push_back(kv_view(dtype_, values_[i].get() + offset, size, shape));
   }
   return out;
 }

@@ -97,7 +97,7 @@ struct Scheduler::State {
         options(o),
         runner(parts),
         pool(parts.manifest.num_hidden_layers, parts.manifest.num_key_value_heads, parts.manifest.head_dim,
-             o.parallel, o.ctx_per_slot),
+             o.parallel, o.ctx_per_slot, runtime::parse_kv_dtype(parts.manifest.kv_cache_dtype)),
         slots(static_cast<std::size_t>(o.parallel)),
         vision(parts, static_cast<std::size_t>(o.vision_cache_entries)) {
     stats.slots = o.parallel;

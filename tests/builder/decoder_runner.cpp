@@ -6,6 +6,7 @@
 #include "builder/text_moe.h"
 #include "builder/weight_reader.h"
 #include "io/decoder_io.h"
+#include "io/dtype.h"
 #include "io/safetensors.h"
 
 namespace q3vl::testing {
@@ -85,11 +86,31 @@ DecoderStep DecoderRunner::run(std::int64_t batch, std::int64_t tokens, std::vec
     names.push_back(io::kDecoderDeepstackEmbeds);
     values.push_back(to_ort(ds));
   }
+  // A float16 KV cache (DecoderGraphOptions::kv_cache): the host float32 past is rounded
+  // to float16 here and the presents widened back, so callers see float32 either way.
+  bool half = false;
+  Ort::Session& session = session_->session();
+  Ort::AllocatorWithDefaultOptions allocator;
+  for (std::size_t i = 0; i < session.GetInputCount(); ++i) {
+    if (session.GetInputNameAllocated(i, allocator).get() == io::past_key_name(0)) {
+      half = session.GetInputTypeInfo(i).GetTensorTypeAndShapeInfo().GetElementType() ==
+             ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16;
+    }
+  }
+  std::vector<std::vector<std::uint16_t>> past_half;
   for (std::int64_t i = 0; i < L; ++i) {
-    names.push_back(io::past_key_name(i));
-    values.push_back(to_ort(past[2 * i]));
-    names.push_back(io::past_value_name(i));
-    values.push_back(to_ort(past[2 * i + 1]));
+    for (int kv = 0; kv < 2; ++kv) {
+      HostF32& host = past[static_cast<std::size_t>(2 * i + kv)];
+      names.push_back(kv == 0 ? io::past_key_name(i) : io::past_value_name(i));
+      if (!half) {
+        values.push_back(to_ort(host));
+        continue;
+      }
+      auto& bits = past_half.emplace_back(host.data.size());
+      for (std::size_t j = 0; j < bits.size(); ++j) bits[j] = io::f32_to_f16(host.data[j]);
+      values.push_back(Ort::Value::CreateTensor(cpu_memory(), bits.data(), bits.size() * 2, host.shape.data(),
+                                                host.shape.size(), ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16));
+    }
   }
   std::vector<std::string> outputs = {io::kDecoderLogits};
   for (std::int64_t i = 0; i < L; ++i) {
@@ -104,7 +125,17 @@ DecoderStep DecoderRunner::run(std::int64_t batch, std::int64_t tokens, std::vec
   DecoderStep step;
   step.logits = to_host(result[0]);
   const std::size_t presents = static_cast<std::size_t>(2 * L);
-  for (std::size_t i = 1; i <= presents; ++i) step.present.push_back(to_host(result[i]));
+  for (std::size_t i = 1; i <= presents; ++i) {
+    if (!half) {
+      step.present.push_back(to_host(result[i]));
+      continue;
+    }
+    const auto info = result[i].GetTensorTypeAndShapeInfo();
+    const auto* bits = result[i].GetTensorData<std::uint16_t>();
+    HostF32 present{std::vector<float>(info.GetElementCount()), info.GetShape()};
+    for (std::size_t j = 0; j < present.data.size(); ++j) present.data[j] = io::f16_to_f32(bits[j]);
+    step.present.push_back(std::move(present));
+  }
   for (std::size_t i = presents + 1; i < result.size(); ++i) step.router_logits.push_back(to_host(result[i]));
   return step;
 }

@@ -9,6 +9,7 @@
 
 #include "builder/package_files.h"
 #include "builder/graph.h"
+#include "io/json_file.h"
 #include "q3vl/builder.h"
 #include "q3vl/config.h"
 #include "q3vl/error.h"
@@ -66,6 +67,8 @@ TEST(Package, EveryPrecisionBuildsAndLoads) {
       expect_package_loads(out);
       const auto m = load_package_manifest(out);
       EXPECT_EQ(m.decoder_precision, precision);
+      // float16 KV by default exactly where the linears use the q3vl kernels (int4).
+      EXPECT_EQ(m.kv_cache_dtype, std::string(precision) == "int4" ? "float16" : "float32");
       EXPECT_EQ(m.logits_mode, "last");
       EXPECT_EQ(m.tokens.image_token_id, 151655);
       EXPECT_FALSE(m.tokens.eos_token_ids.empty());
@@ -308,7 +311,53 @@ TEST(Package, BadOptionsAreUsageErrors) {
   o.quant_method = "gptq";
   o.calibration_file = root / "absent.jsonl";
   expect_build_error(o, ErrorKind::io, {"absent.jsonl"});
+  o = options_for(checkpoint_dir("tiny"), root / "out", "int4");
+  o.kv_cache = "bfloat16";
+  expect_build_error(o, ErrorKind::usage, {"--kv-cache", "float16 or float32", "bfloat16"});
+  o = options_for(checkpoint_dir("tiny"), root / "out", "int4");
+  o.target = "ort-genai";
+  o.kv_cache = "float16";
+  expect_build_error(o, ErrorKind::usage, {"--kv-cache", "float32 with --target ort-genai"});
   EXPECT_FALSE(std::filesystem::exists(root / "out"));
+}
+
+// --kv-cache float16 on an FP32 package: the decoder's past/present are float16 (the
+// manifest and the graph agree), and q3vl.json's field is optional (older packages read
+// as float32) and checked (anything else is a config error naming it).
+TEST(Package, KvCacheDtypeIsRecordedOptionalAndChecked) {
+  const auto out = fresh_dir("pkg_kv") / "fp32-kv16";
+  auto o = options_for(checkpoint_dir("tiny"), out, "fp32");
+  o.kv_cache = "float16";
+  o.include_vision = false;
+  build_package(o);
+  const PackageManifest m = load_package_manifest(out);
+  EXPECT_EQ(m.kv_cache_dtype, "float16");
+  const PackageGraph& decoder = m.graph("decoder");
+  int half = 0;
+  for (const auto& t : decoder.inputs) half += t.name.rfind("past_key_values.", 0) == 0 && t.dtype == "float16";
+  for (const auto& t : decoder.outputs) half += t.name.rfind("present.", 0) == 0 && t.dtype == "float16";
+  EXPECT_EQ(half, 4 * m.num_hidden_layers);
+  runtime::OrtSession session("decoder", out / decoder.file);
+  for (const auto& t : session.inputs()) {
+    if (t.name.rfind("past_key_values.", 0) == 0) {
+      EXPECT_EQ(runtime::element_type_name(t.element_type), std::string("float16")) << t.name;
+    }
+  }
+
+  io::Json json = io::read_json_file(out / "q3vl.json");
+  json["decoder"].erase("kv_cache_dtype");
+  io::write_json_file(out / "q3vl.json", json);
+  EXPECT_EQ(load_package_manifest(out).kv_cache_dtype, "float32");
+  json["decoder"]["kv_cache_dtype"] = "bfloat16";
+  io::write_json_file(out / "q3vl.json", json);
+  try {
+    load_package_manifest(out);
+    ADD_FAILURE() << "a bfloat16 kv_cache_dtype loaded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::config);
+    EXPECT_NE(std::string(e.what()).find("kv_cache_dtype"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("float32 or float16"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Package, FullDiskIsAnIoErrorNamingTheFile) {

@@ -4,6 +4,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -18,7 +19,9 @@ std::filesystem::path runtime_package(const std::string& preset) {
   static std::mutex mutex;
   std::lock_guard lock(mutex);
   // Shared by all test processes (building a package per process would be slow).
-  const auto dir = shared_dir() / ("rt-package-" + preset);
+  std::string name = preset;
+  std::replace(name.begin(), name.end(), ':', '-');
+  const auto dir = shared_dir() / ("rt-package-" + name);
   // CTest may run test processes in parallel: one builds, the others wait on the lock.
   const std::string lock_path = dir.string() + ".lock";
   const int fd = ::open(lock_path.c_str(), O_CREAT | O_RDWR, 0644);
@@ -34,9 +37,13 @@ std::filesystem::path runtime_package(const std::string& preset) {
       std::filesystem::last_write_time(manifest) >= std::filesystem::last_write_time(q3vl_exe())) {
     return dir;
   }
+  // "<preset>:kv16": the same FP32 package with a float16 KV cache.
+  const auto colon = preset.find(':');
+  const std::string checkpoint = preset.substr(0, colon);
+  const std::string extra = colon == std::string::npos ? "" : " --kv-cache float16";
   const std::string command = "'" + q3vl_exe().string() + "' build --model '" +
-                              checkpoint_dir(preset.c_str()).string() + "' --out '" + dir.string() +
-                              "' --force --quiet > /dev/null 2>&1";
+                              checkpoint_dir(checkpoint.c_str()).string() + "' --out '" + dir.string() +
+                              "'" + extra + " --force --quiet > /dev/null 2>&1";
   if (std::system(command.c_str()) != 0) {
     throw_error(ErrorKind::runtime, dir.string(), "", "q3vl build to succeed", "failure: " + command);
   }

@@ -160,6 +160,36 @@ TEST_P(Batched, GreedyEqualsSoloAndHf) {
 
 INSTANTIATE_TEST_SUITE_P(Parallel, Batched, ::testing::Values(4, 8));
 
+// The KV pool in float16 (a package built with --kv-cache float16): four requests decoded
+// in one batch give the tokens each gives alone (same cache dtype; up to near-ties).
+TEST(Scheduler, Float16KvPoolBatchedEqualsSolo) {
+  const auto model = runtime_model("tiny:kv16");
+  ASSERT_EQ(model->manifest().kv_cache_dtype, "float16");
+  const GoldenSet set = GoldenSet::open();
+  const std::vector<std::string> names = {"text_only", "image_small", "two_turn", "image_odd"};
+  SchedulerOptions so;
+  so.parallel = 4;
+  so.ctx_per_slot = 1024;
+  so.prefill_chunk_tokens = 48;
+  Scheduler scheduler(model, so);
+  std::vector<std::unique_ptr<Outcome>> outcomes;
+  std::vector<GoldenCase> cases;
+  for (const auto& name : names) {
+    cases.push_back(set.load_case(name));
+    outcomes.push_back(std::make_unique<Outcome>());
+    scheduler.submit(golden_messages(cases.back()), greedy_options(*model, 12), outcomes.back()->callbacks());
+  }
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const GenerateResult& batched = outcomes[i]->wait();
+    GenerateOptions options = greedy_options(*model, 12);
+    options.top_logprobs = 2;
+    const GenerateResult solo = generate(model, golden_messages(cases[i]), options);
+    expect_same_tokens(batched.token_ids, solo.token_ids, margins_of(solo), cases[i].name() + " vs solo");
+  }
+  EXPECT_EQ(scheduler.stats().kv_bytes, model->manifest().num_hidden_layers * 2 * 4 * 1024 *
+                                            model->manifest().num_key_value_heads * model->manifest().head_dim * 2);
+}
+
 TEST(Scheduler, SecondTurnReusesPrefixAndImage) {
   const GoldenCase c = GoldenSet::open().load_case("two_turn");
   const auto model = runtime_model("tiny");
