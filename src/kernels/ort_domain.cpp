@@ -25,7 +25,7 @@ OrtStatusPtr as_status(OrtErrorCode code, Body body) noexcept {
 // Output shape inference: ONNX Runtime plans its memory (buffer reuse, the memory
 // pattern) only around values whose shapes it knows, and knows nothing of a custom op's
 // outputs unless the op tells it. Each output is input `from`'s shape with the last
-// dimension replaced; an input of unknown rank leaves the outputs unknown.
+// dimension replaced.
 struct OutputWidth {
   std::size_t index;
   std::int64_t last_dim;
@@ -34,7 +34,13 @@ struct OutputWidth {
 void set_output_shapes(Ort::ShapeInferContext& context, OrtShapeInferContext* raw, std::size_t from,
                        const std::vector<OutputWidth>& outputs) {
   const Ort::ShapeInferContext::Shape& in = context.GetInputShape(from);
+  // Unknown rank, or a dim with neither a size nor a name (e.g. after a Slice): leave
+  // the outputs unknown rather than invent a size or a name (a shared name would claim
+  // equal sizes to the planner).
   if (in.empty()) return;
+  for (const auto& d : in) {
+    if (d.IsInt() && d.AsInt() < 0) return;
+  }
   // Through the C API: Ort::ShapeInferContext::SetOutputShape marks symbolic dims -2,
   // and ONNX Runtime 1.31.1 then drops the whole inferred shape (measured: outputs of
   // [batch, rows, K] inputs stayed unknown). -1 with the dim's name is kept.
