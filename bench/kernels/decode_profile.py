@@ -24,7 +24,7 @@ import statistics
 from collections import defaultdict
 
 LAYER = re.compile(r"layers\.\d+")
-WEIGHT_OPS = {"QuantLinear", "MatMulNBits"}
+WEIGHT_OPS = {"QuantLinear", "QuantSwiGLU", "MatMulNBits"}
 
 
 def load(path):

@@ -23,8 +23,29 @@ std::vector<float> transpose(const std::vector<float>& w, std::int64_t rows, std
   return t;
 }
 
-// q3vl.QuantLinear on the codes of `q` (bias folded into the op).
-Value quant_linear_node(Graph& g, const Value& x, QuantizedMatrix q, std::vector<float>& bias) {
+// The codes of W [out_features, in_features] in `format` (int8/int4), by its method.
+QuantizedMatrix quantize(Graph& g, std::vector<float>& weight, std::int64_t out_features, std::int64_t in_features,
+                         const LinearFormat& format) {
+  QuantOptions options = format.quant;
+  options.bits = format.precision == WeightPrecision::int8 ? 8 : 4;
+  QuantizedMatrix q;
+  if (options.method == QuantMethod::gptq) {
+    if (format.calibration == nullptr) {
+      throw_error(ErrorKind::usage, g.name(), g.scope_path(), "calibration statistics for gptq", "none");
+    }
+    const auto h = format.calibration->hessian(g.scope_path(), in_features);
+    q = quantize_gptq(weight, out_features, in_features, h, options);
+  } else {
+    q = quantize_blockwise(weight, out_features, in_features, options);
+  }
+  weight = {};
+  return q;
+}
+
+// q3vl.QuantLinear on the codes of `q` (bias folded into the op), or with `swiglu_width`
+// > 0 q3vl.QuantSwiGLU of that intermediate size (q holds the stacked gate/up rows).
+Value quant_linear_node(Graph& g, const Value& x, QuantizedMatrix q, std::vector<float>& bias,
+                        std::int64_t swiglu_width = 0) {
   kernels::BlockwiseMatrix blockwise{{q.n, q.k, q.bits, q.block_size},
                                      std::move(q.packed), std::move(q.scales), std::move(q.zero_points)};
   const kernels::PackedMatrix p = kernels::pack(blockwise);
@@ -40,8 +61,11 @@ Value quant_linear_node(Graph& g, const Value& x, QuantizedMatrix q, std::vector
     inputs[4] = g.initializer_f32(g.scoped("bias"), {s.n}, bias);
     bias = {};
   }
-  return g.op(std::string(kernels::kDomain) + "." + kernels::kQuantLinearOp, inputs,
-              {{"K", s.k}, {"N", s.n}, {"bits", std::int64_t{s.bits}}, {"block_size", s.block_size}});
+  if (swiglu_width > 0) inputs.pop_back();  // QuantSwiGLU has no bias input
+  const char* op = swiglu_width > 0 ? kernels::kQuantSwiGLUOp : kernels::kQuantLinearOp;
+  return g.op(std::string(kernels::kDomain) + "." + op, inputs,
+              {{"K", s.k}, {"N", swiglu_width > 0 ? swiglu_width : s.n}, {"bits", std::int64_t{s.bits}},
+               {"block_size", s.block_size}});
 }
 
 }  // namespace
@@ -111,19 +135,7 @@ Value linear(Graph& g, const Value& x, std::vector<float> weight, std::int64_t o
     }
     case WeightPrecision::int8:
     case WeightPrecision::int4: {
-      QuantOptions options = format.quant;
-      options.bits = format.precision == WeightPrecision::int8 ? 8 : 4;
-      QuantizedMatrix q;
-      if (options.method == QuantMethod::gptq) {
-        if (format.calibration == nullptr) {
-          throw_error(ErrorKind::usage, g.name(), g.scope_path(), "calibration statistics for gptq", "none");
-        }
-        const auto h = format.calibration->hessian(g.scope_path(), in_features);
-        q = quantize_gptq(weight, out_features, in_features, h, options);
-      } else {
-        q = quantize_blockwise(weight, out_features, in_features, options);
-      }
-      weight = {};
+      QuantizedMatrix q = quantize(g, weight, out_features, in_features, format);
       if (format.kernels == LinearKernels::q3vl) {
         y = quant_linear_node(g, x, std::move(q), bias);
         break;
@@ -147,6 +159,33 @@ Value linear(Graph& g, const Value& x, std::vector<float> weight, std::int64_t o
   }
   if (!bias.empty()) y = g.op("Add", {y, g.initializer_f32(g.scoped("bias"), {out_features}, bias)});
   return y;
+}
+
+bool can_fuse_swiglu(const LinearFormat& format) {
+  return format.kernels == LinearKernels::q3vl && !format.expose_input &&
+         (format.precision == WeightPrecision::int4 || format.precision == WeightPrecision::int8);
+}
+
+Value swiglu_linear(Graph& g, const Value& x, const std::vector<float>& gate, const std::vector<float>& up,
+                    std::int64_t intermediate, std::int64_t in_features, const LinearFormat& format) {
+  const auto expected = static_cast<std::size_t>(intermediate * in_features);
+  if (!can_fuse_swiglu(format) || gate.size() != expected || up.size() != expected) {
+    throw_error(ErrorKind::usage, g.name(), g.scope_path(),
+                "q3vl int8/int4 kernels and gate, up [" + std::to_string(intermediate) + ", " +
+                    std::to_string(in_features) + "]",
+                std::string(to_string(format.precision)) + " " + to_string(format.kernels) + ", " +
+                    std::to_string(gate.size()) + " and " + std::to_string(up.size()) + " values");
+  }
+  // The (gate, up) pair order of kernels/quant_linear.h; rows past `intermediate` stay 0.
+  // Block quantization works per row, so each row gets the codes it gets unfused.
+  const std::int64_t rows = kernels::swiglu_stacked_rows(intermediate);
+  std::vector<float> stacked(static_cast<std::size_t>(rows * in_features), 0.0f);
+  for (std::int64_t i = 0; i < intermediate; ++i) {
+    std::copy_n(gate.begin() + i * in_features, in_features, stacked.begin() + kernels::swiglu_gate_row(i) * in_features);
+    std::copy_n(up.begin() + i * in_features, in_features, stacked.begin() + kernels::swiglu_up_row(i) * in_features);
+  }
+  std::vector<float> no_bias;
+  return quant_linear_node(g, x, quantize(g, stacked, rows, in_features, format), no_bias, intermediate);
 }
 
 }  // namespace q3vl::builder

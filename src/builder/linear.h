@@ -10,6 +10,7 @@
 //                                                      ".zero_points" (src/kernels/quant_linear.h)
 //         kernels ort:  com.microsoft.MatMulNBits bits=8 "<scope>.weight" (packed), ".scales", ".zero_points"
 //   int4  the same with bits=4
+// The MLP's gate/up pair may instead become one q3vl.QuantSwiGLU (swiglu_linear below).
 // Both int formats hold the same codes (quantize.h / gptq.h choose them); q3vl's layout is
 // the kernel's final one, so ONNX Runtime maps it from the file and repacks nothing.
 // The caller opens the HF module scope ("model.language_model.layers.0.self_attn.q_proj")
@@ -68,5 +69,16 @@ std::string linear_input_name(const std::string& scope);
 // row-major; `bias` is empty or [out_features]. Throws q3vl::Error(usage) on size mismatch.
 Value linear(Graph& g, const Value& x, std::vector<float> weight, std::int64_t out_features,
              std::int64_t in_features, const LinearFormat& format, std::vector<float> bias = {});
+
+// Whether swiglu_linear can take `format`: q3vl kernels at int8/int4, no exposed input.
+bool can_fuse_swiglu(const LinearFormat& format);
+
+// Adds y = silu(x Wg^T) · (x Wu^T) in the current scope as one q3vl.QuantSwiGLU
+// (kernels/quant_linear.h): gate and up [intermediate, in_features] row-major, stacked
+// in the kernel's (gate, up) pair order and quantized as `format` says (gptq reads the
+// scope's calibration statistics, as linear() does). Throws q3vl::Error(usage) unless
+// can_fuse_swiglu(format) and the sizes match.
+Value swiglu_linear(Graph& g, const Value& x, const std::vector<float>& gate, const std::vector<float>& up,
+                    std::int64_t intermediate, std::int64_t in_features, const LinearFormat& format);
 
 }  // namespace q3vl::builder

@@ -175,9 +175,29 @@ AttentionOutput write_attention(Graph& g, WeightReader& w, const Value& x, const
   return {out, attn.present_key, attn.present_value};
 }
 
-// y = down(silu(gate(x)) * up(x));  x: [B, T, hidden], gate/up: [B, T, intermediate] (one stacked matmul)
-Value write_mlp(Graph& g, WeightReader& w, const Value& x, const TextConfig& t, const LinearFormat& format) {
+// y = down(silu(gate(x)) * up(x));  x: [B, T, hidden], gate/up: [B, T, intermediate] (one stacked
+// matmul; with q3vl's fused ops one q3vl.QuantSwiGLU that also applies silu and the product).
+Value write_mlp(Graph& g, WeightReader& w, const Value& x, const TextConfig& t, const LinearFormat& format,
+                bool fuse) {
   auto scope = g.scope("mlp");
+  if (uses_q3vl_ops(format, fuse) && can_fuse_swiglu(format)) {
+    std::vector<float> gate, up;
+    {
+      auto gate_scope = g.scope("gate_proj");
+      gate = w.f32(g.scoped("weight"), {t.intermediate_size, t.hidden_size});
+    }
+    {
+      auto up_scope = g.scope("up_proj");
+      up = w.f32(g.scoped("weight"), {t.intermediate_size, t.hidden_size});
+    }
+    Value act;
+    {
+      // The unfused path's stacked scope: gptq's calibration statistics are keyed by it.
+      auto gate_up_scope = g.scope("gate_up_proj");
+      act = swiglu_linear(g, x, gate, up, t.intermediate_size, t.hidden_size, format);
+    }
+    return write_projection(g, w, act, "down_proj", t.hidden_size, t.intermediate_size, format, false);
+  }
   const std::vector<ProjectionPart> parts{{"gate_proj", t.intermediate_size}, {"up_proj", t.intermediate_size}};
   const auto gate_up = split_parts(g, write_stacked_projection(g, w, x, "gate_up_proj", parts, t.hidden_size, format, false), parts);
   const Value& gate = gate_up[0];
@@ -204,7 +224,7 @@ LayerOutput write_decoder_layer(Graph& g, WeightReader& w, const Residual& in, s
   const NormedResidual h = write_add_rms_norm(g, w, {x.sum, attn.hidden}, "post_attention_layernorm",
                                               t.hidden_size, t.rms_norm_eps);
   Value mlp = t.is_moe_layer(layer) ? write_moe_block(g, w, h.normed, t, format, expose_router_logits)
-                                    : write_mlp(g, w, h.normed, t, format);
+                                    : write_mlp(g, w, h.normed, t, format, ctx.fuse_q3vl_ops);
   return {{h.sum, mlp}, attn.present_key, attn.present_value};
 }
 

@@ -60,7 +60,8 @@ struct DecoderGraphOptions {
   // router_logits_name("model.language_model.layers.N.mlp") [B * T, num_experts].
   bool expose_router_logits = false;
   // Layers whose linears are q3vl ops (LinearKernels::q3vl, int4/int8) also get q3vl's
-  // fused ops: q3vl.QkNormRope for q_norm + k_norm + MRoPE. false = the standard subgraphs
+  // fused ops: q3vl.QkNormRope for q_norm + k_norm + MRoPE, q3vl.QuantSwiGLU for the
+  // dense MLP's gate/up projections + SiLU + product. false = the standard subgraphs
   // everywhere (parity tests compare the two).
   bool fuse_q3vl_ops = true;
   // Element type of the past/present KV tensors: f32 or f16 (the attention reads and

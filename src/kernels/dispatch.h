@@ -32,15 +32,31 @@ Isa active_isa();
 // q3vl::Error(unsupported) when this CPU cannot run it.
 void force_isa(std::optional<Isa> isa);
 
+// Where a tile's 16 accumulated outputs of one activation row go.
+struct TileOutput {
+  enum class Kind {
+    linear,  // y[m, n] = acc[n] + bias[n] (bias may be null), n < w.shape.n
+    swiglu,  // y[m, 8t + r] = silu(acc[r]) · acc[8 + r], 8t + r < width (quant_linear.h)
+  };
+  Kind kind = Kind::linear;
+  float* y = nullptr;
+  std::int64_t width = 0;  // y's row stride: N (linear) or I (swiglu)
+  const float* bias = nullptr;
+};
+
+// The portable epilogue: writes row m of tile `tile` from its 16 accumulators `lanes`
+// (bias not yet added). The scalar and AVX2 paths store through it.
+void store_tile(const TileOutput& out, const float* lanes, std::int64_t tile, std::int64_t m);
+
 // One ISA's implementation of the two steps of quant_linear.
 struct IsaKernels {
   // activation_quant.h's quantize_activation_rows.
   void (*quantize_rows)(const float* x, std::int64_t k, std::int64_t row_begin, std::int64_t row_end,
                         QuantizedActivations& out);
-  // y[m, n] for the 16 rows of tile `tile` (n < N only) and m in [m_begin, m_end);
-  // y has row stride w.shape.n; bias may be null.
+  // The 16 rows of tile `tile` for activation rows m in [m_begin, m_end), written as
+  // `out` says.
   void (*tile_rows)(const PackedWeightsView& w, const QuantizedActivations& a, std::int64_t tile,
-                    std::int64_t m_begin, std::int64_t m_end, const float* bias, float* y);
+                    std::int64_t m_begin, std::int64_t m_end, const TileOutput& out);
 };
 
 const IsaKernels& isa_kernels(Isa isa);

@@ -34,7 +34,7 @@ inline __m256i dot4(__m256i u8, __m256i s8) {
 
 template <int Bits, int MR>
 void tile_block_rows(const PackedWeightsView& w, const QuantizedActivations& a, std::int64_t tile, std::int64_t m0,
-                     const float* bias, float* y) {
+                     const TileOutput& output) {
   const QuantLinearShape& s = w.shape;
   const std::int64_t k_blocks = s.k_blocks(), subs = s.block_size / kActBlock, act_blocks = a.blocks_per_row();
   const std::int64_t tile_bytes = s.tile_block_bytes();
@@ -104,30 +104,28 @@ void tile_block_rows(const PackedWeightsView& w, const QuantizedActivations& a, 
       }
     }
   }
-  const std::int64_t rows = std::min(kTileRows, s.n - tile * kTileRows);
   for (int i = 0; i < MR; ++i) {
     float lanes[kTileRows];
     _mm256_storeu_ps(lanes, out[i][0]);
     _mm256_storeu_ps(lanes + 8, out[i][1]);
-    float* dst = y + (m0 + i) * s.n + tile * kTileRows;
-    for (std::int64_t r = 0; r < rows; ++r) dst[r] = lanes[r] + (bias ? bias[tile * kTileRows + r] : 0.0f);
+    store_tile(output, lanes, tile, m0 + i);
   }
 }
 
 template <int Bits>
 void tile_rows_bits(const PackedWeightsView& w, const QuantizedActivations& a, std::int64_t tile, std::int64_t m_begin,
-                    std::int64_t m_end, const float* bias, float* y) {
+                    std::int64_t m_end, const TileOutput& out) {
   std::int64_t m = m_begin;
-  for (; m + kMaxRows <= m_end; m += kMaxRows) tile_block_rows<Bits, kMaxRows>(w, a, tile, m, bias, y);
-  if (m < m_end) tile_block_rows<Bits, 1>(w, a, tile, m, bias, y);
+  for (; m + kMaxRows <= m_end; m += kMaxRows) tile_block_rows<Bits, kMaxRows>(w, a, tile, m, out);
+  if (m < m_end) tile_block_rows<Bits, 1>(w, a, tile, m, out);
 }
 
 void tile_rows(const PackedWeightsView& w, const QuantizedActivations& a, std::int64_t tile, std::int64_t m_begin,
-               std::int64_t m_end, const float* bias, float* y) {
+               std::int64_t m_end, const TileOutput& out) {
   if (w.shape.bits == 4) {
-    tile_rows_bits<4>(w, a, tile, m_begin, m_end, bias, y);
+    tile_rows_bits<4>(w, a, tile, m_begin, m_end, out);
   } else {
-    tile_rows_bits<8>(w, a, tile, m_begin, m_end, bias, y);
+    tile_rows_bits<8>(w, a, tile, m_begin, m_end, out);
   }
 }
 

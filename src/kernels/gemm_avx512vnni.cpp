@@ -43,9 +43,45 @@ inline std::int32_t horizontal_sum(__m512i v) {
   return _mm_cvtsi128_si32(x);
 }
 
+// e^x, 8 lanes: 2^n · p(r) with n = round(x / ln 2), r = x − n ln 2 (ln 2 split in two
+// so r is exact to float rounding), p the degree-7 Taylor polynomial (relative error
+// below 1e-8 on |r| <= ln2/2, so the result is within float rounding of expf). x is
+// clamped to [−87, 88], where 2^n stays a normal float; SwiGLU needs no more (silu(g)
+// is then within 1e-36 of its limit 0 or g).
+inline __m256 exp8(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.42860682030941723e-6f), r);
+  __m256 p = _mm256_set1_ps(1.0f / 5040);
+  for (float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f}) {
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+  }
+  const __m256i two_n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(two_n));
+}
+
+// dispatch.h's TileOutput for one activation row: `acc` holds the tile's 16 outputs.
+inline void store_row(const TileOutput& out, __m512 acc, std::int64_t tile, std::int64_t m) {
+  float* dst = out.y + m * out.width;
+  if (out.kind == TileOutput::Kind::linear) {
+    const std::int64_t rows = std::min(kTileRows, out.width - tile * kTileRows);
+    const __mmask16 mask = static_cast<__mmask16>((1u << rows) - 1u);
+    if (out.bias) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(mask, out.bias + tile * kTileRows));
+    _mm512_mask_storeu_ps(dst + tile * kTileRows, mask, acc);
+    return;
+  }
+  // Lanes 0..7 are the gates, lanes 8..15 the matching ups (quant_linear.h).
+  const __m256 g = _mm512_castps512_ps256(acc), u = _mm512_extractf32x8_ps(acc, 1);
+  const __m256 silu = _mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), exp8(_mm256_sub_ps(_mm256_setzero_ps(), g))));
+  const std::int64_t pairs = std::min(kSwiGLUPairs, out.width - tile * kSwiGLUPairs);
+  _mm256_mask_storeu_ps(dst + tile * kSwiGLUPairs, static_cast<__mmask8>((1u << pairs) - 1u), _mm256_mul_ps(silu, u));
+}
+
 template <int Bits, int MR>
 void tile_block_rows(const PackedWeightsView& w, const QuantizedActivations& a, std::int64_t tile, std::int64_t m0,
-                     const float* bias, float* y) {
+                     const TileOutput& output) {
   const QuantLinearShape& s = w.shape;
   const std::int64_t k_blocks = s.k_blocks(), subs = s.block_size / kActBlock, act_blocks = a.blocks_per_row();
   const std::int64_t tile_bytes = s.tile_block_bytes();
@@ -99,37 +135,32 @@ void tile_block_rows(const PackedWeightsView& w, const QuantizedActivations& a, 
       }
     }
   }
-  const std::int64_t rows = std::min(kTileRows, s.n - tile * kTileRows);
-  const __mmask16 mask = static_cast<__mmask16>((1u << rows) - 1u);
-  const __m512 b = bias ? _mm512_maskz_loadu_ps(mask, bias + tile * kTileRows) : _mm512_setzero_ps();
-  for (int i = 0; i < MR; ++i) {
-    _mm512_mask_storeu_ps(y + (m0 + i) * s.n + tile * kTileRows, mask, _mm512_add_ps(out[i], b));
-  }
+  for (int i = 0; i < MR; ++i) store_row(output, out[i], tile, m0 + i);
 }
 
 template <int Bits>
 void tile_rows_bits(const PackedWeightsView& w, const QuantizedActivations& a, std::int64_t tile, std::int64_t m_begin,
-                    std::int64_t m_end, const float* bias, float* y) {
+                    std::int64_t m_end, const TileOutput& out) {
   std::int64_t m = m_begin;
-  for (; m + kMaxRows <= m_end; m += kMaxRows) tile_block_rows<Bits, kMaxRows>(w, a, tile, m, bias, y);
+  for (; m + kMaxRows <= m_end; m += kMaxRows) tile_block_rows<Bits, kMaxRows>(w, a, tile, m, out);
   switch (m_end - m) {
-    case 7: tile_block_rows<Bits, 7>(w, a, tile, m, bias, y); break;
-    case 6: tile_block_rows<Bits, 6>(w, a, tile, m, bias, y); break;
-    case 5: tile_block_rows<Bits, 5>(w, a, tile, m, bias, y); break;
-    case 4: tile_block_rows<Bits, 4>(w, a, tile, m, bias, y); break;
-    case 3: tile_block_rows<Bits, 3>(w, a, tile, m, bias, y); break;
-    case 2: tile_block_rows<Bits, 2>(w, a, tile, m, bias, y); break;
-    case 1: tile_block_rows<Bits, 1>(w, a, tile, m, bias, y); break;
+    case 7: tile_block_rows<Bits, 7>(w, a, tile, m, out); break;
+    case 6: tile_block_rows<Bits, 6>(w, a, tile, m, out); break;
+    case 5: tile_block_rows<Bits, 5>(w, a, tile, m, out); break;
+    case 4: tile_block_rows<Bits, 4>(w, a, tile, m, out); break;
+    case 3: tile_block_rows<Bits, 3>(w, a, tile, m, out); break;
+    case 2: tile_block_rows<Bits, 2>(w, a, tile, m, out); break;
+    case 1: tile_block_rows<Bits, 1>(w, a, tile, m, out); break;
     default: break;
   }
 }
 
 void tile_rows(const PackedWeightsView& w, const QuantizedActivations& a, std::int64_t tile, std::int64_t m_begin,
-               std::int64_t m_end, const float* bias, float* y) {
+               std::int64_t m_end, const TileOutput& out) {
   if (w.shape.bits == 4) {
-    tile_rows_bits<4>(w, a, tile, m_begin, m_end, bias, y);
+    tile_rows_bits<4>(w, a, tile, m_begin, m_end, out);
   } else {
-    tile_rows_bits<8>(w, a, tile, m_begin, m_end, bias, y);
+    tile_rows_bits<8>(w, a, tile, m_begin, m_end, out);
   }
 }
 

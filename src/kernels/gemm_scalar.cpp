@@ -17,7 +17,7 @@ int code_at(const std::uint8_t* blob, int bits, std::int64_t r, std::int64_t k) 
 }
 
 void tile_rows(const PackedWeightsView& w, const QuantizedActivations& a, std::int64_t tile, std::int64_t m_begin,
-               std::int64_t m_end, const float* bias, float* y) {
+               std::int64_t m_end, const TileOutput& out) {
   const QuantLinearShape& s = w.shape;
   const std::int64_t k_blocks = s.k_blocks(), subs = s.block_size / kActBlock, act_blocks = a.blocks_per_row();
   const std::int64_t rows = std::min(kTileRows, s.n - tile * kTileRows);
@@ -25,6 +25,7 @@ void tile_rows(const PackedWeightsView& w, const QuantizedActivations& a, std::i
     const std::int8_t* act = a.values.data() + m * a.k_padded;
     const float* d = a.scales.data() + m * act_blocks;
     const std::int32_t* sums = a.sums.data() + m * act_blocks;
+    float lanes[kTileRows] = {};
     for (std::int64_t r = 0; r < rows; ++r) {
       float acc = 0.0f;
       for (std::int64_t b = 0; b < k_blocks; ++b) {
@@ -44,9 +45,9 @@ void tile_rows(const PackedWeightsView& w, const QuantizedActivations& a, std::i
         }
         acc += scale * block;
       }
-      const std::int64_t n = tile * kTileRows + r;
-      y[m * s.n + n] = acc + (bias ? bias[n] : 0.0f);
+      lanes[r] = acc;
     }
+    store_tile(out, lanes, tile, m);
   }
 }
 

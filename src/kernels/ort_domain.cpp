@@ -25,8 +25,66 @@ OrtStatusPtr as_status(OrtErrorCode code, Body body) noexcept {
   }
 }
 
+// Output shape inference: ONNX Runtime plans its memory (buffer reuse, the memory
+// pattern) only around values whose shapes it knows, and knows nothing of a custom op's
+// outputs unless the op tells it. Each output is input `from`'s shape with the last
+// dimension replaced.
+struct OutputWidth {
+  std::size_t index;
+  std::int64_t last_dim;
+};
+
+void set_output_shapes(Ort::ShapeInferContext& context, OrtShapeInferContext* raw, std::size_t from,
+                       const std::vector<OutputWidth>& outputs) {
+  const Ort::ShapeInferContext::Shape& in = context.GetInputShape(from);
+  // Unknown rank, or a dim with neither a size nor a name (e.g. after a Slice): leave
+  // the outputs unknown rather than invent a size or a name (a shared name would claim
+  // equal sizes to the planner).
+  if (in.empty()) return;
+  for (const auto& d : in) {
+    if (d.IsInt() && d.AsInt() < 0) return;
+  }
+  // Through the C API: Ort::ShapeInferContext::SetOutputShape marks symbolic dims -2,
+  // and ONNX Runtime 1.31.1 then drops the whole inferred shape (measured: outputs of
+  // [batch, rows, K] inputs stayed unknown). -1 with the dim's name is kept.
+  std::vector<std::int64_t> dims;
+  std::vector<const char*> names;
+  for (const auto& d : in) {
+    dims.push_back(d.IsInt() ? d.AsInt() : -1);
+    names.push_back(d.IsInt() ? "" : d.AsSym());
+  }
+  for (const OutputWidth& out : outputs) {
+    dims.back() = out.last_dim;
+    names.back() = "";
+    OrtTensorTypeAndShapeInfo* created = nullptr;
+    Ort::ThrowOnError(Ort::GetApi().CreateTensorTypeAndShapeInfo(&created));
+    const Ort::TensorTypeAndShapeInfo owner(created);  // releases it
+    Ort::ThrowOnError(Ort::GetApi().SetTensorElementType(created, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT));
+    Ort::ThrowOnError(Ort::GetApi().SetDimensions(created, dims.data(), dims.size()));
+    Ort::ThrowOnError(Ort::GetApi().SetSymbolicDimensions(created, names.data(), names.size()));
+    Ort::ThrowOnError(Ort::GetApi().ShapeInferContext_SetOutputTypeShape(raw, out.index, created));
+  }
+}
+
+// Installs TOp::infer_shapes as the op's shape-inference function. Set directly rather
+// than through CustomOpBase's InferOutputShape hook, whose wrapper builds the context
+// outside any try: here no exception can cross the C API.
+template <typename TOp>
+void install_shape_inference(OrtCustomOp& op) {
+  op.InferOutputShapeFn = [](const OrtCustomOp*, OrtShapeInferContext* raw) noexcept -> OrtStatusPtr {
+    return as_status(ORT_INVALID_ARGUMENT, [&] {
+      Ort::ShapeInferContext context(&Ort::GetApi(), raw);
+      TOp::infer_shapes(context, raw);
+    });
+  };
+}
+
+// q3vl.QuantLinear, and q3vl.QuantSwiGLU (the same inputs but the bias; `swiglu` set).
 struct QuantLinearKernel {
-  QuantLinearShape shape;
+  QuantLinearShape shape;  // QuantSwiGLU: the stacked matrix, n = swiglu_stacked_rows(width)
+  bool swiglu = false;
+  std::int64_t width = 0;  // y's last dimension: N, or QuantSwiGLU's I
+  const char* op = kQuantLinearOp;
 
   OrtStatusPtr ComputeV2(OrtKernelContext* raw) const noexcept {
     return as_status(ORT_FAIL, [&] { compute(Ort::KernelContext(raw)); });
@@ -37,7 +95,7 @@ struct QuantLinearKernel {
     const auto x_info = x.GetTensorTypeAndShapeInfo();
     std::vector<std::int64_t> dims = x_info.GetShape();
     if (dims.empty() || dims.back() != shape.k) {
-      throw std::runtime_error("q3vl.QuantLinear: input x: expected last dimension K = " + std::to_string(shape.k) +
+      throw std::runtime_error(std::string("q3vl.") + op + ": input x: expected last dimension K = " + std::to_string(shape.k) +
                                ", got " + (dims.empty() ? std::string("a scalar") : std::to_string(dims.back())));
     }
     const std::int64_t m = static_cast<std::int64_t>(x_info.GetElementCount()) / shape.k;
@@ -47,11 +105,15 @@ struct QuantLinearKernel {
     w.scales = reinterpret_cast<const std::uint16_t*>(
         tensor<Ort::Float16_t>(context, kScales, shape.scale_count(), "scales"));
     w.zero_points = optional_tensor<std::uint8_t>(context, kZeroPoints, shape.scale_count(), "zero_points");
-    const float* bias = optional_tensor<float>(context, kBias, shape.n, "bias");
-    dims.back() = shape.n;
+    const float* bias = swiglu ? nullptr : optional_tensor<float>(context, kBias, shape.n, "bias");
+    dims.back() = width;
     Ort::UnownedValue y = context.GetOutput(0, dims);
     Parallelism parallel{run_parallel, &context};
-    quant_linear(w, x.GetTensorData<float>(), m, bias, y.GetTensorMutableData<float>(), parallel);
+    if (swiglu) {
+      quant_swiglu(w, width, x.GetTensorData<float>(), m, y.GetTensorMutableData<float>(), parallel);
+    } else {
+      quant_linear(w, x.GetTensorData<float>(), m, bias, y.GetTensorMutableData<float>(), parallel);
+    }
   }
 
   static void run_parallel(void* context, std::size_t total, void (*fn)(void*, std::size_t), void* data) {
@@ -60,21 +122,21 @@ struct QuantLinearKernel {
   }
 
   template <typename T>
-  static const T* tensor(const Ort::KernelContext& context, std::size_t index, std::int64_t count, const char* name) {
+  const T* tensor(const Ort::KernelContext& context, std::size_t index, std::int64_t count, const char* name) const {
     const T* p = optional_tensor<T>(context, index, count, name);
-    if (p == nullptr) throw std::runtime_error(std::string("q3vl.QuantLinear: input ") + name + " is missing");
+    if (p == nullptr) throw std::runtime_error(std::string("q3vl.") + op + ": input " + name + " is missing");
     return p;
   }
 
   template <typename T>
-  static const T* optional_tensor(const Ort::KernelContext& context, std::size_t index, std::int64_t count,
-                                  const char* name) {
+  const T* optional_tensor(const Ort::KernelContext& context, std::size_t index, std::int64_t count,
+                           const char* name) const {
     if (index >= context.GetInputCount()) return nullptr;
     const Ort::ConstValue v = context.GetInput(index);
     if (v == nullptr) return nullptr;
     const auto n = static_cast<std::int64_t>(v.GetTensorTypeAndShapeInfo().GetElementCount());
     if (n != count) {
-      throw std::runtime_error(std::string("q3vl.QuantLinear: input ") + name + ": expected " +
+      throw std::runtime_error(std::string("q3vl.") + op + ": input " + name + ": expected " +
                                std::to_string(count) + " elements for K, N, bits, block_size, got " +
                                std::to_string(n));
     }
@@ -82,22 +144,34 @@ struct QuantLinearKernel {
   }
 };
 
-struct QuantLinearOp : Ort::CustomOpBase<QuantLinearOp, QuantLinearKernel, true> {
+// q3vl.QuantLinear (Swiglu false) and q3vl.QuantSwiGLU (true): see ort_domain.h.
+template <bool Swiglu>
+struct QuantLinearOp : Ort::CustomOpBase<QuantLinearOp<Swiglu>, QuantLinearKernel, true> {
+  QuantLinearOp() { install_shape_inference<QuantLinearOp>(*this); }
+
+  // y: x's shape with the last dimension N.
+  static void infer_shapes(Ort::ShapeInferContext& context, OrtShapeInferContext* raw) {
+    set_output_shapes(context, raw, kX, {{0, context.GetAttrInt("N")}});
+  }
+
   OrtStatusPtr CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* raw, void** kernel) const noexcept {
     return as_status(ORT_INVALID_ARGUMENT, [&] {
       Ort::ConstKernelInfo info(raw);
-      QuantLinearShape shape;
-      shape.k = info.GetAttribute<std::int64_t>("K");
-      shape.n = info.GetAttribute<std::int64_t>("N");
-      shape.bits = static_cast<int>(info.GetAttribute<std::int64_t>("bits"));
-      shape.block_size = info.GetAttribute<std::int64_t>("block_size");
-      validate(shape, ("q3vl.QuantLinear node " + info.GetNodeName()).c_str());
-      *kernel = new QuantLinearKernel{shape};  // owned by ONNX Runtime: KernelDestroy deletes it
+      QuantLinearKernel k;
+      k.swiglu = Swiglu;
+      k.op = GetName();
+      k.width = info.GetAttribute<std::int64_t>("N");
+      k.shape.k = info.GetAttribute<std::int64_t>("K");
+      k.shape.n = Swiglu && k.width > 0 ? swiglu_stacked_rows(k.width) : k.width;
+      k.shape.bits = static_cast<int>(info.GetAttribute<std::int64_t>("bits"));
+      k.shape.block_size = info.GetAttribute<std::int64_t>("block_size");
+      validate(k.shape, (std::string("q3vl.") + GetName() + " node " + info.GetNodeName()).c_str());
+      *kernel = new QuantLinearKernel{k};  // owned by ONNX Runtime: KernelDestroy deletes it
     });
   }
 
-  const char* GetName() const { return kQuantLinearOp; }
-  std::size_t GetInputTypeCount() const { return kInputCount; }
+  const char* GetName() const { return Swiglu ? kQuantSwiGLUOp : kQuantLinearOp; }
+  std::size_t GetInputTypeCount() const { return Swiglu ? kBias : kInputCount; }
   ONNXTensorElementDataType GetInputType(std::size_t index) const {
     switch (index) {
       case kX:
@@ -160,6 +234,15 @@ struct QkNormRopeKernel {
 };
 
 struct QkNormRopeOp : Ort::CustomOpBase<QkNormRopeOp, QkNormRopeKernel, true> {
+  QkNormRopeOp() { install_shape_inference<QkNormRopeOp>(*this); }
+
+  // q, k, v: qkv's shape with the last dimension num_heads·head_dim, kv_num_heads·head_dim.
+  static void infer_shapes(Ort::ShapeInferContext& context, OrtShapeInferContext* raw) {
+    const std::int64_t head_dim = context.GetAttrInt("head_dim");
+    const std::int64_t kv_width = context.GetAttrInt("kv_num_heads") * head_dim;
+    set_output_shapes(context, raw, 0, {{0, context.GetAttrInt("num_heads") * head_dim}, {1, kv_width}, {2, kv_width}});
+  }
+
   OrtStatusPtr CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* raw, void** kernel) const noexcept {
     return as_status(ORT_INVALID_ARGUMENT, [&] {
       Ort::ConstKernelInfo info(raw);
@@ -252,6 +335,14 @@ struct KvAttentionKernel {
 };
 
 struct KvAttentionOp : Ort::CustomOpBase<KvAttentionOp, KvAttentionKernel, true> {
+  KvAttentionOp() { install_shape_inference<KvAttentionOp>(*this); }
+
+  // o: q's shape (last dimension num_heads·head_dim). The presents are the past buffers,
+  // bound in place by the runtime: their shapes are not planned.
+  static void infer_shapes(Ort::ShapeInferContext& context, OrtShapeInferContext* raw) {
+    set_output_shapes(context, raw, 0, {{0, context.GetAttrInt("num_heads") * context.GetAttrInt("head_dim")}});
+  }
+
   OrtStatusPtr CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* raw, void** kernel) const noexcept {
     return as_status(ORT_INVALID_ARGUMENT, [&] {
       Ort::ConstKernelInfo info(raw);
@@ -284,12 +375,14 @@ void add_q3vl_ops(Ort::SessionOptions& options) {
   // Function-local statics: built once, destroyed after main returns, i.e. after every
   // session (sessions are owned by objects that die first) — ORT needs both alive while
   // any session that uses them exists.
-  static QuantLinearOp quant_linear_op;
+  static QuantLinearOp<false> quant_linear_op;
+  static QuantLinearOp<true> quant_swiglu_op;
   static QkNormRopeOp qk_norm_rope_op;
   static KvAttentionOp kv_attention_op;
   static Ort::CustomOpDomain domain = [] {
     Ort::CustomOpDomain d(kDomain);
     d.Add(&quant_linear_op);
+    d.Add(&quant_swiglu_op);
     d.Add(&qk_norm_rope_op);
     d.Add(&kv_attention_op);
     return d;

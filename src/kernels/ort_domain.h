@@ -1,6 +1,7 @@
-// The ONNX Runtime custom-op domain "q3vl": q3vl.QuantLinear (quant_linear.h),
-// q3vl.QkNormRope (qk_norm_rope.h) and q3vl.KvAttention (kv_attention.h) as nodes ONNX
-// Runtime can run.
+// The ONNX Runtime custom-op domain "q3vl": q3vl.QuantLinear and q3vl.QuantSwiGLU
+// (quant_linear.h), q3vl.QkNormRope (qk_norm_rope.h) and q3vl.KvAttention (kv_attention.h)
+// as nodes ONNX Runtime can run. Each op infers its outputs' shapes, so ONNX Runtime can
+// plan memory around it.
 //
 //   y = q3vl.QuantLinear(x, weight, scales [, zero_points] [, bias])
 //     x            float32 [..., K]   (M = product of the leading dims; M = 1 is decode)
@@ -9,6 +10,13 @@
 //     zero_points  uint8   [n_tiles, k_blocks, 16]   optional ("" = symmetric)
 //     bias         float32 [N]                       optional
 //     attributes   K, N, bits (4 | 8), block_size (32 | 64 | 128)
+//     y            float32 [..., N]
+//
+//   y = q3vl.QuantSwiGLU(x, weight, scales [, zero_points])   (quant_linear.h)
+//     y = silu(x Wg^T) · (x Wu^T), the MLP's gate/up projections and activation in one op
+//     weight, scales, zero_points  QuantLinear's, of the stacked matrix with
+//                  swiglu_stacked_rows(N) rows in the (gate, up) pair order
+//     attributes   K, N (the intermediate size I), bits, block_size
 //     y            float32 [..., N]
 //
 //   q, k, v = q3vl.QkNormRope(qkv, q_norm_weight, k_norm_weight, cos, sin)   (qk_norm_rope.h)

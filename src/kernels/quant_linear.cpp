@@ -1,8 +1,9 @@
-// quant_linear: quantize x, then run the active ISA's tile kernel over (row chunk, tile
-// group) work items.
+// quant_linear / quant_swiglu: quantize x, then run the active ISA's tile kernel over
+// (row chunk, tile group) work items; the two differ only in the tile epilogue.
 #include "kernels/quant_linear.h"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "kernels/activation_quant.h"
@@ -26,8 +27,7 @@ struct Job {
   const PackedWeightsView* w;
   const float* x;
   std::int64_t m;
-  const float* bias;
-  float* y;
+  TileOutput out;
   QuantizedActivations* a;
   std::int64_t tile_groups;
 };
@@ -45,7 +45,7 @@ void gemm_item(void* data, std::size_t item) {
   const std::int64_t m_begin = row_chunk * kRowsPerItem, m_end = std::min(job.m, m_begin + kRowsPerItem);
   const std::int64_t t_end = std::min(job.w->shape.n_tiles(), (group + 1) * kTilesPerItem);
   for (std::int64_t t = group * kTilesPerItem; t < t_end; ++t) {
-    job.isa->tile_rows(*job.w, *job.a, t, m_begin, m_end, job.bias, job.y);
+    job.isa->tile_rows(*job.w, *job.a, t, m_begin, m_end, job.out);
   }
 }
 
@@ -68,14 +68,16 @@ void serial_for(void* /*context*/, std::size_t total, void (*fn)(void*, std::siz
   for (std::size_t i = 0; i < total; ++i) fn(data, i);
 }
 
-void quant_linear(const PackedWeightsView& w, const float* x, std::int64_t m, const float* bias, float* y,
-                  const Parallelism& parallel) {
+namespace {
+
+void run(const PackedWeightsView& w, const float* x, std::int64_t m, const TileOutput& out,
+         const Parallelism& parallel) {
   if (m <= 0) return;
   // One buffer per calling thread, reused across calls (no allocation per decode step).
   // ONNX Runtime never runs two nodes on one thread at once.
   thread_local QuantizedActivations activations;
   prepare_activations(m, w.shape.k_padded(), activations);
-  Job job{&isa_kernels(active_isa()), &w, x, m, bias, y, &activations,
+  Job job{&isa_kernels(active_isa()), &w, x, m, out, &activations,
           (w.shape.n_tiles() + kTilesPerItem - 1) / kTilesPerItem};
   const auto quant_items = static_cast<std::size_t>((m + kQuantRowsPerItem - 1) / kQuantRowsPerItem);
   if (quant_items == 1) {
@@ -85,6 +87,35 @@ void quant_linear(const PackedWeightsView& w, const float* x, std::int64_t m, co
   }
   const std::int64_t row_chunks = (m + kRowsPerItem - 1) / kRowsPerItem;
   parallel.run(parallel.context, static_cast<std::size_t>(row_chunks * job.tile_groups), gemm_item, &job);
+}
+
+}  // namespace
+
+void store_tile(const TileOutput& out, const float* lanes, std::int64_t tile, std::int64_t m) {
+  float* dst = out.y + m * out.width;
+  if (out.kind == TileOutput::Kind::linear) {
+    const std::int64_t rows = std::min(kTileRows, out.width - tile * kTileRows);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const std::int64_t n = tile * kTileRows + r;
+      dst[n] = lanes[r] + (out.bias ? out.bias[n] : 0.0f);
+    }
+    return;
+  }
+  const std::int64_t pairs = std::min(kSwiGLUPairs, out.width - tile * kSwiGLUPairs);
+  for (std::int64_t r = 0; r < pairs; ++r) {
+    const float g = lanes[r];
+    dst[tile * kSwiGLUPairs + r] = g / (1.0f + std::exp(-g)) * lanes[kSwiGLUPairs + r];
+  }
+}
+
+void quant_linear(const PackedWeightsView& w, const float* x, std::int64_t m, const float* bias, float* y,
+                  const Parallelism& parallel) {
+  run(w, x, m, TileOutput{TileOutput::Kind::linear, y, w.shape.n, bias}, parallel);
+}
+
+void quant_swiglu(const PackedWeightsView& w, std::int64_t intermediate, const float* x, std::int64_t m, float* y,
+                  const Parallelism& parallel) {
+  run(w, x, m, TileOutput{TileOutput::Kind::swiglu, y, intermediate, nullptr}, parallel);
 }
 
 }  // namespace q3vl::kernels

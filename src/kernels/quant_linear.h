@@ -111,4 +111,32 @@ struct Parallelism {
 void quant_linear(const PackedWeightsView& w, const float* x, std::int64_t m, const float* bias, float* y,
                   const Parallelism& parallel = {});
 
+// ---- q3vl.QuantSwiGLU: the MLP's gate and up projections and SwiGLU in one pass -------
+//     y[m, i] = silu(x_m · Wg_i) · (x_m · Wu_i),   silu(g) = g / (1 + e^-g),   i < I
+// with both products computed exactly as QuantLinear computes one output (the math
+// above). Gate and up rows are stacked into one QuantLinear matrix of
+// n = 2 · round_up(I, 8) rows, ordered so that every 16-row tile holds 8 (gate, up) pairs:
+//
+//     tile t:  rows 0..7 = gate rows 8t .. 8t+7,   rows 8..15 = up rows 8t .. 8t+7
+//              (rows past I: all-zero weights; their outputs are never stored)
+//
+// so a tile's 16 accumulators pair up in registers (AVX-512: the two 256-bit halves of
+// one zmm; AVX2: the tile's two ymm) and the [M, 2I] gate/up result is never written to
+// memory. The packed weight, scales and zero points are otherwise QuantLinear's.
+inline constexpr const char* kQuantSwiGLUOp = "QuantSwiGLU";
+inline constexpr std::int64_t kSwiGLUPairs = kTileRows / 2;
+
+// Where gate row i and up row i go in the stacked matrix (the order above).
+inline std::int64_t swiglu_gate_row(std::int64_t i) { return i / kSwiGLUPairs * kTileRows + i % kSwiGLUPairs; }
+inline std::int64_t swiglu_up_row(std::int64_t i) { return swiglu_gate_row(i) + kSwiGLUPairs; }
+// Rows of the stacked matrix for intermediate size I: 2 · round_up(I, 8).
+inline std::int64_t swiglu_stacked_rows(std::int64_t intermediate) {
+  return (intermediate + kSwiGLUPairs - 1) / kSwiGLUPairs * kTileRows;
+}
+
+// y [m, intermediate] as above. Preconditions: validate(w.shape) holds and
+// w.shape.n == swiglu_stacked_rows(intermediate); x holds m*k floats. Never throws.
+void quant_swiglu(const PackedWeightsView& w, std::int64_t intermediate, const float* x, std::int64_t m, float* y,
+                  const Parallelism& parallel = {});
+
 }  // namespace q3vl::kernels

@@ -18,6 +18,7 @@
 #include "kernels/quant_linear.h"
 #include "quant_reference.h"
 #include "runtime/ort_session.h"
+#include "q3vl/error.h"
 #include "support/test_paths.h"
 
 namespace q3vl::testing {
@@ -117,6 +118,87 @@ TEST(QuantLinearOrt, SessionWithoutTheDomainNamesIt) {
     const std::string what = e.what();
     EXPECT_NE(what.find("q3vl"), std::string::npos) << what;
     EXPECT_NE(what.find("QuantLinear"), std::string::npos) << what;
+  }
+}
+
+// q3vl.QuantSwiGLU through ONNX Runtime (session threads, 4 and 8 bits, zero points or
+// not, M = 1 and 600) against the double reference of test_quant_swiglu.cpp's math:
+// y = silu(g) · u with g, u the quantized products of the stacked rows.
+std::filesystem::path write_swiglu_graph(const std::string& name, const LinearCase& c, std::int64_t intermediate) {
+  const auto dir = fresh(name);
+  const auto& s = c.q.shape;
+  builder::Graph g("swiglu", dir / "swiglu.onnx.data");
+  const builder::Value x = g.input("x", builder::DType::f32, {"batch", "rows", s.k});
+  const kernels::PackedMatrix p = kernels::pack(c.q);
+  std::vector<builder::Value> inputs{
+      x, g.initializer_u8("w", {s.n_tiles(), s.k_blocks(), s.tile_block_bytes()}, p.weight),
+      g.initializer_f16("s", {s.n_tiles(), s.k_blocks(), kernels::kTileRows}, p.scales)};
+  if (!p.zero_points.empty()) {
+    inputs.push_back(g.initializer_u8("z", {s.n_tiles(), s.k_blocks(), kernels::kTileRows}, p.zero_points));
+  }
+  g.output(g.op("q3vl.QuantSwiGLU", inputs,
+                {{"K", s.k}, {"N", intermediate}, {"bits", s.bits}, {"block_size", s.block_size}}),
+           "y", builder::DType::f32, {"batch", "rows", intermediate});
+  g.save(dir / "swiglu.onnx");
+  return dir / "swiglu.onnx";
+}
+
+std::vector<Ort::Value> run_x(runtime::OrtSession& session, std::vector<float>& x, std::int64_t m, std::int64_t k) {
+  std::vector<std::int64_t> shape{1, m, k};
+  const auto memory = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+  std::vector<Ort::Value> inputs;
+  inputs.push_back(Ort::Value::CreateTensor<float>(memory, x.data(), x.size(), shape.data(), shape.size()));
+  return session.run({"x"}, inputs, {"y"});
+}
+
+TEST(QuantSwiGLUOrt, MatchesTheDoubleReferenceOnSessionThreads) {
+  runtime::SessionConfig config;
+  config.intra_op_threads = 2;
+  unsigned seed = 900;
+  const std::int64_t intermediate = 43, k = 160, rows = kernels::swiglu_stacked_rows(intermediate);
+  for (int bits : {4, 8}) {
+    for (bool symmetric : {true, false}) {
+      for (std::int64_t m : {1, 600}) {
+        const std::string label = "bits=" + std::to_string(bits) + (symmetric ? " symmetric" : " asymmetric") +
+                                  " M=" + std::to_string(m);
+        const LinearCase c = make_case(m, rows, k, bits, 32, symmetric, false, seed++);
+        const Reference ref = reference(c);
+        runtime::OrtSession session("swiglu", write_swiglu_graph("swiglu", c, intermediate), config);
+        std::vector<float> x = c.x;
+        const auto out = run_x(session, x, m, k);
+        ASSERT_EQ(out[0].GetTensorTypeAndShapeInfo().GetShape(), (std::vector<std::int64_t>{1, m, intermediate}))
+            << label;
+        const float* y = out[0].GetTensorData<float>();
+        int bad = 0;
+        for (std::int64_t r = 0; r < m; ++r) {
+          for (std::int64_t i = 0; i < intermediate; ++i) {
+            const auto gi = static_cast<std::size_t>(r * rows + kernels::swiglu_gate_row(i));
+            const auto ui = static_cast<std::size_t>(r * rows + kernels::swiglu_up_row(i));
+            const double g = ref.y[gi], u = ref.y[ui], silu = g / (1.0 + std::exp(-g));
+            const double bound = 1.1 * ref.rounding[gi] * (std::fabs(u) + ref.rounding[ui]) +
+                                 std::fabs(silu) * ref.rounding[ui] + 1e-6 * std::fabs(silu * u) + 1e-7;
+            const double got = y[r * intermediate + i];
+            if (std::fabs(got - silu * u) > bound && bad++ < 3) {
+              ADD_FAILURE() << label << " row " << r << " i " << i << ": " << got << " vs " << silu * u;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(QuantSwiGLUOrt, WeightOfAnotherSizeIsAnErrorNamingTheOpAndInput) {
+  const LinearCase c = make_case(2, kernels::swiglu_stacked_rows(16), 64, 4, 32, true, false, 4);
+  // N = 24 needs 48 stacked rows; the weight has 32.
+  runtime::OrtSession session("swiglu", write_swiglu_graph("swiglu_bad", c, 24), runtime::SessionConfig{});
+  std::vector<float> x = c.x;
+  try {
+    run_x(session, x, 2, 64);
+    FAIL() << "a QuantSwiGLU with a weight for I = 16 ran with N = 24";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("q3vl.QuantSwiGLU: input weight: expected"), std::string::npos) << what;
   }
 }
 
