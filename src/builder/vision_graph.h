@@ -49,7 +49,9 @@ enum class VisionPrecision {
          // block (llama.cpp Q8_0's form on both sides), in the kernel's layout so nothing is
          // repacked at load. attn.qkv stays fp32 as at int8 (vision_layers.cpp says why), and
          // so do norms, rotary, attention and the patch embedding. Needs q3vl's runtime (the
-         // "q3vl" op domain).
+         // "q3vl" op domain). Not the default: on the 4B tower it is the closest quantized form
+         // (merged cosine 0.99984 vs int8's 0.99971) but costs 0.71-0.76x fp32's CPU time where
+         // int8 costs 0.51-0.64x on an AMX machine (bench/kernels/results/2026-12-06-vision.md).
 };
 
 // "fp32" / "fp16" / "int8" / "q8" -> VisionPrecision; throws q3vl::Error(usage) naming `--vision-precision`.
