@@ -22,8 +22,9 @@ RunFunction setup_build(CLI::App& command) {
   command.add_option("--precision", options->precision, "Decoder weights: fp32, fp16, int8, int4")
       ->check(CLI::IsMember({"fp32", "fp16", "int8", "int4"}));
   command.add_option("--vision-precision", options->vision_precision,
-                     "Vision + embedding graphs: fp32, fp16, int8")
-      ->check(CLI::IsMember({"fp32", "fp16", "int8"}));
+                     "Vision + embedding graphs: fp32, fp16, int8 (ONNX Runtime's int8 ops) or q8 (q3vl's "
+                     "kernels: 8-bit weights and int8 activations per 32-value block)")
+      ->check(CLI::IsMember({"fp32", "fp16", "int8", "q8"}));
   command.add_option("--block-size", options->block_size, "int8/int4 block size (power of two >= 16; default 32)");
   command.add_flag("--asymmetric", *asymmetric, "int8/int4 with per-block zero points");
   command.add_option("--kernels", options->kernels,

@@ -117,6 +117,11 @@ RunFunction setup_inspect(CLI::App& command) {
                     manifest.quantization.kernels == "q3vl" ? "q3vl (op domain q3vl: q3vl.QuantLinear)"
                                                             : "ort (com.microsoft.MatMulNBits)");
       }
+      if (manifest.vision_precision == "q8") {
+        std::printf("  vision kernels q3vl (q3vl.QuantLinear: 8-bit weights, int8 activations per 32 values; qkv fp32)\n");
+      } else if (manifest.vision_precision == "int8") {
+        std::printf("  vision kernels ort (com.microsoft.DynamicQuantizeMatMul; qkv fp32)\n");
+      }
       if (manifest.files.empty()) {
         std::printf("  files: no sizes or checksums recorded (built by an older q3vl; rebuild to get them)\n");
       } else {

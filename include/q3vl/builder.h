@@ -25,7 +25,9 @@ struct BuildOptions {
   std::filesystem::path model_dir;  // HF checkpoint: config.json + *.safetensors (+ tokenizer, ...)
   std::filesystem::path out_dir;    // the package directory to create
   std::string precision = "fp32";         // decoder: fp32 | fp16 | int8 | int4
-  std::string vision_precision = "fp32";  // vision + embedding graphs: fp32 | fp16
+  // vision + embedding graphs: fp32 | fp16 | int8 (ONNX Runtime's int8 ops) | q8 (q3vl.QuantLinear;
+  // q3vl target only). src/builder/vision_graph.h describes each.
+  std::string vision_precision = "fp32";
   // MatMulNBits options (int8 / int4).
   std::int64_t block_size = 32;  // power of two >= 16
   bool symmetric = true;         // false: per-block zero points (--asymmetric)

@@ -203,6 +203,7 @@ WeightPrecision embed_table_precision(builder::VisionPrecision vision) {
     case builder::VisionPrecision::fp16:
       return WeightPrecision::fp16;
     case builder::VisionPrecision::int8:
+    case builder::VisionPrecision::q8:
       return WeightPrecision::int8;
     default:
       return WeightPrecision::fp32;
@@ -288,6 +289,10 @@ BuildResult build_package(const BuildOptions& o) {
       !gptq ? builder::CalibrationSet{} : o.calibration_file.empty() ? builder::builtin_calibration_set()
                                                                      : builder::load_calibration_set(o.calibration_file);
   const auto vision_precision = builder::parse_vision_precision(o.vision_precision);
+  if (genai && vision_precision == builder::VisionPrecision::q8) {
+    throw_error(ErrorKind::usage, "", "--vision-precision",
+                "fp32, fp16 or int8 with --target ort-genai (ONNX Runtime GenAI has no q3vl op domain)", "q8");
+  }
   const WeightPrecision embed_precision = embed_table_precision(vision_precision);
 
   const ModelConfig config = load_model_config(o.model_dir);

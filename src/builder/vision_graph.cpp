@@ -81,7 +81,8 @@ VisionPrecision parse_vision_precision(std::string_view text) {
   if (text == "fp32") return VisionPrecision::fp32;
   if (text == "fp16") return VisionPrecision::fp16;
   if (text == "int8") return VisionPrecision::int8;
-  throw_error(ErrorKind::usage, "", "--vision-precision", "fp32, fp16 or int8", std::string(text));
+  if (text == "q8") return VisionPrecision::q8;
+  throw_error(ErrorKind::usage, "", "--vision-precision", "fp32, fp16, int8 or q8", std::string(text));
 }
 
 const char* to_string(VisionPrecision precision) {
@@ -89,6 +90,7 @@ const char* to_string(VisionPrecision precision) {
     case VisionPrecision::fp32: return "fp32";
     case VisionPrecision::fp16: return "fp16";
     case VisionPrecision::int8: return "int8";
+    case VisionPrecision::q8: return "q8";
   }
   return "unknown";
 }

@@ -44,9 +44,17 @@ enum class VisionPrecision {
          // tensor for GELU outputs (vision_layers.h Int8Activations); attn.qkv (its error
          // passes through the softmax), norms, rotary, attention and the patch embedding
          // stay fp32
+  q8,    // attn.proj, mlp and merger linears on q3vl.QuantLinear (kernels/quant_linear.h):
+         // 8-bit weights per 32-value block with fp16 scales, activations int8 per 32-value
+         // block (llama.cpp Q8_0's form on both sides), in the kernel's layout so nothing is
+         // repacked at load. attn.qkv stays fp32 as at int8 (vision_layers.cpp says why), and
+         // so do norms, rotary, attention and the patch embedding. Needs q3vl's runtime (the
+         // "q3vl" op domain). Not the default: on the 4B tower it is the closest quantized form
+         // (merged cosine 0.99984 vs int8's 0.99971) but costs 0.71-0.76x fp32's CPU time where
+         // int8 costs 0.51-0.64x on an AMX machine (bench/kernels/results/2026-12-06-vision.md).
 };
 
-// "fp32" / "fp16" / "int8" -> VisionPrecision; throws q3vl::Error(usage) naming `--vision-precision`.
+// "fp32" / "fp16" / "int8" / "q8" -> VisionPrecision; throws q3vl::Error(usage) naming `--vision-precision`.
 VisionPrecision parse_vision_precision(std::string_view text);
 const char* to_string(VisionPrecision precision);
 

@@ -44,12 +44,14 @@ enum class Int8Activations {
   // One asymmetric uint8 range for the whole tensor (DynamicQuantizeMatMul alone). For
   // GELU outputs: skewed (>= -0.17), where a symmetric range would waste half the codes.
   per_tensor,
-  // Not quantized: float weights and activations even at int8.
+  // Not quantized: float weights and activations even at int8 or q8.
   none,
 };
 
 // y = x W^T + b; x: [N, in], W: [out, in] (HF nn.Linear). Float precisions: Gemm with
-// the checkpoint's weight. int8: `activations` chooses the form (see above).
+// the checkpoint's weight. int8: `activations` chooses the form (see above). q8:
+// q3vl.QuantLinear (per-32 int8 activations whatever feeds the linear) unless
+// `activations` is none, which keeps the linear float as at int8.
 Value write_linear(VisionContext& ctx, const std::string& path, Value x, std::int64_t in,
                    std::int64_t out, Int8Activations activations);
 

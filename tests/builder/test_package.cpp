@@ -16,6 +16,7 @@
 #include "q3vl/package.h"
 #include "runtime/ort_session.h"
 #include "support/crash_safety.h"
+#include "support/shell.h"
 #include "text_reference.h"
 #include "ort_test_util.h"
 
@@ -132,6 +133,32 @@ TEST(Package, InspectCommandExitsZeroAndNonZeroOnBrokenGraph) {
   // A truncated graph must fail session creation -> non-zero exit.
   std::filesystem::resize_file(root / "p" / "embed.onnx", 10);
   EXPECT_NE(std::system((exe + " inspect '" + (root / "p").string() + "' > /dev/null 2>&1").c_str()), 0);
+}
+
+// --vision-precision q8: the vision graph holds q3vl.QuantLinear nodes, the package opens,
+// inspect names the vision kernels; a GenAI package refuses q8 naming the flag.
+TEST(Package, VisionQ8UsesQ3vlKernelsAndInspectSaysSo) {
+  const auto root = fresh_dir("pkg_vision_q8");
+  BuildOptions o = options_for(checkpoint_dir("tiny"), root / "p", "int4");
+  o.vision_precision = "q8";
+  build_package(o);
+  EXPECT_NE(read_bytes(root / "p" / "vision.onnx").find("QuantLinear"), std::string::npos);
+  const ShellOutput shown = run_shell(q3vl_exe().string() + " inspect " + quote(root / "p"));
+  EXPECT_EQ(shown.status, 0) << shown.out;
+  EXPECT_NE(shown.out.find("vision q8"), std::string::npos) << shown.out;
+  EXPECT_NE(shown.out.find("vision kernels q3vl (q3vl.QuantLinear"), std::string::npos) << shown.out;
+  EXPECT_NE(shown.out.find("graph vision (vision.onnx, q8): session ok"), std::string::npos) << shown.out;
+
+  o.out_dir = root / "g";
+  o.target = "ort-genai";
+  try {
+    build_package(o);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::usage);
+    EXPECT_NE(std::string(e.what()).find("--vision-precision"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(root / "g"));
 }
 
 TEST(Package, ExistingOutputWithoutForceIsRefusedAndUntouched) {

@@ -252,6 +252,8 @@ TEST(VisionGraph, ErrorsNameTheTensorOrField) {
   EXPECT_THROW(parse_vision_precision("int3"), Error);
   EXPECT_EQ(parse_vision_precision("int8"), VisionPrecision::int8);
   EXPECT_EQ(parse_vision_precision("fp16"), VisionPrecision::fp16);
+  EXPECT_EQ(parse_vision_precision("q8"), VisionPrecision::q8);
+  EXPECT_STREQ(to_string(VisionPrecision::q8), "q8");
 }
 
 }  // namespace
