@@ -184,12 +184,17 @@ TEST(DecoderMoe, QuantizedTracksFp32) {
     builder::QuantMethod method;  // gptq: built by build_package, calibrated on the built-in set
     bool lm_head_int8;
     double min_cosine;
+    builder::LinearKernels kernels = builder::LinearKernels::ort;  // DecoderGraphOptions variants
   };
   for (const Variant& v :
        {Variant{"int8", builder::WeightPrecision::int8, builder::QuantMethod::mse, false, 0.9998},
         Variant{"int4", builder::WeightPrecision::int4, builder::QuantMethod::mse, false, 0.985},
         Variant{"int4-lm8", builder::WeightPrecision::int4, builder::QuantMethod::mse, true, 0.99},
-        Variant{"int4-gptq", builder::WeightPrecision::int4, builder::QuantMethod::gptq, false, 0.993}}) {
+        Variant{"int4-gptq", builder::WeightPrecision::int4, builder::QuantMethod::gptq, false, 0.993},
+        Variant{"int8-q3vl", builder::WeightPrecision::int8, builder::QuantMethod::mse, false, 0.9997,
+                builder::LinearKernels::q3vl},
+        Variant{"int4-q3vl", builder::WeightPrecision::int4, builder::QuantMethod::mse, false, 0.985,
+                builder::LinearKernels::q3vl}}) {
     std::vector<std::vector<float>> logits;
     if (v.method == builder::QuantMethod::gptq) {
       BuildOptions build;
@@ -209,6 +214,7 @@ TEST(DecoderMoe, QuantizedTracksFp32) {
       options.layers.precision = v.precision;
       options.layers.quant.method = v.method;
       options.layers.quant.block_size = 32;
+      options.layers.kernels = v.kernels;
       options.lm_head = options.layers;
       if (v.lm_head_int8) options.lm_head.precision = builder::WeightPrecision::int8;
       logits = run(options, v.label);
