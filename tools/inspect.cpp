@@ -114,7 +114,7 @@ RunFunction setup_inspect(CLI::App& command) {
         std::printf("  quantization %s, block %lld, %s, kernels %s\n", manifest.quantization.method.c_str(),
                     static_cast<long long>(manifest.quantization.block_size),
                     manifest.quantization.symmetric ? "symmetric" : "asymmetric",
-                    manifest.quantization.kernels == "q3vl" ? "q3vl (op domain q3vl: q3vl.QuantLinear)"
+                    manifest.quantization.kernels == "q3vl" ? "q3vl (op domain q3vl: q3vl.QuantLinear, q3vl.MoE)"
                                                             : "ort (com.microsoft.MatMulNBits)");
       }
       if (manifest.vision_precision == "q8") {

@@ -9,6 +9,8 @@
 #include "builder/moe_calibration.h"
 #include "builder/quantize.h"
 #include "io/dtype.h"
+#include "kernels/moe.h"
+#include "kernels/pack.h"
 #include "q3vl/error.h"
 
 namespace q3vl::builder {
@@ -76,14 +78,23 @@ std::vector<float> expert_fc2(std::vector<float> slice, ExpertLayout layout, std
 // Statistics for one expert's matrix m (GPTQ) or empty: plain rounding (builder/gptq.h).
 using ExpertHessian = std::function<std::vector<double>(std::int64_t expert, const std::vector<float>& m)>;
 
+// One expert tensor as written: the weights and, quantized, their scales and (asymmetric,
+// q3vl kernels) zero points; absent parts are empty Values.
+struct ExpertTensor {
+  Value weights, scales, zero_points;
+};
+
 // Writes the E per-expert matrices [rows, cols] that `matrix(e)` returns as one expert
-// tensor [E, rows, cols] in `format`'s storage; returns {weights, scales or empty}.
-// Quantized: rows quantized in blocks along cols (GPTQ where `hessian` gives statistics),
-// codes streamed, scales kept (small).
-std::pair<Value, Value> write_expert_tensor(Graph& g, const std::string& name, std::int64_t E,
-                                            std::int64_t rows, std::int64_t cols, const LinearFormat& format,
-                                            const std::function<std::vector<float>(std::int64_t)>& matrix,
-                                            const ExpertHessian& hessian) {
+// tensor in `format`'s storage: float [E, rows, cols]; QMoE's blockwise codes
+// [E, rows, cols·bits/8] + float scales [E, rows, blocks]; or (kernels q3vl) each expert
+// packed into q3vl.MoE's tiles [E, n_tiles, k_blocks, tile bytes] + fp16 scales
+// [E, n_tiles, k_blocks, 16]. Quantized: rows quantized in blocks along cols (GPTQ where
+// `hessian` gives statistics; both layouts hold the same codes), codes streamed one expert
+// at a time, scales kept (small).
+ExpertTensor write_expert_tensor(Graph& g, const std::string& name, std::int64_t E, std::int64_t rows,
+                                 std::int64_t cols, const LinearFormat& format,
+                                 const std::function<std::vector<float>(std::int64_t)>& matrix,
+                                 const ExpertHessian& hessian) {
   switch (format.precision) {
     case WeightPrecision::fp32:
       return {g.initializer_streamed(name, DType::f32, {E, rows, cols},
@@ -92,8 +103,7 @@ std::pair<Value, Value> write_expert_tensor(Graph& g, const std::string& name, s
                                          const auto m = matrix(e);
                                          sink(std::as_bytes(std::span<const float>(m)));
                                        }
-                                     }),
-              Value{}};
+                                     })};
     case WeightPrecision::fp16: {
       Value half = g.initializer_streamed(name, DType::f16, {E, rows, cols}, [&](const Graph::InitializerSink& sink) {
         for (std::int64_t e = 0; e < E; ++e) {
@@ -103,7 +113,7 @@ std::pair<Value, Value> write_expert_tensor(Graph& g, const std::string& name, s
           sink(std::as_bytes(std::span<const std::uint16_t>(bits)));
         }
       });
-      return {g.op("Cast", {half}, {{"to", 1}}), Value{}};
+      return {g.op("Cast", {half}, {{"to", 1}})};
     }
     case WeightPrecision::int8:
     case WeightPrecision::int4: {
@@ -111,16 +121,39 @@ std::pair<Value, Value> write_expert_tensor(Graph& g, const std::string& name, s
       quant.bits = format.precision == WeightPrecision::int4 ? 4 : 8;
       QuantOptions rounding = quant;  // an expert without statistics: gptq's own block scales
       if (rounding.method == QuantMethod::gptq) rounding.method = QuantMethod::mse;
+      auto quantize = [&](std::int64_t e) {
+        const std::vector<float> m = matrix(e);
+        const std::vector<double> h = hessian ? hessian(e, m) : std::vector<double>{};
+        return h.empty() ? quantize_blockwise(m, rows, cols, rounding) : quantize_gptq(m, rows, cols, h, quant);
+      };
+      if (format.kernels == LinearKernels::q3vl) {
+        const kernels::QuantLinearShape shape{rows, cols, quant.bits, quant.block_size};
+        std::vector<std::uint16_t> scales;
+        std::vector<std::uint8_t> zero_points;
+        Value codes = g.initializer_streamed(
+            name, DType::u8, {E, shape.n_tiles(), shape.k_blocks(), shape.tile_block_bytes()},
+            [&](const Graph::InitializerSink& sink) {
+              for (std::int64_t e = 0; e < E; ++e) {
+                QuantizedMatrix q = quantize(e);
+                const kernels::PackedMatrix p = kernels::pack(
+                    {shape, std::move(q.packed), std::move(q.scales), std::move(q.zero_points)});
+                sink(std::as_bytes(std::span<const std::uint8_t>(p.weight)));
+                scales.insert(scales.end(), p.scales.begin(), p.scales.end());
+                zero_points.insert(zero_points.end(), p.zero_points.begin(), p.zero_points.end());
+              }
+            });
+        const std::vector<std::int64_t> scale_shape{E, shape.n_tiles(), shape.k_blocks(), kernels::kTileRows};
+        ExpertTensor t{codes, g.initializer_f16(name + ".scales", scale_shape, scales), Value{}};
+        if (!zero_points.empty()) t.zero_points = g.initializer_u8(name + ".zero_points", scale_shape, zero_points);
+        return t;
+      }
       const std::int64_t blocks = cols / quant.block_size;
       std::vector<float> scales;
       scales.reserve(static_cast<std::size_t>(E * rows * blocks));
       Value codes = g.initializer_streamed(
           name, DType::u8, {E, rows, cols * quant.bits / 8}, [&](const Graph::InitializerSink& sink) {
             for (std::int64_t e = 0; e < E; ++e) {
-              const std::vector<float> m = matrix(e);
-              const std::vector<double> h = hessian ? hessian(e, m) : std::vector<double>{};
-              const QuantizedMatrix q = h.empty() ? quantize_blockwise(m, rows, cols, rounding)
-                                                  : quantize_gptq(m, rows, cols, h, quant);
+              const QuantizedMatrix q = quantize(e);
               sink(std::as_bytes(std::span<const std::uint8_t>(q.packed)));
               scales.insert(scales.end(), q.scales.begin(), q.scales.end());
             }
@@ -176,6 +209,8 @@ void check_quantizable(const LinearFormat& format, const TextConfig& t, const st
   if (format.quant.method == QuantMethod::gptq && format.calibration == nullptr) {
     throw_error(ErrorKind::usage, scope, "--quant-method gptq", "calibration statistics for the experts", "none");
   }
+  // q3vl.MoE pads H and I to its blocks (32, 64 or 128, checked with --kernels); QMoE cannot.
+  if (format.kernels == LinearKernels::q3vl) return;
   const std::int64_t b = format.quant.block_size;
   const bool power_of_two = b >= 16 && (b & (b - 1)) == 0;
   if (!power_of_two || t.hidden_size % b != 0 || t.moe_intermediate_size % b != 0) {
@@ -233,10 +268,10 @@ Value write_moe_block(Graph& g, WeightReader& w, const Value& x, const TextConfi
     fc1_hessian = [&](std::int64_t e, const std::vector<float>& m) { return stats->fc1(e, m); };
     fc2_hessian = [&](std::int64_t e, const std::vector<float>&) { return stats->fc2(e); };
   }
-  auto [fc1, fc1_scales] = write_expert_tensor(g, g.scoped("experts.fc1"), E, 2 * I, H, format, [&](std::int64_t e) {
+  const ExpertTensor fc1 = write_expert_tensor(g, g.scoped("experts.fc1"), E, 2 * I, H, format, [&](std::int64_t e) {
     return expert_fc1(w.f32_slice(gate_up, gate_up_shape, e), layout, H, I);
   }, fc1_hessian);
-  auto [fc2, fc2_scales] = write_expert_tensor(g, g.scoped("experts.fc2"), E, H, I, format, [&](std::int64_t e) {
+  const ExpertTensor fc2 = write_expert_tensor(g, g.scoped("experts.fc2"), E, H, I, format, [&](std::int64_t e) {
     return expert_fc2(w.f32_slice(down, down_shape, e), layout, H, I);
   }, fc2_hessian);
   if (stats && stats->unrouted() > 0) {
@@ -244,21 +279,32 @@ Value write_moe_block(Graph& g, WeightReader& w, const Value& x, const TextConfi
            " experts received no calibration tokens; rounded with mse instead");
   }
 
+  const std::int64_t bits = format.precision == WeightPrecision::int4 ? 4 : 8;
+  if (quantized(format) && format.kernels == LinearKernels::q3vl) {
+    return g.op(std::string(kernels::kDomain) + "." + kernels::kMoEOp,
+                {x, logits, fc1.weights, fc1.scales, fc2.weights, fc2.scales, fc1.zero_points, fc2.zero_points},
+                {{"num_experts", E},
+                 {"k", t.num_experts_per_tok},
+                 {"hidden_size", H},
+                 {"intermediate_size", I},
+                 {"bits", bits},
+                 {"block_size", format.quant.block_size}});
+  }
   std::vector<Attr> attrs{{"k", t.num_experts_per_tok},
                           {"activation_type", std::string("swiglu")},
                           {"normalize_routing_weights", std::int64_t{1}},
                           {"swiglu_fusion", std::int64_t{1}},
                           {"activation_alpha", 1.0},
                           {"activation_beta", 0.0}};
-  if (fc1_scales.empty()) {
+  if (!quantized(format)) {
     // MoE inputs: input, router_probs, fc1, fc1_bias, fc2 (fc2_bias, fc3.. absent).
-    return g.op("com.microsoft.MoE", {x, logits, fc1, Value{}, fc2}, attrs);
+    return g.op("com.microsoft.MoE", {x, logits, fc1.weights, Value{}, fc2.weights}, attrs);
   }
-  attrs.push_back({"expert_weight_bits", std::int64_t{format.precision == WeightPrecision::int4 ? 4 : 8}});
+  attrs.push_back({"expert_weight_bits", bits});
   attrs.push_back({"block_size", format.quant.block_size});
   attrs.push_back({"accuracy_level", std::int64_t{format.accuracy_level}});
   // QMoE inputs: input, router_probs, fc1, fc1_scales, fc1_bias, fc2, fc2_scales.
-  return g.op("com.microsoft.QMoE", {x, logits, fc1, fc1_scales, Value{}, fc2, fc2_scales}, attrs);
+  return g.op("com.microsoft.QMoE", {x, logits, fc1.weights, fc1.scales, Value{}, fc2.weights, fc2.scales}, attrs);
 }
 
 }  // namespace q3vl::builder

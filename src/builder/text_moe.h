@@ -14,7 +14,13 @@
 //   fp32, fp16  com.microsoft.MoE   activation_type "swiglu", swiglu_fusion = 1; fc1 float
 //               [E, 2I, H] with gate and up rows interleaved (row 2j = gate j, 2j+1 = up j),
 //               fc2 [E, H, I]; fp16 stores them as float16 behind a Cast (cast once at load)
-//   int8, int4  com.microsoft.QMoE  the same layout quantized per row in blocks of
+//   int8, int4  kernels q3vl (default for int4): q3vl.MoE (src/kernels/moe.h), which also
+//               takes the raw logits; each expert's fc1 / fc2 quantized exactly as below
+//               (same codes), then packed into q3vl.QuantLinear's tile layout and written
+//               as one [E, n_tiles, k_blocks, tile bytes] tensor (+ fp16 scales, zero points
+//               when asymmetric) that ONNX Runtime memory-maps: no prepacked copy at load.
+//               H and I need not be multiples of the block (the tiles are padded).
+//   int8, int4  kernels ort: com.microsoft.QMoE  the same layout quantized per row in blocks of
 //               format.quant.block_size along the input features, symmetric (uint8 codes,
 //               implicit zero point 2^(bits-1), 4-bit codes packed two per byte, low nibble
 //               first); scales float [E, rows, in / block_size]. rtn / mse round each
@@ -23,7 +29,8 @@
 //               expert that received none is rounded with mse (counted in a build note).
 // Calibration decoders (LinearFormat::expose_input) output the block's input x as
 // linear_input_name("<layer>.mlp.experts").
-// Initializers (in scope "<layer>.mlp"): gate.weight, experts.fc1 / experts.fc2 (+ .scales).
+// Initializers (in scope "<layer>.mlp"): gate.weight, experts.fc1 / experts.fc2 (+ .scales,
+// + .zero_points with q3vl kernels and asymmetric quantization).
 //
 // Expert tensor layouts, told apart by shape (checkpoint/weight_layout.h):
 //   the Hub's           gate_up_proj [E, H, 2I] (gate = first I columns), down_proj [E, I, H]
@@ -49,8 +56,8 @@ std::string router_logits_name(const std::string& scope);
 
 // y = moe(x), x: [B, T, H] (normalised); call inside the layer's scope. Throws
 // q3vl::Error: shape (a tensor missing or shaped for neither layout), unsupported
-// (ambiguous layout, a block size QMoE cannot use: a power of two >= 16 dividing both H
-// and I), usage (gptq without format.calibration or with no rows recorded for the block).
+// (ambiguous layout; with kernels ort a block size QMoE cannot use: a power of two >= 16
+// dividing both H and I), usage (gptq without format.calibration or with no rows recorded for the block).
 Value write_moe_block(Graph& g, WeightReader& w, const Value& x, const TextConfig& t,
                       const LinearFormat& format, bool expose_router_logits);
 

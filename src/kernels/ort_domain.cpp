@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/kv_attention.h"
+#include "kernels/moe.h"
 #include "kernels/qk_norm_rope.h"
 #include "kernels/quant_linear.h"
 
@@ -268,6 +269,12 @@ struct QkNormRopeOp : Ort::CustomOpBase<QkNormRopeOp, QkNormRopeKernel, true> {
 struct KvAttentionKernel {
   KvAttentionShape shape;
   std::string where;  // "q3vl.KvAttention node <name>"
+// y = q3vl.MoE(x, router_logits, fc1, fc1_scales, fc2, fc2_scales [, fc1_zero_points, fc2_zero_points]):
+// see ort_domain.h.
+enum MoEInput { kMoEX = 0, kMoELogits, kFc1, kFc1Scales, kFc2, kFc2Scales, kFc1ZeroPoints, kFc2ZeroPoints, kMoEInputCount };
+
+struct MoEKernel {
+  MoEShape shape;
 
   OrtStatusPtr ComputeV2(OrtKernelContext* raw) const noexcept {
     return as_status(ORT_FAIL, [&] { compute(Ort::KernelContext(raw)); });
@@ -367,6 +374,99 @@ struct KvAttentionOp : Ort::CustomOpBase<KvAttentionOp, KvAttentionKernel, true>
   ONNXTensorElementDataType GetOutputType(std::size_t index) const {
     return index == 0 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16;
   }
+    const Ort::ConstValue x = context.GetInput(kMoEX);
+    const auto x_info = x.GetTensorTypeAndShapeInfo();
+    const std::vector<std::int64_t> dims = x_info.GetShape();
+    if (dims.empty() || dims.back() != shape.hidden_size) {
+      throw std::runtime_error("q3vl.MoE: input x: expected last dimension hidden_size = " +
+                               std::to_string(shape.hidden_size) + ", got " +
+                               (dims.empty() ? std::string("a scalar") : std::to_string(dims.back())));
+    }
+    const std::int64_t tokens = static_cast<std::int64_t>(x_info.GetElementCount()) / shape.hidden_size;
+    const QuantLinearShape fc1 = shape.fc1(), fc2 = shape.fc2();
+    const std::int64_t E = shape.num_experts;
+    MoEWeights w;
+    w.shape = shape;
+    const float* logits = input<float>(context, kMoELogits, tokens * E, "router_logits", "[tokens, num_experts]");
+    w.fc1 = input<std::uint8_t>(context, kFc1, E * fc1.weight_bytes(), "fc1", "the tile layout");
+    w.fc1_scales = reinterpret_cast<const std::uint16_t*>(
+        input<Ort::Float16_t>(context, kFc1Scales, E * fc1.scale_count(), "fc1_scales", "the tile layout"));
+    w.fc2 = input<std::uint8_t>(context, kFc2, E * fc2.weight_bytes(), "fc2", "the tile layout");
+    w.fc2_scales = reinterpret_cast<const std::uint16_t*>(
+        input<Ort::Float16_t>(context, kFc2Scales, E * fc2.scale_count(), "fc2_scales", "the tile layout"));
+    w.fc1_zero_points = optional_input<std::uint8_t>(context, kFc1ZeroPoints, E * fc1.scale_count(),
+                                                     "fc1_zero_points", "the tile layout");
+    w.fc2_zero_points = optional_input<std::uint8_t>(context, kFc2ZeroPoints, E * fc2.scale_count(),
+                                                     "fc2_zero_points", "the tile layout");
+    Ort::UnownedValue y = context.GetOutput(0, dims);
+    moe(w, x.GetTensorData<float>(), logits, tokens, y.GetTensorMutableData<float>(),
+        Parallelism{QuantLinearKernel::run_parallel, &context});
+  }
+
+  template <typename T>
+  static const T* input(const Ort::KernelContext& context, std::size_t index, std::int64_t count, const char* name,
+                        const char* layout) {
+    const T* p = optional_input<T>(context, index, count, name, layout);
+    if (p == nullptr) throw std::runtime_error(std::string("q3vl.MoE: input ") + name + " is missing");
+    return p;
+  }
+
+  template <typename T>
+  static const T* optional_input(const Ort::KernelContext& context, std::size_t index, std::int64_t count,
+                                 const char* name, const char* layout) {
+    if (index >= context.GetInputCount()) return nullptr;
+    const Ort::ConstValue v = context.GetInput(index);
+    if (v == nullptr) return nullptr;
+    const auto n = static_cast<std::int64_t>(v.GetTensorTypeAndShapeInfo().GetElementCount());
+    if (n != count) {
+      throw std::runtime_error(std::string("q3vl.MoE: input ") + name + ": expected " + std::to_string(count) +
+                               " elements (" + layout + " for num_experts, k, hidden_size, intermediate_size, bits, "
+                               "block_size), got " + std::to_string(n));
+    }
+    return v.GetTensorData<T>();
+  }
+};
+
+struct MoEOp : Ort::CustomOpBase<MoEOp, MoEKernel, true> {
+  MoEOp() { install_shape_inference<MoEOp>(*this); }
+
+  // y: x's shape (last dimension hidden_size).
+  static void infer_shapes(Ort::ShapeInferContext& context, OrtShapeInferContext* raw) {
+    set_output_shapes(context, raw, kMoEX, {{0, context.GetAttrInt("hidden_size")}});
+  }
+
+  OrtStatusPtr CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* raw, void** kernel) const noexcept {
+    return as_status(ORT_INVALID_ARGUMENT, [&] {
+      Ort::ConstKernelInfo info(raw);
+      MoEShape shape;
+      shape.num_experts = info.GetAttribute<std::int64_t>("num_experts");
+      shape.k = info.GetAttribute<std::int64_t>("k");
+      shape.hidden_size = info.GetAttribute<std::int64_t>("hidden_size");
+      shape.intermediate_size = info.GetAttribute<std::int64_t>("intermediate_size");
+      shape.bits = static_cast<int>(info.GetAttribute<std::int64_t>("bits"));
+      shape.block_size = info.GetAttribute<std::int64_t>("block_size");
+      validate(shape, ("q3vl.MoE node " + info.GetNodeName()).c_str());
+      *kernel = new MoEKernel{shape};  // owned by ONNX Runtime: KernelDestroy deletes it
+    });
+  }
+
+  const char* GetName() const { return kMoEOp; }
+  std::size_t GetInputTypeCount() const { return kMoEInputCount; }
+  ONNXTensorElementDataType GetInputType(std::size_t index) const {
+    switch (index) {
+      case kMoEX:
+      case kMoELogits: return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+      case kFc1Scales:
+      case kFc2Scales: return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16;
+      default: return ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8;
+    }
+  }
+  OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(std::size_t index) const {
+    return index >= kFc1ZeroPoints ? OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_OPTIONAL
+                                   : OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_REQUIRED;
+  }
+  std::size_t GetOutputTypeCount() const { return 1; }
+  ONNXTensorElementDataType GetOutputType(std::size_t /*index*/) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
 };
 
 }  // namespace
@@ -379,12 +479,14 @@ void add_q3vl_ops(Ort::SessionOptions& options) {
   static QuantLinearOp<true> quant_swiglu_op;
   static QkNormRopeOp qk_norm_rope_op;
   static KvAttentionOp kv_attention_op;
+  static MoEOp moe_op;
   static Ort::CustomOpDomain domain = [] {
     Ort::CustomOpDomain d(kDomain);
     d.Add(&quant_linear_op);
     d.Add(&quant_swiglu_op);
     d.Add(&qk_norm_rope_op);
     d.Add(&kv_attention_op);
+    d.Add(&moe_op);
     return d;
   }();
   options.Add(domain);

@@ -1,7 +1,7 @@
 // The ONNX Runtime custom-op domain "q3vl": q3vl.QuantLinear and q3vl.QuantSwiGLU
-// (quant_linear.h), q3vl.QkNormRope (qk_norm_rope.h) and q3vl.KvAttention (kv_attention.h)
-// as nodes ONNX Runtime can run. Each op infers its outputs' shapes, so ONNX Runtime can
-// plan memory around it.
+// (quant_linear.h), q3vl.QkNormRope (qk_norm_rope.h), q3vl.KvAttention (kv_attention.h) and
+// q3vl.MoE (moe.h) as nodes ONNX Runtime can run. Each op infers its outputs' shapes, so
+// ONNX Runtime can plan memory around it.
 //
 //   y = q3vl.QuantLinear(x, weight, scales [, zero_points] [, bias])
 //     x            float32 [..., K]   (M = product of the leading dims; M = 1 is decode)
@@ -35,6 +35,16 @@
 //     attributes   num_heads, kv_num_heads, head_dim, scale (float)
 //     o            float32 [B, S, num_heads * head_dim];  present_*  float16 [B, kv_num_heads,
 //                  max(P, total_sequence_length), head_dim]
+//
+//   y = q3vl.MoE(x, router_logits, fc1, fc1_scales, fc2, fc2_scales [, fc1_zero_points, fc2_zero_points])
+//     x              float32 [..., H]   (T = product of the leading dims)
+//     router_logits  float32 [T, E]     raw logits (the op does softmax, top-k, renormalisation)
+//     fc1            uint8   [E, n_tiles(2I), k_blocks(H), 16·block_size·bits/8]  gate/up rows interleaved
+//     fc1_scales     float16 [E, n_tiles(2I), k_blocks(H), 16]
+//     fc2, fc2_scales        the same for [H, I]
+//     fc1_zero_points, fc2_zero_points  uint8 like the scales, optional ("" = symmetric)
+//     attributes     num_experts, k, hidden_size, intermediate_size, bits (4 | 8), block_size (32 | 64 | 128)
+//     y              float32 [..., H]
 // Threads come from the session's intra-op pool (KernelContext::ParallelFor); the op
 // keeps no thread pool and no copy of the weights (it reads the initializers in place,
 // which ONNX Runtime memory-maps from the package's external-data file).
