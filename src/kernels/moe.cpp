@@ -137,7 +137,8 @@ void matmul_item(void* data, std::size_t index) {
   const PackedWeightsView w = p.fc2 ? p.w->fc2_expert(item.expert) : p.w->fc1_expert(item.expert);
   const QuantizedActivations& a = p.fc2 ? p.s->a_rows : p.s->x_rows;
   float* out = p.fc2 ? p.s->o.data() : p.s->h.data();
-  for (std::int64_t t = item.t_begin; t < item.t_end; ++t) p.isa->tile_rows(w, a, t, item.m_begin, item.m_end, nullptr, out);
+  const TileOutput to{TileOutput::Kind::linear, out, w.shape.n, nullptr};  // rows of h [.., 2I] / o [.., H]
+  for (std::int64_t t = item.t_begin; t < item.t_end; ++t) p.isa->tile_rows(w, a, t, item.m_begin, item.m_end, to);
 }
 
 // a = silu(gate) * up for a chunk of sorted rows, then quantized for fc2.

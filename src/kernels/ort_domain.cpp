@@ -269,12 +269,6 @@ struct QkNormRopeOp : Ort::CustomOpBase<QkNormRopeOp, QkNormRopeKernel, true> {
 struct KvAttentionKernel {
   KvAttentionShape shape;
   std::string where;  // "q3vl.KvAttention node <name>"
-// y = q3vl.MoE(x, router_logits, fc1, fc1_scales, fc2, fc2_scales [, fc1_zero_points, fc2_zero_points]):
-// see ort_domain.h.
-enum MoEInput { kMoEX = 0, kMoELogits, kFc1, kFc1Scales, kFc2, kFc2Scales, kFc1ZeroPoints, kFc2ZeroPoints, kMoEInputCount };
-
-struct MoEKernel {
-  MoEShape shape;
 
   OrtStatusPtr ComputeV2(OrtKernelContext* raw) const noexcept {
     return as_status(ORT_FAIL, [&] { compute(Ort::KernelContext(raw)); });
@@ -374,6 +368,20 @@ struct KvAttentionOp : Ort::CustomOpBase<KvAttentionOp, KvAttentionKernel, true>
   ONNXTensorElementDataType GetOutputType(std::size_t index) const {
     return index == 0 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16;
   }
+};
+
+// y = q3vl.MoE(x, router_logits, fc1, fc1_scales, fc2, fc2_scales [, fc1_zero_points, fc2_zero_points]):
+// see ort_domain.h.
+enum MoEInput { kMoEX = 0, kMoELogits, kFc1, kFc1Scales, kFc2, kFc2Scales, kFc1ZeroPoints, kFc2ZeroPoints, kMoEInputCount };
+
+struct MoEKernel {
+  MoEShape shape;
+
+  OrtStatusPtr ComputeV2(OrtKernelContext* raw) const noexcept {
+    return as_status(ORT_FAIL, [&] { compute(Ort::KernelContext(raw)); });
+  }
+
+  void compute(Ort::KernelContext context) const {
     const Ort::ConstValue x = context.GetInput(kMoEX);
     const auto x_info = x.GetTensorTypeAndShapeInfo();
     const std::vector<std::int64_t> dims = x_info.GetShape();
