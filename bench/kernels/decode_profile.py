@@ -4,7 +4,8 @@
     q3vl bench --model PKG -p 0 -n 32 -d 512 -r 1 --warmup 0 --image none --profile /tmp/p
     bench/kernels/decode_profile.py /tmp/p.decoder_*.json [--embed /tmp/p.embed_*.json]
 
-A decode step is a decoder run whose GroupQueryAttention query has sequence length 1 (the
+A decode step is a decoder run whose attention query (GroupQueryAttention, or q3vl.KvAttention
+with a float16 KV cache) has sequence length 1 (the
 prefill runs of the same trace are left out). For those steps it prints, as markdown:
   - step time (model_run), the time inside nodes and the rest (executor + profiler
     overhead between nodes), nodes executed per step;
@@ -54,11 +55,14 @@ def shapes(node, key):
     return [next(iter(t.values())) for t in node["args"].get(key, [])]
 
 
+ATTENTION_OPS = {"GroupQueryAttention", "KvAttention"}
+
+
 def is_decode(nodes):
     for n in nodes:
-        if n["args"].get("op_name") == "GroupQueryAttention":
+        if n["args"].get("op_name") in ATTENTION_OPS:
             return shapes(n, "input_type_shape")[0][1] == 1
-    raise SystemExit("decode_profile: no GroupQueryAttention node in a run: not a q3vl decoder trace")
+    raise SystemExit("decode_profile: no GroupQueryAttention / KvAttention node in a run: not a q3vl decoder trace")
 
 
 def weight_bytes(node):
