@@ -10,10 +10,53 @@
 #include "kernels/qk_norm_rope.h"
 #include "kernels/quant_linear.h"
 
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define Q3VL_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define Q3VL_TSAN 1
+#endif
+#ifdef Q3VL_TSAN
+extern "C" void __tsan_acquire(void* addr);
+extern "C" void __tsan_release(void* addr);
+#endif
+
 namespace q3vl::kernels {
 namespace {
 
 enum Input { kX = 0, kWeight, kScales, kZeroPoints, kBias, kInputCount };
+
+// Runs fn(data, i), i < total, on the session's intra-op threads (KernelContext::ParallelFor).
+// Under ThreadSanitizer the hand-over is announced: ONNX Runtime (prebuilt, uninstrumented)
+// passes `data` to its workers and reports their completion through its own atomics, which
+// TSan cannot see, so the caller's job struct would look written by one thread and read by
+// another without synchronisation. The annotations state exactly the edges ParallelFor
+// guarantees: the caller's writes before the call happen before every item, and every
+// item happens before the call returns.
+void parallel_for(void* context, std::size_t total, void (*fn)(void*, std::size_t), void* data) {
+  auto& kernel_context = *static_cast<Ort::KernelContext*>(context);
+  // num_batch 0: ONNX Runtime splits `total` over its intra-op threads as it sees fit.
+#ifdef Q3VL_TSAN
+  struct Handoff {
+    void (*fn)(void*, std::size_t);
+    void* data;
+  } handoff{fn, data};
+  __tsan_release(&handoff);
+  kernel_context.ParallelFor(
+      [](void* h, std::size_t i) {
+        auto* x = static_cast<Handoff*>(h);
+        __tsan_acquire(x);
+        x->fn(x->data, i);
+        __tsan_release(x);
+      },
+      total, 0, &handoff);
+  __tsan_acquire(&handoff);
+#else
+  kernel_context.ParallelFor(fn, total, 0, data);
+#endif
+}
 
 // No exception may cross ONNX Runtime's C API: a kernel's error becomes a status with its message.
 template <typename Body>
@@ -118,8 +161,7 @@ struct QuantLinearKernel {
   }
 
   static void run_parallel(void* context, std::size_t total, void (*fn)(void*, std::size_t), void* data) {
-    // num_batch 0: ONNX Runtime splits `total` over its intra-op threads as it sees fit.
-    static_cast<Ort::KernelContext*>(context)->ParallelFor(fn, total, 0, data);
+    parallel_for(context, total, fn, data);
   }
 
   template <typename T>
