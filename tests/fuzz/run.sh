@@ -47,7 +47,7 @@ fi
 # Dictionaries: the JSON grammar for the JSON readers, chunk and marker names for images.
 dict_for() {
   case "$1" in
-    safetensors|model_config|side_configs|manifest|messages) echo "$HERE/dict/json.dict" ;;
+    safetensors|model_config|side_configs|manifest|messages|kl_reference) echo "$HERE/dict/json.dict" ;;
     image) echo "$HERE/dict/image.dict" ;;
     video) echo "$HERE/dict/video.dict" ;;
     chat_request) echo "$HERE/dict/chat_request.dict" ;;
