@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "builder/graph.h"
 #include "builder/quantize.h"
 #include "kernels/dispatch.h"
@@ -43,35 +44,10 @@ struct Layer {
 // Qwen3-VL 4B text decoder (hidden 2560, 32 q heads + 8 kv heads of 128, MLP 9728).
 const Layer kLayers[] = {{"qkv", 6144, 2560}, {"o", 2560, 4096}, {"gate_up", 19456, 2560}, {"down", 2560, 9728}};
 
-std::string read_line(const char* path, const char* key) {
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(key, 0) == 0) return line.substr(line.find(':') + 2);
-  }
-  return "?";
-}
-
-double cpu_seconds() {
-  timespec t{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
-}
-
-std::string load_average() {
-  std::ifstream in("/proc/loadavg");
-  std::string one;
-  in >> one;
-  return one;
-}
-
-std::vector<std::int64_t> parse_list(const char* text) {
-  std::vector<std::int64_t> out;
-  std::stringstream s(text);
-  std::string item;
-  while (std::getline(s, item, ',')) out.push_back(std::stoll(item));
-  return out;
-}
+using bench_util::cpu_seconds;
+using bench_util::load_average;
+using bench_util::parse_list;
+using bench_util::read_line;
 
 struct Variant {
   const char* label;

@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "builder/graph.h"
 #include "builder/kv_attention.h"
 #include "runtime/ort_session.h"
@@ -37,35 +38,10 @@ using namespace q3vl;
 
 constexpr std::int64_t kHeads = 32, kKvHeads = 8, kHeadDim = 128;
 
-std::string read_line(const char* path, const char* key) {
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(key, 0) == 0) return line.substr(line.find(':') + 2);
-  }
-  return "?";
-}
-
-double cpu_seconds() {
-  timespec t{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
-}
-
-std::string load_average() {
-  std::ifstream in("/proc/loadavg");
-  std::string one;
-  in >> one;
-  return one;
-}
-
-std::vector<std::int64_t> parse_list(const char* text) {
-  std::vector<std::int64_t> out;
-  std::stringstream s(text);
-  std::string item;
-  while (std::getline(s, item, ',')) out.push_back(std::stoll(item));
-  return out;
-}
+using bench_util::cpu_seconds;
+using bench_util::load_average;
+using bench_util::parse_list;
+using bench_util::read_line;
 
 enum class Variant { gqa_f32, gqa_f16, q3vl_f16 };
 const char* name(Variant v) {
