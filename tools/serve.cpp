@@ -41,14 +41,18 @@ RunFunction setup_serve(CLI::App& command) {
       ->capture_default_str();
   command.add_option("--threads", o->threads, "Threads per op (0 = all cores)")->capture_default_str();
   command.add_flag("--no-spin", *no_spin, "Idle ONNX Runtime threads sleep instead of spinning");
+  auto lazy_vision = std::make_shared<bool>(false);
+  command.add_flag("--lazy-vision", *lazy_vision,
+                   "Create the vision session on the first image or video request, not at startup");
   command.add_option("--shutdown-grace-ms", o->shutdown_grace_ms, "In-flight requests may finish this long after SIGTERM")
       ->capture_default_str();
   auto log_format = std::make_shared<std::string>("text");
   command.add_option("--log-format", *log_format, "Request log lines: text or json")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
-  return [o, no_spin, log_format] {
+  return [o, no_spin, lazy_vision, log_format] {
     o->allow_spinning = !*no_spin;
+    o->preload_vision = !*lazy_vision;
     o->log_format = *log_format == "json" ? server::LogFormat::json : server::LogFormat::text;
     return server::serve(*o);
   };

@@ -1,9 +1,10 @@
 // q3vl::Model — a loaded q3vl package (the directory `q3vl build` writes), ready to generate.
 //
 // Loading reads q3vl.json, checks its format version and that every graph and config file
-// it needs exists, and creates one ONNX Runtime session per graph (vision, embed, decoder)
-// on the process-wide environment (runtime/ort_env.h), plus the tokenizer, chat template,
-// processor configs and generation_config.json defaults.
+// it needs exists, and creates one ONNX Runtime session per graph (embed, decoder; vision
+// on the first image or video unless ModelOptions::preload_vision) on the process-wide
+// environment (runtime/ort_env.h), plus the tokenizer, chat template, processor configs
+// and generation_config.json defaults.
 //
 // Thread-safety: a Model is immutable after load; share it (std::shared_ptr<const Model>)
 // between any number of threads. Per-request state (KV cache, vision cache) lives in
@@ -38,6 +39,12 @@ struct ModelOptions {
   // Tokens per prefill call: long prompts run in chunks of this many tokens, bounding the
   // activations (not the KV cache). Must be >= 1.
   std::int64_t prefill_chunk_tokens = 512;
+  // Whether Model::load creates the vision session (true) or the first request with an
+  // image or video does (false). Lazy keeps a text-only run from paying the tower's
+  // memory (the 4B tower's session holds 0.6 GB at int8, 1.6 GB at fp32) and load time;
+  // eager moves that cost off the first media request (`q3vl serve` preloads). The
+  // vision graph's files are checked at load either way.
+  bool preload_vision = false;
   // Non-empty: profile every ONNX Runtime session of the model (`q3vl bench --profile`).
   // Each graph's trace, every node of every run with its time and shapes, is written as
   // "<profile_prefix>.<graph>_<timestamp>.json" (graph = vision, embed, decoder) when the

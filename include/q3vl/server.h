@@ -48,6 +48,9 @@ struct ServerOptions {
   std::int64_t max_pixels = 4096 * 4096;           // decoded width x height of an image or video frame (413 beyond)
   int threads = 0;                                 // ONNX Runtime intra-op threads (0 = all cores)
   bool allow_spinning = true;                      // `--no-spin` sets false
+  // Create the vision session at startup, so no request pays it (`--lazy-vision` sets
+  // false: a text-only deployment then never holds the tower's memory).
+  bool preload_vision = true;
   LogFormat log_format = LogFormat::text;
   int shutdown_grace_ms = 10000;  // in-flight requests may finish this long after SIGINT / SIGTERM
 };

@@ -78,7 +78,7 @@ BenchPackage describe_package(const Model& model) {
   p.decoder_precision = m.decoder_precision;
   p.vision_precision = m.vision_precision;
   p.quantization = describe_quantization(m);
-  p.has_vision = parts.vision.has_value();
+  p.has_vision = parts.vision.present();
   p.kv_bytes_per_token = 2 * m.num_hidden_layers * m.num_key_value_heads * m.head_dim *
                          static_cast<std::int64_t>(runtime::kv_element_bytes(runtime::parse_kv_dtype(m.kv_cache_dtype)));
   p.linear_weights = linear_weight_count(parts.config.text);

@@ -221,7 +221,7 @@ KlReference compute_kl_reference(const std::filesystem::path& reference_dir, con
     throw_error(ErrorKind::limit, "", "context", "at most " + std::to_string(ref.model->context_length()),
                 std::to_string(options.context));
   }
-  if (ref.parts.vision.has_value()) r.images = options.images;
+  if (ref.parts.vision.present()) r.images = options.images;
   const std::int64_t first = r.context / 2;
   const std::int64_t answer = answer_length(options, r.text_tokens);
   r.text_positions = r.chunks * (r.context - 1 - first);
@@ -294,7 +294,7 @@ KlReport score_kl(const KlReference& r, const std::filesystem::path& test_dir, c
     test.score_chunk(std::span<const std::int64_t>(ids.data() + c * r.context, static_cast<std::size_t>(r.context)),
                      first, compare);
   }
-  if (!r.images.empty() && !options.images.empty() && test.parts.vision.has_value()) {
+  if (!r.images.empty() && !options.images.empty() && test.parts.vision.present()) {
     into = &image_kl;
     const std::int64_t answer = answer_length(options, text_tokens);
     for (const BenchImageSize& size : r.images) {

@@ -31,21 +31,26 @@ std::unique_ptr<runtime::ModelParts> load_parts(const fs::path& dir, const Model
   session.intra_op_threads = options.intra_op_threads;
   session.inter_op_threads = options.inter_op_threads;
   session.allow_spinning = options.allow_spinning;
-  auto open = [&](const std::string& name) {
+  // Checks the graph's files now; the returned opener creates its session.
+  auto opener = [&](const std::string& name) {
     const PackageGraph& graph = manifest.graph(name);
-    if (!options.profile_prefix.empty()) session.profile_prefix = options.profile_prefix.string() + "." + name;
+    runtime::SessionConfig config = session;
+    if (!options.profile_prefix.empty()) config.profile_prefix = options.profile_prefix.string() + "." + name;
     require_file(dir, graph.weights_file, name + " graph weights");
-    return runtime::OrtSession(name, require_file(dir, graph.file, name + " graph"), session);
+    const fs::path file = require_file(dir, graph.file, name + " graph");
+    return [name, file, config] { return runtime::OrtSession(name, file, config); };
   };
+  auto open = [&](const std::string& name) { return opener(name)(); };
   require_file(dir, "tokenizer.json", "tokenizer");
   ModelConfig config = parse_model_config(manifest.source_config_json, "q3vl.json: source_config_json");
   auto parts = std::unique_ptr<runtime::ModelParts>(new runtime::ModelParts{
       dir, manifest, options, config, load_processor_config(dir),
       vision::GridTableParams::from_config(config.vision),
       runtime::load_generation_defaults(dir, manifest.tokens.eos_token_ids),
-      text::Tokenizer::load(dir), text::ChatTemplate::load(dir), std::nullopt, open("embed"),
+      text::Tokenizer::load(dir), text::ChatTemplate::load(dir),
+      manifest.has_graph("vision") ? runtime::LazySession(opener("vision")) : runtime::LazySession(), open("embed"),
       open("decoder"), {}});
-  if (manifest.has_graph("vision")) parts->vision.emplace(open("vision"));
+  if (options.preload_vision && parts->vision.present()) parts->vision.get();
   return parts;
 }
 

@@ -15,6 +15,7 @@
 #include "q3vl/model.h"
 #include "q3vl/processor.h"
 #include "q3vl/tokenizer.h"
+#include "runtime/lazy_session.h"
 #include "runtime/ort_session.h"
 #include "runtime/token_bytes.h"
 #include "vision/grid_tables.h"
@@ -31,7 +32,9 @@ struct ModelParts {
   GenerateOptions defaults;
   text::Tokenizer tokenizer;
   text::ChatTemplate chat_template;
-  mutable std::optional<OrtSession> vision;  // absent when the package has no vision graph
+  // Created on the first image or video (lazy_session.h); not present() when the package
+  // has no vision graph.
+  mutable LazySession vision;
   mutable OrtSession embed;
   mutable OrtSession decoder;
   mutable LazyTokenBytes token_bytes;  // TokenBytes::of(parts) builds it on first use

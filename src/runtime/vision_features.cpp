@@ -96,7 +96,7 @@ void VisionCache::collect(const std::vector<text::Message>& conversation, const 
       const text::ContentPart& part = (*parts)[j];
       if (part.type == text::ContentPart::Type::text) continue;
       const bool video = part.type == text::ContentPart::Type::video;
-      if (!parts_.vision) {
+      if (!parts_.vision.present()) {
         throw_error(ErrorKind::unsupported, parts_.dir.string(), "vision", "a package with vision.onnx",
                     "a text-only package given an image or video");
       }
@@ -213,7 +213,7 @@ void VisionCache::encode(std::vector<std::shared_ptr<VisionFeatures>>& items, st
                                                      rotary.sin.size(), rot_shape, 2));
     std::vector<const char*> out_names{io::kVisionMergedTokens};
     if (k > 0) out_names.push_back(io::kVisionDeepstackFeatures);
-    auto outputs = parts_.vision->run({io::kVisionPixelValues, io::kVisionPosEmbedIndices, io::kVisionPosEmbedWeights,
+    auto outputs = parts_.vision.get().run({io::kVisionPixelValues, io::kVisionPosEmbedIndices, io::kVisionPosEmbedWeights,
                                        io::kVisionRotaryCos, io::kVisionRotarySin},
                                       values, out_names);
     ++stats.vision_calls;

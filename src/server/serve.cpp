@@ -115,6 +115,7 @@ class Server {
       ModelOptions model_options;
       model_options.intra_op_threads = options_.threads;
       model_options.allow_spinning = options_.allow_spinning;
+      model_options.preload_vision = options_.preload_vision;
       loaded_.model = Model::load(options_.model, model_options);
       loaded_.starts_in_reasoning = starts_in_reasoning(*loaded_.model);
       if (options_.ctx_per_slot > loaded_.model->context_length()) {

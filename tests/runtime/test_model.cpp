@@ -1,10 +1,12 @@
 // Model::load: a complete package loads with generation_config defaults; a damaged one
-// (missing graph, newer manifest format) fails with a q3vl::Error naming the problem.
+// (missing graph, newer manifest format) fails with a q3vl::Error naming the problem; the
+// vision session waits for the first image unless preloaded.
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "q3vl/chat.h"
 #include "q3vl/error.h"
 #include "q3vl/model.h"
 #include "runtime/model_parts.h"
@@ -116,6 +118,69 @@ TEST(Model, GenerationConfigIntegersOutOfRangeAreConfigErrorsNamingTheField) {
   // In range, the same file loads: top_k 20 as in the checkpoint.
   std::ofstream(dir / "generation_config.json", std::ios::trunc) << original.dump(2);
   EXPECT_EQ(runtime::load_generation_defaults(dir, {151645}).sampling.top_k, 20);
+}
+
+text::Message text_message(const std::string& prompt) {
+  text::Message user;
+  user.role = "user";
+  user.content = prompt;
+  return user;
+}
+
+// A text-only conversation never creates the vision session; the first image does, and
+// the answer is the one a model with the session preloaded gives.
+TEST(Model, VisionSessionIsCreatedByTheFirstImage) {
+  const auto lazy = Model::load(runtime_package("tiny"));
+  EXPECT_TRUE(lazy->parts().vision.present());
+  EXPECT_FALSE(lazy->parts().vision.created());
+  const GenerateResult text_only = generate(lazy, {text_message("Describe a red square.")}, greedy_options(*lazy, 4));
+  EXPECT_EQ(text_only.token_ids.size(), 4u);
+  EXPECT_FALSE(lazy->parts().vision.created());
+
+  ModelOptions eager_options;
+  eager_options.preload_vision = true;
+  const auto eager = Model::load(runtime_package("tiny"), eager_options);
+  EXPECT_TRUE(eager->parts().vision.created());
+
+  const auto messages = golden_messages(GoldenSet::open().load_case("image_small"));
+  const GenerateResult a = generate(lazy, messages, greedy_options(*lazy, 8));
+  EXPECT_TRUE(lazy->parts().vision.created());
+  const GenerateResult b = generate(eager, messages, greedy_options(*eager, 8));
+  ASSERT_EQ(a.token_ids.size(), 8u);
+  EXPECT_EQ(a.token_ids, b.token_ids);
+  EXPECT_GT(a.usage.image_tokens, 0);
+}
+
+// A vision graph that ONNX Runtime cannot load (right size, wrong bytes: the cheap size
+// check at load passes) does not stop a lazy model from answering text; every image
+// request gets a runtime error naming the graph, and the session stays uncreated so
+// the next request tries again. Preloading reports the same error at load.
+TEST(Model, BrokenVisionGraphFailsTheImageRequestsNotTheLoad) {
+  const fs::path dir = linked_package("rt-broken-vision", {"vision.onnx"});
+  const auto size = fs::file_size(runtime_package("tiny") / "vision.onnx");
+  std::ofstream(dir / "vision.onnx", std::ios::binary) << std::string(size, '\x7f');
+  const auto model = Model::load(dir);
+  EXPECT_EQ(generate(model, {text_message("Hello")}, greedy_options(*model, 2)).token_ids.size(), 2u);
+  const auto messages = golden_messages(GoldenSet::open().load_case("image_small"));
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    try {
+      generate(model, messages, greedy_options(*model, 2));
+      ADD_FAILURE() << "attempt " << attempt << ": an image ran on a broken vision graph";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::runtime) << e.what();
+      EXPECT_NE(std::string(e.what()).find("vision"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(model->parts().vision.created());
+  }
+  ModelOptions eager;
+  eager.preload_vision = true;
+  try {
+    Model::load(dir, eager);
+    ADD_FAILURE() << "preloading a broken vision graph did not throw";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::runtime) << e.what();
+    EXPECT_NE(std::string(e.what()).find("vision"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Model, NotAPackage) {
