@@ -7,6 +7,10 @@
 //   - the previous output at that path is untouched until the swap, and the swap is
 //     one renameat2(RENAME_EXCHANGE), so the path always holds the old or the new
 //     output in full;
+//   - where the file system has no RENAME_EXCHANGE, the old output is first renamed
+//     to "<parent>/.<name>.previous-<pid>", then the new one into place: a crash
+//     between the two renames leaves the path empty until the next StagingDir for it,
+//     which renames the old output back;
 //   - temporaries are named "<parent>/.<name>.partial-<pid>"; each new StagingDir
 //     for the same output removes those whose process is gone, so no stale
 //     temporary survives the next run. A live process's temporary is left alone.
@@ -14,8 +18,10 @@
 // Fault injection (tests only): with Q3VL_FAULT_AT=<phase> in the environment the
 // process raises Q3VL_FAULT_SIGNAL (a number, default SIGKILL) when it reaches that
 // phase: "staging" (directory created), "writing" (the command's own mid-write
-// point, see fault_point), "commit" (everything written, before the swap), "swapped"
-// (new output in place, old one not yet removed). tests/support/crash_safety.h drives it.
+// point, see fault_point), "commit" (everything written, before the swap), "set_aside"
+// (fallback only: old output renamed aside, new one not yet in place), "swapped" (new
+// output in place, old one not yet removed). Q3VL_STAGING_NO_EXCHANGE=1 makes commit
+// take the fallback. tests/support/crash_safety.h drives them.
 #pragma once
 
 #include <filesystem>

@@ -59,6 +59,44 @@ void check_matrix_row(int signal, long file_limit_kb, const std::vector<std::str
 
 const std::vector<std::string> kPhases = {"staging", "writing", "commit", "swapped"};
 
+// Without RENAME_EXCHANGE (forced by Q3VL_STAGING_NO_EXCHANGE) the commit renames the
+// old package aside, then the new one into place. Killed between the two renames, the
+// path is empty until the next run for it, whose first step renames the old package
+// back: here that run is itself killed right after (phase "staging"), and the old
+// package is whole again. Killed anywhere else, the path holds the old package or the
+// complete new one, as with the exchange.
+TEST(CrashSafety, BuildWithoutRenameExchangeRestoresTheOldPackage) {
+  const std::string no_exchange = "Q3VL_STAGING_NO_EXCHANGE=1";
+  const auto out = testing::fresh_dir("crash-no-exchange") / "pkg";
+  ASSERT_EQ(testing::run_q3vl_with_fault(build_args(out, "fp32"), "", 0).status, 0);
+  const std::string old_tree = testing::tree_listing(out);
+  ASSERT_FALSE(old_tree.empty());
+  for (const std::string phase : {"commit", "set_aside", "swapped"}) {
+    const auto outcome = testing::run_q3vl_with_fault(build_args(out, "int8"), phase, SIGKILL, 0, no_exchange);
+    EXPECT_NE(outcome.status, 0) << phase;
+    const std::string tree = testing::tree_listing(out);
+    std::printf("matrix: build (no exchange) KILL %-9s -> %-18s path: %s, temporaries %zu\n", phase.c_str(),
+                outcome.describe().c_str(),
+                tree == old_tree ? "old package intact" : tree.empty() ? "empty (old set aside)" : "new package",
+                testing::temporaries_of(out).size());
+    if (phase == "set_aside") {
+      EXPECT_TRUE(tree.empty()) << "the old package should be set aside";
+      EXPECT_EQ(testing::temporaries_of(out).size(), 2u);  // the staged new package and the old one
+      testing::run_q3vl_with_fault(build_args(out, "int8"), "staging", SIGKILL, 0, no_exchange);
+      EXPECT_EQ(testing::tree_listing(out), old_tree) << "the next run did not restore the old package";
+    } else if (phase == "swapped") {
+      EXPECT_EQ(load_package_manifest(out).decoder_precision, "int8");
+      ASSERT_NO_THROW(verify_package_files(out, load_package_manifest(out)));
+    } else {
+      EXPECT_EQ(tree, old_tree) << phase;
+    }
+  }
+  // A clean fallback run replaces the package and leaves no temporary, old or new.
+  ASSERT_EQ(testing::run_q3vl_with_fault(build_args(out, "fp32"), "", 0, 0, no_exchange).status, 0);
+  EXPECT_EQ(testing::tree_listing(out), old_tree);
+  EXPECT_TRUE(testing::temporaries_of(out).empty());
+}
+
 TEST(CrashSafety, BuildKilledBySigkill) { check_matrix_row(SIGKILL, 0, kPhases); }
 TEST(CrashSafety, BuildKilledBySigterm) { check_matrix_row(SIGTERM, 0, kPhases); }
 TEST(CrashSafety, BuildKilledBySigint) { check_matrix_row(SIGINT, 0, kPhases); }

@@ -30,24 +30,28 @@ struct FaultOutcome {
 };
 
 // Runs `q3vl ARGS` killed at `phase` by `signal` (phase "" = no fault point); with
-// file_limit_kb > 0, under `ulimit -f` (SIGXFSZ, as a full disk stops a write).
+// file_limit_kb > 0, under `ulimit -f` (SIGXFSZ, as a full disk stops a write); `env`
+// ("NAME=value ...") is added to its environment.
 inline FaultOutcome run_q3vl_with_fault(const std::string& args, const std::string& phase, int signal,
-                                        long file_limit_kb = 0) {
+                                        long file_limit_kb = 0, const std::string& env = "") {
   std::string command;
   if (file_limit_kb > 0) command += "ulimit -f " + std::to_string(file_limit_kb) + "; ";
+  if (!env.empty()) command += env + " ";
   if (!phase.empty()) command += "Q3VL_FAULT_AT=" + phase + " Q3VL_FAULT_SIGNAL=" + std::to_string(signal) + " ";
   command += "exec " + quote(q3vl_exe()) + " " + args + " 2>/dev/null";
   return FaultOutcome{run_shell(command).status};
 }
 
-// The temporaries (".<name>.partial-<pid>") next to `out`.
+// The temporaries next to `out`: staging directories (".<name>.partial-<pid>") and old
+// outputs set aside by a fallback commit (".<name>.previous-<pid>").
 inline std::vector<std::string> temporaries_of(const std::filesystem::path& out) {
   std::vector<std::string> found;
-  const std::string prefix = "." + out.filename().string() + ".partial";
+  const std::string staging = "." + out.filename().string() + ".partial";
+  const std::string aside = "." + out.filename().string() + ".previous";
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(out.parent_path(), ec)) {
     const std::string name = entry.path().filename().string();
-    if (name.rfind(prefix, 0) == 0) found.push_back(name);
+    if (name.rfind(staging, 0) == 0 || name.rfind(aside, 0) == 0) found.push_back(name);
   }
   return found;
 }
