@@ -9,6 +9,7 @@
 
 #include "io/json_file.h"
 #include "io/manifest.h"
+#include "q3vl/bench.h"
 #include "q3vl/error.h"
 #include "q3vl/package.h"
 #include "runtime/genai_package_check.h"
@@ -114,7 +115,7 @@ RunFunction setup_inspect(CLI::App& command) {
         std::printf("  quantization %s, block %lld, %s, kernels %s\n", manifest.quantization.method.c_str(),
                     static_cast<long long>(manifest.quantization.block_size),
                     manifest.quantization.symmetric ? "symmetric" : "asymmetric",
-                    manifest.quantization.kernels == "q3vl" ? "q3vl (op domain q3vl: q3vl.QuantLinear, q3vl.MoE)"
+                    manifest.quantization.kernels == "q3vl" ? "q3vl (its q3vl.* ops: see ops below)"
                                                             : "ort (com.microsoft.MatMulNBits)");
       }
       if (manifest.vision_precision == "q8") {
@@ -142,6 +143,14 @@ RunFunction setup_inspect(CLI::App& command) {
       } catch (const Error& e) {
         problems.push_back(e.what());
       }
+      std::vector<std::pair<std::string, std::int64_t>> ops;
+      try {
+        ops = graph_domain_ops(*dir / graph.file);
+      } catch (const Error& e) {
+        problems.push_back(e.what());
+      }
+      entry["ops"] = io::Json::object();
+      for (const auto& [op, count] : ops) entry["ops"][op] = count;
       entry["session"] = problems.empty() ? "ok" : "failed";
       entry["problems"] = problems;
       failures += problems.empty() ? 0 : 1;
@@ -151,6 +160,12 @@ RunFunction setup_inspect(CLI::App& command) {
                     graph.precision.c_str(), problems.empty() ? "ok" : "FAILED");
         for (const auto& t : graph.inputs) std::printf("  in  %-28s %-8s %s\n", t.name.c_str(), t.dtype.c_str(), shape_text(t.shape).c_str());
         for (const auto& t : graph.outputs) std::printf("  out %-28s %-8s %s\n", t.name.c_str(), t.dtype.c_str(), shape_text(t.shape).c_str());
+        if (!ops.empty()) {
+          std::string line = "  ops";
+          for (const auto& [op, count] : ops) line += " " + op + " x" + std::to_string(count) + ",";
+          line.pop_back();
+          std::printf("%s\n", line.c_str());
+        }
         for (const auto& p : problems) std::printf("  problem: %s\n", p.c_str());
       }
     }

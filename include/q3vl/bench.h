@@ -25,6 +25,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "q3vl/model.h"
@@ -126,6 +127,12 @@ BenchMachine describe_machine();
 // The decoder weight figures of BenchPackage for a loaded model. Throws q3vl::Error(io /
 // format) if decoder.onnx or its weights file cannot be read.
 BenchPackage describe_package(const Model& model);
+
+// The operators a graph file uses outside ONNX's default domain ("q3vl.QuantLinear",
+// "com.microsoft.MatMulNBits") with their node counts, sorted by name: which kernels a
+// package runs. Reads the graph's structure only, not its external weights. Throws
+// q3vl::Error io / format naming the file.
+std::vector<std::pair<std::string, std::int64_t>> graph_domain_ops(const std::filesystem::path& onnx_file);
 
 // Renderings of a report. Markdown: a header block (machine, package) and one table row
 // per test, like llama-bench ("pp512", "tg128", "vision 448x448", "ttft 448x448").

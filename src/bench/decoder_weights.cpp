@@ -1,8 +1,9 @@
 // describe_package(): the decoder's weight bytes, read from decoder.onnx's initializers
-// (include/q3vl/bench.h says which bytes count and why).
+// (include/q3vl/bench.h says which bytes count and why); graph_domain_ops().
 #include <onnx/onnx_pb.h>
 
 #include <fstream>
+#include <map>
 
 #include "q3vl/bench.h"
 #include "q3vl/error.h"
@@ -49,6 +50,15 @@ bool is_linear(const std::string& name) {
   return name.find("_proj.") != std::string::npos || name.rfind("lm_head", 0) == 0;
 }
 
+// The graph structure of `path` (initializers without their external data).
+onnx::ModelProto read_graph(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw_error(ErrorKind::io, path.string(), "", "a readable ONNX graph", "cannot open it");
+  onnx::ModelProto proto;
+  if (!proto.ParseFromIstream(&in)) throw_error(ErrorKind::format, path.string(), "", "an ONNX ModelProto", "unparsable bytes");
+  return proto;
+}
+
 // Weights of the decoder's linear layers from config.json, independent of the format.
 std::int64_t linear_weight_count(const TextConfig& t) {
   const std::int64_t q = t.num_attention_heads * t.head_dim;
@@ -84,16 +94,23 @@ BenchPackage describe_package(const Model& model) {
   p.linear_weights = linear_weight_count(parts.config.text);
 
   const auto path = parts.dir / m.graph("decoder").file;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_error(ErrorKind::io, path.string(), "", "a readable decoder graph", "cannot open it");
-  onnx::ModelProto proto;
-  if (!proto.ParseFromIstream(&in)) throw_error(ErrorKind::format, path.string(), "", "an ONNX ModelProto", "unparsable bytes");
+  const onnx::ModelProto proto = read_graph(path);
   for (const auto& t : proto.graph().initializer()) {
     const std::int64_t bytes = initializer_bytes(t, path.string());
     p.decoder_weight_bytes += bytes;
     if (is_linear(t.name())) p.linear_weight_bytes += bytes;
   }
   return p;
+}
+
+std::vector<std::pair<std::string, std::int64_t>> graph_domain_ops(const std::filesystem::path& onnx_file) {
+  const onnx::ModelProto proto = read_graph(onnx_file);
+  std::map<std::string, std::int64_t> counts;
+  for (const auto& node : proto.graph().node()) {
+    if (node.domain().empty() || node.domain() == "ai.onnx") continue;
+    ++counts[node.domain() + "." + node.op_type()];
+  }
+  return {counts.begin(), counts.end()};
 }
 
 }  // namespace q3vl

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "builder/package_files.h"
@@ -148,6 +149,19 @@ TEST(Package, VisionQ8UsesQ3vlKernelsAndInspectSaysSo) {
   EXPECT_NE(shown.out.find("vision q8"), std::string::npos) << shown.out;
   EXPECT_NE(shown.out.find("vision kernels q3vl (q3vl.QuantLinear"), std::string::npos) << shown.out;
   EXPECT_NE(shown.out.find("graph vision (vision.onnx, q8): session ok"), std::string::npos) << shown.out;
+  // Each graph's non-standard ops with their node counts: one KvAttention and one QuantSwiGLU
+  // per decoder layer.
+  const std::string layers = std::to_string(load_package_manifest(root / "p").num_hidden_layers);
+  EXPECT_NE(shown.out.find("q3vl.KvAttention x" + layers + ","), std::string::npos) << shown.out;
+  EXPECT_NE(shown.out.find("q3vl.QuantSwiGLU x" + layers), std::string::npos) << shown.out;
+  const ShellOutput json = run_shell(q3vl_exe().string() + " inspect --json " + quote(root / "p"));
+  ASSERT_EQ(json.status, 0) << json.out;
+  const auto report = nlohmann::json::parse(json.out);
+  std::int64_t vision_linears = 0;
+  for (const auto& graph : report["sessions"]) {
+    if (graph["name"] == "vision") vision_linears = graph["ops"].value("q3vl.QuantLinear", 0);
+  }
+  EXPECT_GT(vision_linears, 0) << json.out;
 
   o.out_dir = root / "g";
   o.target = "ort-genai";
