@@ -13,7 +13,9 @@
 //             + vision graph, Timings::vision_ms) and TTFT (request -> first token,
 //             Timings::ttft_ms); the prompt's image token count is reported.
 // Bytes per decode token are the decoder's weight bytes (bench_decoder_weights()): every
-// initializer of decoder.onnx, inline or external, counted once. The embedding table is
+// initializer of decoder.onnx, inline or external, counted once, except that an MoE
+// layer's stacked expert tensors count k/E of their bytes (num_experts_per_tok of
+// num_experts: the experts one token reads). The embedding table is
 // in embed.onnx and is not counted (a decode step reads one row of it); neither is the KV
 // cache, reported separately as kv_bytes_per_token (bytes a step reads per context token).
 //

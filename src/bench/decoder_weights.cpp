@@ -59,6 +59,10 @@ onnx::ModelProto read_graph(const std::filesystem::path& path) {
   return proto;
 }
 
+// An MoE layer's expert tensors (builder: "...mlp.experts.fc1", ".fc2" and their scales),
+// all E experts stacked.
+bool is_expert(const std::string& name) { return name.find(".mlp.experts.") != std::string::npos; }
+
 // Weights of the decoder's linear layers from config.json, independent of the format.
 std::int64_t linear_weight_count(const TextConfig& t) {
   const std::int64_t q = t.num_attention_heads * t.head_dim;
@@ -95,8 +99,14 @@ BenchPackage describe_package(const Model& model) {
 
   const auto path = parts.dir / m.graph("decoder").file;
   const onnx::ModelProto proto = read_graph(path);
+  const TextConfig& text = parts.config.text;
   for (const auto& t : proto.graph().initializer()) {
     const std::int64_t bytes = initializer_bytes(t, path.string());
+    if (text.num_experts > 0 && is_expert(t.name())) {
+      // A token reads its k experts of E: k/E of the layer's expert bytes.
+      p.decoder_weight_bytes += bytes / text.num_experts * text.num_experts_per_tok;
+      continue;
+    }
     p.decoder_weight_bytes += bytes;
     if (is_linear(t.name())) p.linear_weight_bytes += bytes;
   }

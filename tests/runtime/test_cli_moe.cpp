@@ -26,6 +26,37 @@ std::filesystem::path build(const std::string& checkpoint, const std::string& pr
   return out;
 }
 
+// `q3vl bench` counts the bytes one decode token reads: an MoE layer's stacked experts
+// count k/E of their bytes (the k experts a token is routed to), everything else in full.
+// Checked against the FP32 parameter count from config.json: 4 bytes per weight.
+TEST(CliMoe, BenchCountsTheExpertsATokenReads) {
+  const auto package = build("tiny-moe", "fp32");
+  const ShellOutput r = run_shell(quote(q3vl_exe()) + " bench --model " + quote(package) +
+                                  " -p 8 -n 2 -r 1 --warmup 0 --image none --threads 1 --output json --quiet");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const std::int64_t reported = nlohmann::json::parse(r.out).at("package").at("decoder_weight_bytes");
+
+  const auto config = nlohmann::json::parse(std::ifstream(checkpoint_dir("tiny-moe") / "config.json"));
+  const auto& t = config.at("text_config");
+  const std::int64_t h = t.at("hidden_size"), hd = t.at("head_dim"), layers = t.at("num_hidden_layers");
+  const std::int64_t q = std::int64_t{t.at("num_attention_heads")} * hd, kv = std::int64_t{t.at("num_key_value_heads")} * hd;
+  const std::int64_t experts = t.at("num_experts"), top_k = t.at("num_experts_per_tok");
+  const std::int64_t expert_width = t.at("moe_intermediate_size"), dense_width = t.at("intermediate_size");
+  const auto dense_layers = t.at("mlp_only_layers").get<std::vector<std::int64_t>>();
+  const std::int64_t sparse_step = t.at("decoder_sparse_step"), vocab = t.at("vocab_size");
+  std::int64_t weights = h + vocab * h;  // final norm, lm_head (untied)
+  for (std::int64_t l = 0; l < layers; ++l) {
+    weights += h * (q + 2 * kv) + q * h + 2 * h + 2 * hd;  // attention, its norms, q/k norms
+    const bool moe = std::find(dense_layers.begin(), dense_layers.end(), l) == dense_layers.end() &&
+                     (l + 1) % sparse_step == 0;
+    // MoE: the router, and k of the E experts' gate, up and down projections.
+    weights += moe ? experts * h + top_k * 3 * expert_width * h : 3 * dense_width * h;
+  }
+  // The rest: shape constants and rotary frequencies, a few hundred bytes inline.
+  EXPECT_GE(reported - 4 * weights, 0);
+  EXPECT_LT(reported - 4 * weights, 4096);
+}
+
 TEST(CliMoe, RunGreedyMatchesHfInBothLayouts) {
   for (const char* checkpoint : {"tiny-moe", "tiny-moe-hf5"}) {
     const auto package = build(checkpoint, "fp32");
