@@ -63,13 +63,17 @@ onnx::ModelProto read_graph(const std::filesystem::path& path) {
 // all E experts stacked.
 bool is_expert(const std::string& name) { return name.find(".mlp.experts.") != std::string::npos; }
 
-// Weights of the decoder's linear layers from config.json, independent of the format.
+// Weights of the decoder's linear layers from config.json, independent of the format:
+// attention, the dense MLPs and lm_head (an MoE layer's router and experts are not
+// *_proj layers; their bytes are not in linear_weight_bytes either).
 std::int64_t linear_weight_count(const TextConfig& t) {
   const std::int64_t q = t.num_attention_heads * t.head_dim;
   const std::int64_t kv = t.num_key_value_heads * t.head_dim;
   const std::int64_t attention = t.hidden_size * (q + 2 * kv) + q * t.hidden_size;
   const std::int64_t mlp = 3 * t.hidden_size * t.intermediate_size;
-  return t.num_hidden_layers * (attention + mlp) + t.hidden_size * t.vocab_size;
+  std::int64_t count = t.hidden_size * t.vocab_size;
+  for (std::int64_t l = 0; l < t.num_hidden_layers; ++l) count += attention + (t.is_moe_layer(l) ? 0 : mlp);
+  return count;
 }
 
 std::string describe_quantization(const PackageManifest& m) {

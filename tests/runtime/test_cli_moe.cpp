@@ -34,7 +34,8 @@ TEST(CliMoe, BenchCountsTheExpertsATokenReads) {
   const ShellOutput r = run_shell(quote(q3vl_exe()) + " bench --model " + quote(package) +
                                   " -p 8 -n 2 -r 1 --warmup 0 --image none --threads 1 --output json --quiet");
   ASSERT_EQ(r.status, 0) << r.out;
-  const std::int64_t reported = nlohmann::json::parse(r.out).at("package").at("decoder_weight_bytes");
+  const auto report = nlohmann::json::parse(r.out).at("package");
+  const std::int64_t reported = report.at("decoder_weight_bytes");
 
   const auto config = nlohmann::json::parse(std::ifstream(checkpoint_dir("tiny-moe") / "config.json"));
   const auto& t = config.at("text_config");
@@ -45,13 +46,18 @@ TEST(CliMoe, BenchCountsTheExpertsATokenReads) {
   const auto dense_layers = t.at("mlp_only_layers").get<std::vector<std::int64_t>>();
   const std::int64_t sparse_step = t.at("decoder_sparse_step"), vocab = t.at("vocab_size");
   std::int64_t weights = h + vocab * h;  // final norm, lm_head (untied)
+  std::int64_t linears = vocab * h;      // the *_proj layers and lm_head
   for (std::int64_t l = 0; l < layers; ++l) {
     weights += h * (q + 2 * kv) + q * h + 2 * h + 2 * hd;  // attention, its norms, q/k norms
+    linears += h * (q + 2 * kv) + q * h;
     const bool moe = std::find(dense_layers.begin(), dense_layers.end(), l) == dense_layers.end() &&
                      (l + 1) % sparse_step == 0;
     // MoE: the router, and k of the E experts' gate, up and down projections.
     weights += moe ? experts * h + top_k * 3 * expert_width * h : 3 * dense_width * h;
+    linears += moe ? 0 : 3 * dense_width * h;
   }
+  EXPECT_EQ(report.at("linear_weights").get<std::int64_t>(), linears);
+  EXPECT_EQ(report.at("linear_weight_bytes").get<std::int64_t>(), 4 * linears);
   // The rest: shape constants and rotary frequencies, a few hundred bytes inline.
   EXPECT_GE(reported - 4 * weights, 0);
   EXPECT_LT(reported - 4 * weights, 4096);
