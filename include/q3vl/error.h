@@ -50,7 +50,9 @@ class Error : public std::runtime_error {
   ErrorInfo info_;
 };
 
-// Builds "file: field: expected X, got Y" / "file: field: detail" messages.
+// Builds "file: field: expected X, got Y" / "file: field: detail" messages. A NUL byte in
+// any part is written as the six characters \u0000, so what() (a C string) holds the
+// whole message; info() keeps the parts as given.
 std::string format_error(const ErrorInfo& info);
 
 // Shorthands for the common shapes of error. All throw q3vl::Error.

@@ -36,7 +36,18 @@ std::string format_error(const ErrorInfo& info) {
   }
   append_part(info.detail);
   if (message.empty()) message = std::string(to_string(info.kind)) + " error";
-  return message;
+  // what() is a C string: a NUL inside a quoted name (a client's JSON key) would end it
+  // there, dropping the rest of the message.
+  std::string visible;
+  visible.reserve(message.size());
+  for (const char c : message) {
+    if (c == '\0') {
+      visible += "\\u0000";
+    } else {
+      visible += c;
+    }
+  }
+  return visible;
 }
 
 Error::Error(ErrorInfo info) : std::runtime_error(format_error(info)), info_(std::move(info)) {}

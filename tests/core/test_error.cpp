@@ -18,6 +18,19 @@ TEST(Error, MessageNamesFileFieldExpectedAndGot) {
   }
 }
 
+// Long fuzz finding (chat_request): a messages key holding a NUL reached the server as a
+// q3vl::Error whose what() stopped at the NUL, short of the rest of the field and message.
+TEST(Error, NulInAPartIsWrittenOutSoWhatHoldsTheWholeMessage) {
+  const std::string field = std::string("messages[0].r0") + '\0' + "0/x";
+  try {
+    throw_error(ErrorKind::format, "", field, "one of the keys role, content", "unknown key");
+    FAIL() << "throw_error returned";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "messages[0].r0\\u00000/x: expected one of the keys role, content, got unknown key");
+    EXPECT_EQ(e.info().field, field);
+  }
+}
+
 TEST(Error, DetailOnlyMessage) {
   try {
     throw_error(ErrorKind::io, "/tmp/x.safetensors", "file is truncated");

@@ -201,6 +201,12 @@ TEST(ChatRequest, ControlCharactersInAFieldNameAreEscapedInParamAndMessage) {
   EXPECT_EQ(e.param.value_or(""), "tools[0].f\\u0000x\\u000Ay");
   const std::string message = e.what();
   EXPECT_EQ(message, "tools[0].f\\u0000x\\u000Ay: unknown field (expected \"type\", \"function\")");
+  // The same through the messages parser (a q3vl::Error turned into the ApiError).
+  const ApiError nested = error_of(R"({"messages": [{"r0\u0000/x": 1, "role": "user", "content": "hi"}]})");
+  EXPECT_EQ(nested.status, 400);
+  ASSERT_TRUE(nested.param.has_value());
+  EXPECT_NE(nested.param->find("r0\\u0000/x"), std::string::npos) << *nested.param;
+  EXPECT_NE(std::string(nested.what()).find(*nested.param), std::string::npos) << nested.what();
   const ApiError top = error_of(R"({"a\rb": 1, )" + user + "}");
   EXPECT_EQ(top.param.value_or(""), "a\\u000Db");
   EXPECT_EQ(std::string(top.what()), "a\\u000Db: unknown field");
