@@ -10,6 +10,7 @@ extern "C" {
 }
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 
 #include "io/image_codecs.h"
@@ -116,6 +117,7 @@ void decode_video_frames(const std::filesystem::path& path, const std::vector<st
   std::unique_ptr<AVPacket, PacketFree> packet(av_packet_alloc());
   std::unique_ptr<AVFrame, FrameFree> frame(av_frame_alloc());
   std::unique_ptr<SwsContext, SwsFree> sws;
+  std::vector<std::uint8_t> scratch;  // swscale's padded destination (see convert)
   std::size_t next = 0;
   std::int64_t frame_number = 0;
 
@@ -142,10 +144,21 @@ void decode_video_frames(const std::filesystem::path& path, const std::vector<st
     Image image;
     image.width = frame->width;
     image.height = frame->height;
-    image.rgb.resize(static_cast<std::size_t>(image.width) * image.height * 3);
-    std::uint8_t* dst[4] = {image.rgb.data(), nullptr, nullptr, nullptr};
-    int dst_stride[4] = {image.width * 3, 0, 0, 0};
+    // swscale's SIMD converters write whole vectors of pixels, past the end of a row
+    // (long-run fuzz finding: 42 bytes past a 2x24 yuv420p frame's last row, a heap
+    // overflow ASan saw only later as a corrupted chunk: FFmpeg is not instrumented). So
+    // it writes into rows with 128 spare bytes (32 RGB pixels), the stride a multiple of
+    // 64, and the rows are copied out tightly.
+    const std::size_t row = static_cast<std::size_t>(image.width) * 3;
+    const std::size_t stride = (row + 128 + 63) / 64 * 64;
+    scratch.resize(stride * static_cast<std::size_t>(image.height));
+    std::uint8_t* dst[4] = {scratch.data(), nullptr, nullptr, nullptr};
+    int dst_stride[4] = {static_cast<int>(stride), 0, 0, 0};
     sws_scale(sws.get(), frame->data, frame->linesize, 0, frame->height, dst, dst_stride);
+    image.rgb.resize(row * image.height);
+    for (int y = 0; y < image.height; ++y) {
+      std::memcpy(image.rgb.data() + row * y, scratch.data() + stride * y, row);
+    }
     return image;
   };
   auto drain = [&]() {
