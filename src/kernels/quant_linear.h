@@ -29,7 +29,8 @@
 //   weight  uint8 [n_tiles, k_blocks, 16·B·bits/8]  one tile-block = B/32 sub-blocks of
 //                                                   32 k, each 16·32·bits/8 = 64·bits bytes
 //                                                   of 64-byte vectors; in each vector,
-//                                                   dword r = row r of the tile:
+//                                                   dword r = row r of the tile (k below
+//                                                   counts from the sub-block's start):
 //       8-bit: 8 groups, group g covers k = 4g .. 4g+3: byte j of dword r = q[r, 4g+j].
 //       4-bit (uniform and nl): 4 groups, group g covers k = 8g .. 8g+7:
 //         byte j of dword r (j = 0..3) = q[r, 8g+j] | q[r, 8g+4+j] << 4
