@@ -1,6 +1,13 @@
 // kernels_bench: q3vl.QuantLinear vs MatMulNBits (levels 0 and 4) on 4B-shaped layers.
 //
-//   kernels_bench [--threads N] [--seconds S] [--layers qkv,o,gate_up,down,lm_head] [--rows 1,128,512]
+//   kernels_bench [--threads N] [--seconds S] [--layers q,qkv,o,gate_up,down] [--rows 1,128,512]
+//                 [--formats int4,nl4,int5,int6,int8 [--rounds R]]
+//
+// --formats: instead of the MatMulNBits comparison, q3vl.QuantLinear in each weight format
+// (quant_linear.h; block 32, symmetric, random codes: speed does not depend on them), the
+// formats measured alternately R times (one session each, created once) and the median of
+// the rounds reported, so a change in the machine's load hits every format alike.
+// GB/s counts the bytes each format actually reads (bits/8 + 2/32 per weight).
 //
 // Each variant is a one-node graph in its own ONNX Runtime session (the same threads and
 // session options q3vl uses), fed the same random x; the weights are the same int4 codes
@@ -15,6 +22,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <cstdio>
@@ -42,7 +50,19 @@ struct Layer {
   std::int64_t n, k;
 };
 // Qwen3-VL 4B text decoder (hidden 2560, 32 q heads + 8 kv heads of 128, MLP 9728).
-const Layer kLayers[] = {{"qkv", 6144, 2560}, {"o", 2560, 4096}, {"gate_up", 19456, 2560}, {"down", 2560, 9728}};
+const Layer kLayers[] = {{"q", 4096, 2560},          {"qkv", 6144, 2560}, {"o", 2560, 4096},
+                         {"gate_up", 19456, 2560}, {"down", 2560, 9728}};
+
+struct FormatSpec {
+  const char* name;
+  int bits;
+  kernels::WeightGrid grid;
+};
+const FormatSpec kFormats[] = {{"int4", 4, kernels::WeightGrid::uniform},
+                               {"nl4", 4, kernels::WeightGrid::nl},
+                               {"int5", 5, kernels::WeightGrid::uniform},
+                               {"int6", 6, kernels::WeightGrid::uniform},
+                               {"int8", 8, kernels::WeightGrid::uniform}};
 
 using bench_util::cpu_seconds;
 using bench_util::load_average;
@@ -92,6 +112,65 @@ std::vector<Variant> write_graphs(const std::filesystem::path& dir, const Layer&
   return out;
 }
 
+// One q3vl.QuantLinear graph per format in `names`: random bytes are valid codes in every
+// format's tile layout, and random fp16 scales in [2^-8, 2^-7).
+std::vector<Variant> write_format_graphs(const std::filesystem::path& dir, const Layer& layer,
+                                         const std::vector<std::string>& names) {
+  std::vector<Variant> out;
+  std::mt19937 rng(3);
+  for (const FormatSpec& f : kFormats) {
+    if (std::find(names.begin(), names.end(), f.name) == names.end()) continue;
+    const kernels::QuantLinearShape s{layer.n, layer.k, f.bits, 32, f.grid};
+    std::vector<std::uint8_t> weight(static_cast<std::size_t>(s.weight_bytes()));
+    for (auto& b : weight) b = static_cast<std::uint8_t>(rng());
+    std::vector<std::uint16_t> scales(static_cast<std::size_t>(s.scale_count()));
+    for (auto& v : scales) v = static_cast<std::uint16_t>(0x1C00 + rng() % 0x400);
+    const auto file = dir / (std::string(layer.name) + "_" + f.name + ".onnx");
+    builder::Graph g(f.name, dir / (file.filename().string() + ".data"));
+    const builder::Value x = g.input("x", builder::DType::f32, {"rows", layer.k});
+    std::vector<builder::Attr> attributes{{"K", s.k}, {"N", s.n}, {"bits", f.bits}, {"block_size", s.block_size}};
+    if (f.grid == kernels::WeightGrid::nl) attributes.emplace_back("grid", "nl");
+    g.output(g.op("q3vl.QuantLinear",
+                  {x, g.initializer_u8("w", {s.n_tiles(), s.k_blocks(), s.tile_block_bytes()}, weight),
+                   g.initializer_f16("s", {s.n_tiles(), s.k_blocks(), 16}, scales)},
+                  attributes),
+             "y", builder::DType::f32, {"rows", layer.n});
+    g.save(file);
+    out.push_back({f.name, file, static_cast<double>(weight.size() + 2 * scales.size())});
+  }
+  return out;
+}
+
+// "a,b,c" -> {"a", "b", "c"}.
+std::vector<std::string> parse_names(const char* text) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) out.push_back(item);
+  return out;
+}
+
+struct Timing {
+  double wall = 0, cpu = 0;  // seconds per call
+};
+
+Timing time_calls(runtime::OrtSession& session, std::vector<Ort::Value>& inputs, double seconds) {
+  int calls = 0;
+  const auto start = std::chrono::steady_clock::now();
+  const double cpu_start = cpu_seconds();
+  double elapsed = 0;
+  do {
+    session.run({"x"}, inputs, {"y"});
+    ++calls;
+    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  } while (elapsed < seconds);
+  return {elapsed / calls, (cpu_seconds() - cpu_start) / calls};
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -99,14 +178,19 @@ int main(int argc, char** argv) {
   double seconds = 1.0;
   std::vector<std::int64_t> rows = {1, 128, 512};
   std::string only;
+  std::vector<std::string> formats;
+  int rounds = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--threads") threads = std::atoi(argv[i + 1]);
+    else if (flag == "--formats") formats = parse_names(argv[i + 1]);
+    else if (flag == "--rounds") rounds = std::max(1, std::atoi(argv[i + 1]));
     else if (flag == "--seconds") seconds = std::atof(argv[i + 1]);
     else if (flag == "--rows") rows = parse_list(argv[i + 1]);
     else if (flag == "--layers") only = argv[i + 1];
     else {
-      std::fprintf(stderr, "usage: kernels_bench [--threads N] [--seconds S] [--rows 1,128] [--layers qkv,down]\n");
+      std::fprintf(stderr, "usage: kernels_bench [--threads N] [--seconds S] [--rows 1,128] [--layers qkv,down] "
+                           "[--formats int4,nl4,int5,int6,int8 [--rounds R]]\n");
       return 2;
     }
   }
@@ -115,13 +199,14 @@ int main(int argc, char** argv) {
   std::printf("machine: %s, %d threads, q3vl isa %s, load average (1 min) at start %s\n",
               read_line("/proc/cpuinfo", "model name").c_str(), threads, kernels::to_string(kernels::active_isa()),
               load_average().c_str());
+  if (!formats.empty()) std::printf("formats mode: %d alternating rounds, medians\n", rounds);
   std::printf("| layer | N x K | M | kernel | ms/call | GB/s (weights) | GOPS | CPU ms/call | GOPS per CPU-s |\n"
               "|---|---|---|---|---|---|---|---|---|\n");
   runtime::SessionConfig config;
   config.intra_op_threads = threads;
   for (const Layer& layer : kLayers) {
     if (!only.empty() && (',' + only + ',').find(std::string(",") + layer.name + ",") == std::string::npos) continue;
-    const auto variants = write_graphs(dir, layer);
+    const auto variants = formats.empty() ? write_graphs(dir, layer) : write_format_graphs(dir, layer, formats);
     for (std::int64_t m : rows) {
       std::vector<float> x(static_cast<std::size_t>(m * layer.k));
       std::mt19937 rng(2);
@@ -129,26 +214,28 @@ int main(int argc, char** argv) {
       for (auto& v : x) v = normal(rng);
       std::vector<std::int64_t> shape{m, layer.k};
       const auto memory = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+      std::vector<runtime::OrtSession> sessions;
+      std::vector<Ort::Value> inputs;
+      inputs.push_back(Ort::Value::CreateTensor<float>(memory, x.data(), x.size(), shape.data(), shape.size()));
       for (const Variant& v : variants) {
-        runtime::OrtSession session(v.label, v.path, config);
-        std::vector<Ort::Value> inputs;
-        inputs.push_back(Ort::Value::CreateTensor<float>(memory, x.data(), x.size(), shape.data(), shape.size()));
-        session.run({"x"}, inputs, {"y"});  // warm-up (and MatMulNBits' prepack)
-        int calls = 0;
-        const auto start = std::chrono::steady_clock::now();
-        const double cpu_start = cpu_seconds();
-        double elapsed = 0;
-        do {
-          session.run({"x"}, inputs, {"y"});
-          ++calls;
-          elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        } while (elapsed < seconds);
-        const double per_call = elapsed / calls;
-        const double cpu_per_call = (cpu_seconds() - cpu_start) / calls;
+        sessions.emplace_back(v.label, v.path, config);
+        sessions.back().run({"x"}, inputs, {"y"});  // warm-up (and MatMulNBits' prepack)
+      }
+      // Rounds alternate the variants; each variant's figure is its median round.
+      std::vector<std::vector<double>> wall(variants.size()), cpu(variants.size());
+      for (int r = 0; r < rounds; ++r) {
+        for (std::size_t i = 0; i < variants.size(); ++i) {
+          const Timing t = time_calls(sessions[i], inputs, seconds);
+          wall[i].push_back(t.wall);
+          cpu[i].push_back(t.cpu);
+        }
+      }
+      for (std::size_t i = 0; i < variants.size(); ++i) {
+        const double per_call = median(wall[i]), cpu_per_call = median(cpu[i]);
         const double ops = 2.0 * static_cast<double>(m * layer.n * layer.k);
         std::printf("| %s | %lld x %lld | %lld | %s | %.3f | %.1f | %.0f | %.3f | %.0f |\n", layer.name,
                     static_cast<long long>(layer.n), static_cast<long long>(layer.k), static_cast<long long>(m),
-                    v.label, per_call * 1e3, v.weight_bytes / per_call / 1e9, ops / per_call / 1e9,
+                    variants[i].label, per_call * 1e3, variants[i].weight_bytes / per_call / 1e9, ops / per_call / 1e9,
                     cpu_per_call * 1e3, ops / cpu_per_call / 1e9);
         std::fflush(stdout);
       }

@@ -9,12 +9,17 @@
 //          exact) is the same product with |pair| <= 2·128·127 = 32512 < 32767. (The
 //          other way round, sign(q - 128, a), breaks on q = 0: -(-128) wraps.) The recentring is
 //          undone exactly in the zero-point term: Σ q·a − z·S = Σ (q−128)·a + (128 − z)·S.
+//   nl4:   u = grid + 128 would saturate the same way, so it takes the 8-bit route with
+//          c = u - 128 = the grid value itself (vpshufb from a 16-byte table), z = 128.
+//   5/6-bit: codes <= 63: a pair sums to at most 16002, never saturates (the 4-bit route).
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "kernels/dispatch.h"
+#include "kernels/weight_grid.h"
 
 namespace q3vl::kernels {
 namespace {
@@ -32,15 +37,82 @@ inline __m256i dot4(__m256i u8, __m256i s8) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u8, s8), _mm256_set1_epi16(1));
 }
 
-template <int Bits, int MR>
+template <int Shift>
+inline __m256i shift16(__m256i v) {
+  if constexpr (Shift > 0) return _mm256_slli_epi16(v, Shift);
+  if constexpr (Shift < 0) return _mm256_srli_epi16(v, -Shift);
+  return v;
+}
+
+constexpr int bits_of(WeightFormat f) {
+  return f == WeightFormat::int5 ? 5 : f == WeightFormat::int6 ? 6 : f == WeightFormat::int8 ? 8 : 4;
+}
+
+// int8 and nl4 go through signed weights c (q - 128, or the grid value) and the |c| x
+// sign(a, c) product; the others multiply their unsigned codes directly.
+constexpr bool signed_weights(WeightFormat f) { return f == WeightFormat::int8 || f == WeightFormat::nl4; }
+
+// Per 32-byte half of a sub-block: the high-bit planes (5-, 6-bit) or the grid (nl4).
+struct SubBlockExtras {
+  __m256i planes[2];
+  __m256i grid;  // kNl4Grid as signed bytes, in each 128-bit lane
+};
+
+// Vector I of a sub-block's half (quant_linear.h): 8 rows x 4 k as unsigned codes, or as
+// signed weights c for signed_weights(F).
+template <WeightFormat F, int I>
+inline __m256i weight_vector(const std::uint8_t* half, const SubBlockExtras& extras) {
+  if constexpr (F == WeightFormat::int8) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(half + I * kGroupBytes));
+    return _mm256_xor_si256(v, _mm256_set1_epi8(static_cast<char>(0x80)));  // q - 128 as a signed byte
+  } else {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(half + I / 2 * kGroupBytes));
+    const __m256i low = _mm256_set1_epi8(0x0F);
+    const __m256i nibble = I % 2 == 0 ? _mm256_and_si256(v, low) : _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+    if constexpr (F == WeightFormat::int5) {
+      return _mm256_or_si256(nibble, _mm256_and_si256(shift16<4 - I>(extras.planes[0]), _mm256_set1_epi8(0x10)));
+    } else if constexpr (F == WeightFormat::int6) {
+      return _mm256_or_si256(nibble,
+                             _mm256_and_si256(shift16<4 - 2 * (I % 4)>(extras.planes[I / 4]), _mm256_set1_epi8(0x30)));
+    } else if constexpr (F == WeightFormat::nl4) {
+      return _mm256_shuffle_epi8(extras.grid, nibble);
+    } else {
+      return nibble;
+    }
+  }
+}
+
+// acc[i] += the 32-k dot products of one sub-block half for activation row i (8 tile rows).
+template <WeightFormat F, int MR, int... I>
+inline void sub_block_dots(const std::uint8_t* half, const SubBlockExtras& extras, const std::int8_t* const* act,
+                           std::int64_t k0, __m256i* acc, std::integer_sequence<int, I...> /*vectors*/) {
+  (
+      [&] {
+        const __m256i v = weight_vector<F, I>(half, extras);
+        if constexpr (signed_weights(F)) {
+          const __m256i magnitude = _mm256_abs_epi8(v);  // <= 128: fits a u8
+          for (int i = 0; i < MR; ++i) {
+            acc[i] = _mm256_add_epi32(acc[i], dot4(magnitude, _mm256_sign_epi8(broadcast4(act[i] + k0 + I * 4), v)));
+          }
+        } else {
+          for (int i = 0; i < MR; ++i) acc[i] = _mm256_add_epi32(acc[i], dot4(v, broadcast4(act[i] + k0 + I * 4)));
+        }
+      }(),
+      ...);
+}
+
+template <WeightFormat F, int MR>
 void tile_block_rows(const PackedWeightsView& w, const QuantizedActivations& a, std::int64_t tile, std::int64_t m0,
                      const TileOutput& output) {
+  constexpr int kBits = bits_of(F);
   const QuantLinearShape& s = w.shape;
   const std::int64_t k_blocks = s.k_blocks(), subs = s.block_size / kActBlock, act_blocks = a.blocks_per_row();
   const std::int64_t tile_bytes = s.tile_block_bytes();
-  constexpr std::int64_t kSubBytes = kActBlock * Bits / 8 * kTileRows;
-  // Bits == 8 works on q - 128; the zero-point term then uses (128 - z) with a plus sign.
-  constexpr std::int32_t kRecentre = Bits == 8 ? 128 : 0;
+  constexpr std::int64_t kSubBytes = kActBlock * kBits / 8 * kTileRows;
+  // Signed weights are u - 128 (nl: u = grid + 128, z = 128); the zero-point term then
+  // uses (z - 128).
+  constexpr std::int32_t kRecentre = signed_weights(F) ? 128 : 0;
+  constexpr std::int32_t kSymmetricZero = F == WeightFormat::nl4 ? 128 : 1 << (kBits - 1);
   const std::int8_t* act[MR];
   const float* d[MR];
   const std::int32_t* sums[MR];
@@ -51,8 +123,10 @@ void tile_block_rows(const PackedWeightsView& w, const QuantizedActivations& a, 
     sums[i] = a.sums.data() + (m0 + i) * act_blocks;
     out[i][0] = out[i][1] = _mm256_setzero_ps();
   }
-  const __m256i low = _mm256_set1_epi8(0x0F);
-  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  SubBlockExtras extras{};
+  if constexpr (F == WeightFormat::nl4) {
+    extras.grid = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kNl4Grid.data())));
+  }
   for (std::int64_t b = 0; b < k_blocks; ++b) {
     const std::int64_t tb = tile * k_blocks + b;
     const std::uint8_t* blob = w.weight + tb * tile_bytes;
@@ -62,7 +136,7 @@ void tile_block_rows(const PackedWeightsView& w, const QuantizedActivations& a, 
       scale[h] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales + tb * kTileRows + h * 8)));
       zero[h] = w.zero_points ? _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(
                                     w.zero_points + tb * kTileRows + h * 8)))
-                              : _mm256_set1_epi32(1 << (Bits - 1));
+                              : _mm256_set1_epi32(kSymmetricZero);
       zero[h] = _mm256_sub_epi32(zero[h], _mm256_set1_epi32(kRecentre));
     }
     for (std::int64_t sub = 0; sub < subs; ++sub) {
@@ -70,29 +144,17 @@ void tile_block_rows(const PackedWeightsView& w, const QuantizedActivations& a, 
       const std::int64_t k0 = j * kActBlock;
       const std::uint8_t* groups = blob + sub * kSubBytes;
       __m256i acc[MR][2];
-      for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_si256();
       for (int h = 0; h < 2; ++h) {
-        if constexpr (Bits == 4) {
-          for (int g = 0; g < 4; ++g) {
-            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(groups + g * kGroupBytes + h * 32));
-            const __m256i lo = _mm256_and_si256(v, low);
-            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
-            for (int i = 0; i < MR; ++i) {
-              acc[i][h] = _mm256_add_epi32(acc[i][h], dot4(lo, broadcast4(act[i] + k0 + g * 8)));
-              acc[i][h] = _mm256_add_epi32(acc[i][h], dot4(hi, broadcast4(act[i] + k0 + g * 8 + 4)));
-            }
-          }
-        } else {
-          for (int g = 0; g < 8; ++g) {
-            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(groups + g * kGroupBytes + h * 32));
-            const __m256i centred = _mm256_xor_si256(v, flip);  // q - 128 as a signed byte
-            const __m256i magnitude = _mm256_abs_epi8(centred);  // |q - 128| <= 128: fits a u8
-            for (int i = 0; i < MR; ++i) {
-              const __m256i av = broadcast4(act[i] + k0 + g * 4);
-              acc[i][h] = _mm256_add_epi32(acc[i][h], dot4(magnitude, _mm256_sign_epi8(av, centred)));
-            }
+        const std::uint8_t* half = groups + h * 32;
+        if constexpr (kBits == 5 || kBits == 6) {
+          for (int c = 0; c < kBits - 4; ++c) {
+            extras.planes[c] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(half + (4 + c) * kGroupBytes));
           }
         }
+        __m256i half_acc[MR];
+        for (int i = 0; i < MR; ++i) half_acc[i] = _mm256_setzero_si256();
+        sub_block_dots<F, MR>(half, extras, act, k0, half_acc, std::make_integer_sequence<int, 8>{});
+        for (int i = 0; i < MR; ++i) acc[i][h] = half_acc[i];
       }
       for (int i = 0; i < MR; ++i) {
         const __m256i sum = _mm256_set1_epi32(sums[i][j]);
@@ -112,20 +174,22 @@ void tile_block_rows(const PackedWeightsView& w, const QuantizedActivations& a, 
   }
 }
 
-template <int Bits>
-void tile_rows_bits(const PackedWeightsView& w, const QuantizedActivations& a, std::int64_t tile, std::int64_t m_begin,
-                    std::int64_t m_end, const TileOutput& out) {
+template <WeightFormat F>
+void tile_rows_format(const PackedWeightsView& w, const QuantizedActivations& a, std::int64_t tile,
+                      std::int64_t m_begin, std::int64_t m_end, const TileOutput& out) {
   std::int64_t m = m_begin;
-  for (; m + kMaxRows <= m_end; m += kMaxRows) tile_block_rows<Bits, kMaxRows>(w, a, tile, m, out);
-  if (m < m_end) tile_block_rows<Bits, 1>(w, a, tile, m, out);
+  for (; m + kMaxRows <= m_end; m += kMaxRows) tile_block_rows<F, kMaxRows>(w, a, tile, m, out);
+  if (m < m_end) tile_block_rows<F, 1>(w, a, tile, m, out);
 }
 
 void tile_rows(const PackedWeightsView& w, const QuantizedActivations& a, std::int64_t tile, std::int64_t m_begin,
                std::int64_t m_end, const TileOutput& out) {
-  if (w.shape.bits == 4) {
-    tile_rows_bits<4>(w, a, tile, m_begin, m_end, out);
-  } else {
-    tile_rows_bits<8>(w, a, tile, m_begin, m_end, out);
+  switch (w.shape.format()) {
+    case WeightFormat::int4: tile_rows_format<WeightFormat::int4>(w, a, tile, m_begin, m_end, out); break;
+    case WeightFormat::int5: tile_rows_format<WeightFormat::int5>(w, a, tile, m_begin, m_end, out); break;
+    case WeightFormat::int6: tile_rows_format<WeightFormat::int6>(w, a, tile, m_begin, m_end, out); break;
+    case WeightFormat::int8: tile_rows_format<WeightFormat::int8>(w, a, tile, m_begin, m_end, out); break;
+    case WeightFormat::nl4: tile_rows_format<WeightFormat::nl4>(w, a, tile, m_begin, m_end, out); break;
   }
 }
 

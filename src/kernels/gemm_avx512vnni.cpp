@@ -2,7 +2,8 @@
 // CPUID says the CPU has it).
 //
 // One 64-byte weight group holds 16 rows x 4 k as unsigned bytes (4-bit: twice, in the
-// two nibbles), so vpdpbusd(acc, group, broadcast 4 int8 activations) adds 4 products
+// two nibbles; 5/6-bit: the nibbles plus bits from a high-bit plane; nl4: the nibbles
+// looked up in a 16-byte table by vpshufb), so vpdpbusd(acc, group, broadcast 4 int8 activations) adds 4 products
 // to each row's int32 lane: 16 rows advance together with no horizontal sums. GEMM
 // keeps MR activation rows (up to 8) in registers and unpacks each group once for all of
 // them; decode (M = 1) is the same loop with MR = 1, bound by memory bandwidth.
@@ -10,8 +11,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "kernels/dispatch.h"
+#include "kernels/weight_grid.h"
 
 namespace q3vl::kernels {
 namespace {
@@ -79,13 +82,75 @@ inline void store_row(const TileOutput& out, __m512 acc, std::int64_t tile, std:
   _mm256_mask_storeu_ps(dst + tile * kSwiGLUPairs, static_cast<__mmask8>((1u << pairs) - 1u), _mm256_mul_ps(silu, u));
 }
 
-template <int Bits, int MR>
+template <int Shift>
+inline __m512i shift16(__m512i v) {
+  if constexpr (Shift > 0) return _mm512_slli_epi16(v, Shift);
+  if constexpr (Shift < 0) return _mm512_srli_epi16(v, -Shift);
+  return v;
+}
+
+constexpr int bits_of(WeightFormat f) {
+  return f == WeightFormat::int5 ? 5 : f == WeightFormat::int6 ? 6 : f == WeightFormat::int8 ? 8 : 4;
+}
+
+// The zero point when there are no zero points: 2^(bits-1), or nl's 128 (quant_linear.h).
+constexpr std::int32_t symmetric_zero(WeightFormat f) { return f == WeightFormat::nl4 ? 128 : 1 << (bits_of(f) - 1); }
+
+// What one sub-block's weight vectors need besides their groups: the high-bit planes
+// (5-, 6-bit) or the grid lookup table (nl4).
+struct SubBlockExtras {
+  __m512i planes[2];
+  __m512i grid;  // kNl4Grid[q] + 128 as unsigned bytes, in each 128-bit lane
+};
+
+// Nibble vector I of a sub-block (quant_linear.h) as the unsigned bytes u the math multiplies.
+template <WeightFormat F, int I>
+inline __m512i weight_vector(const std::uint8_t* sub, const SubBlockExtras& extras) {
+  const __m512i v = _mm512_loadu_si512(sub + I / 2 * kGroupBytes);
+  const __m512i low = _mm512_set1_epi8(0x0F);
+  const __m512i nibble = I % 2 == 0 ? _mm512_and_si512(v, low) : _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+  // 0xF8: A | (B & C), here nibble | (shifted plane & the high-bit mask).
+  if constexpr (F == WeightFormat::int5) {
+    return _mm512_ternarylogic_epi32(nibble, shift16<4 - I>(extras.planes[0]), _mm512_set1_epi8(0x10), 0xF8);
+  } else if constexpr (F == WeightFormat::int6) {
+    return _mm512_ternarylogic_epi32(nibble, shift16<4 - 2 * (I % 4)>(extras.planes[I / 4]), _mm512_set1_epi8(0x30),
+                                     0xF8);
+  } else if constexpr (F == WeightFormat::nl4) {
+    return _mm512_shuffle_epi8(extras.grid, nibble);
+  } else {
+    return nibble;
+  }
+}
+
+// acc[i] += the 32-k dot products of one sub-block for activation row i, 16 tile rows at once.
+template <WeightFormat F, int MR, int... I>
+inline void sub_block_dots(const std::uint8_t* sub, const SubBlockExtras& extras, const std::int8_t* const* act,
+                           std::int64_t k0, __m512i* acc, std::integer_sequence<int, I...> /*vectors*/) {
+  if constexpr (F == WeightFormat::int8) {
+    (
+        [&] {
+          const __m512i v = _mm512_loadu_si512(sub + I * kGroupBytes);
+          for (int i = 0; i < MR; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], v, broadcast4(act[i] + k0 + I * 4));
+        }(),
+        ...);
+  } else {
+    (
+        [&] {
+          const __m512i u = weight_vector<F, I>(sub, extras);
+          for (int i = 0; i < MR; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], u, broadcast4(act[i] + k0 + I * 4));
+        }(),
+        ...);
+  }
+}
+
+template <WeightFormat F, int MR>
 void tile_block_rows(const PackedWeightsView& w, const QuantizedActivations& a, std::int64_t tile, std::int64_t m0,
                      const TileOutput& output) {
+  constexpr int kBits = bits_of(F);
   const QuantLinearShape& s = w.shape;
   const std::int64_t k_blocks = s.k_blocks(), subs = s.block_size / kActBlock, act_blocks = a.blocks_per_row();
   const std::int64_t tile_bytes = s.tile_block_bytes();
-  constexpr std::int64_t kSubBytes = kActBlock * Bits / 8 * kTileRows;  // 32 k of 16 rows
+  constexpr std::int64_t kSubBytes = kActBlock * kBits / 8 * kTileRows;  // 32 k of 16 rows
   const std::int8_t* act[MR];
   const float* d[MR];
   const std::int32_t* sums[MR];
@@ -96,40 +161,34 @@ void tile_block_rows(const PackedWeightsView& w, const QuantizedActivations& a, 
     sums[i] = a.sums.data() + (m0 + i) * act_blocks;
     out[i] = _mm512_setzero_ps();
   }
-  const __m512i low = _mm512_set1_epi8(0x0F);
-  const std::int32_t symmetric_zero = 1 << (Bits - 1);
+  SubBlockExtras extras{};
+  if constexpr (F == WeightFormat::nl4) {
+    // Replicated in memory rather than by vbroadcasti32x4 (GCC 12's intrinsic trips -Wuninitialized).
+    std::uint8_t table[64];
+    for (int q = 0; q < 64; ++q) table[q] = static_cast<std::uint8_t>(kNl4Grid[static_cast<std::size_t>(q % 16)] + 128);
+    extras.grid = _mm512_loadu_si512(table);
+  }
+  constexpr int kVectors = 8;  // per 32 k: 8 groups (8-bit) or 8 nibble vectors
   for (std::int64_t b = 0; b < k_blocks; ++b) {
     const std::int64_t tb = tile * k_blocks + b;
     const std::uint8_t* blob = w.weight + tb * tile_bytes;
     const __m512 scale = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.scales + tb * kTileRows)));
     const __m512i zero = w.zero_points ? _mm512_cvtepu8_epi32(_mm_loadu_si128(
                                              reinterpret_cast<const __m128i*>(w.zero_points + tb * kTileRows)))
-                                       : _mm512_set1_epi32(symmetric_zero);
+                                       : _mm512_set1_epi32(symmetric_zero(F));
     for (std::int64_t sub = 0; sub < subs; ++sub) {
       const std::int64_t j = b * subs + sub;
       const std::int64_t k0 = j * kActBlock;
       const std::uint8_t* groups = blob + sub * kSubBytes;
+      if constexpr (kBits == 5 || kBits == 6) {
+        for (int c = 0; c < kBits - 4; ++c) extras.planes[c] = _mm512_loadu_si512(groups + (4 + c) * kGroupBytes);
+      }
       __m512i acc[MR];
       for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_si512();
-      if constexpr (Bits == 4) {
-        for (int g = 0; g < 4; ++g) {
-          const __m512i v = _mm512_loadu_si512(groups + g * kGroupBytes);
-          const __m512i lo = _mm512_and_si512(v, low);
-          const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
-          for (int i = 0; i < MR; ++i) {
-            acc[i] = _mm512_dpbusd_epi32(acc[i], lo, broadcast4(act[i] + k0 + g * 8));
-            acc[i] = _mm512_dpbusd_epi32(acc[i], hi, broadcast4(act[i] + k0 + g * 8 + 4));
-          }
-        }
-      } else {
-        for (int g = 0; g < 8; ++g) {
-          const __m512i v = _mm512_loadu_si512(groups + g * kGroupBytes);
-          for (int i = 0; i < MR; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], v, broadcast4(act[i] + k0 + g * 4));
-        }
-      }
+      sub_block_dots<F, MR>(groups, extras, act, k0, acc, std::make_integer_sequence<int, kVectors>{});
       for (int i = 0; i < MR; ++i) {
         const __m512i correction = w.zero_points ? _mm512_mullo_epi32(zero, _mm512_set1_epi32(sums[i][j]))
-                                                 : _mm512_set1_epi32(symmetric_zero * sums[i][j]);
+                                                 : _mm512_set1_epi32(symmetric_zero(F) * sums[i][j]);
         const __m512 dot = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i], correction));
         out[i] = _mm512_fmadd_ps(dot, _mm512_mul_ps(scale, _mm512_set1_ps(d[i][j])), out[i]);
       }
@@ -138,29 +197,31 @@ void tile_block_rows(const PackedWeightsView& w, const QuantizedActivations& a, 
   for (int i = 0; i < MR; ++i) store_row(output, out[i], tile, m0 + i);
 }
 
-template <int Bits>
-void tile_rows_bits(const PackedWeightsView& w, const QuantizedActivations& a, std::int64_t tile, std::int64_t m_begin,
-                    std::int64_t m_end, const TileOutput& out) {
+template <WeightFormat F>
+void tile_rows_format(const PackedWeightsView& w, const QuantizedActivations& a, std::int64_t tile,
+                      std::int64_t m_begin, std::int64_t m_end, const TileOutput& out) {
   std::int64_t m = m_begin;
-  for (; m + kMaxRows <= m_end; m += kMaxRows) tile_block_rows<Bits, kMaxRows>(w, a, tile, m, out);
+  for (; m + kMaxRows <= m_end; m += kMaxRows) tile_block_rows<F, kMaxRows>(w, a, tile, m, out);
   switch (m_end - m) {
-    case 7: tile_block_rows<Bits, 7>(w, a, tile, m, out); break;
-    case 6: tile_block_rows<Bits, 6>(w, a, tile, m, out); break;
-    case 5: tile_block_rows<Bits, 5>(w, a, tile, m, out); break;
-    case 4: tile_block_rows<Bits, 4>(w, a, tile, m, out); break;
-    case 3: tile_block_rows<Bits, 3>(w, a, tile, m, out); break;
-    case 2: tile_block_rows<Bits, 2>(w, a, tile, m, out); break;
-    case 1: tile_block_rows<Bits, 1>(w, a, tile, m, out); break;
+    case 7: tile_block_rows<F, 7>(w, a, tile, m, out); break;
+    case 6: tile_block_rows<F, 6>(w, a, tile, m, out); break;
+    case 5: tile_block_rows<F, 5>(w, a, tile, m, out); break;
+    case 4: tile_block_rows<F, 4>(w, a, tile, m, out); break;
+    case 3: tile_block_rows<F, 3>(w, a, tile, m, out); break;
+    case 2: tile_block_rows<F, 2>(w, a, tile, m, out); break;
+    case 1: tile_block_rows<F, 1>(w, a, tile, m, out); break;
     default: break;
   }
 }
 
 void tile_rows(const PackedWeightsView& w, const QuantizedActivations& a, std::int64_t tile, std::int64_t m_begin,
                std::int64_t m_end, const TileOutput& out) {
-  if (w.shape.bits == 4) {
-    tile_rows_bits<4>(w, a, tile, m_begin, m_end, out);
-  } else {
-    tile_rows_bits<8>(w, a, tile, m_begin, m_end, out);
+  switch (w.shape.format()) {
+    case WeightFormat::int4: tile_rows_format<WeightFormat::int4>(w, a, tile, m_begin, m_end, out); break;
+    case WeightFormat::int5: tile_rows_format<WeightFormat::int5>(w, a, tile, m_begin, m_end, out); break;
+    case WeightFormat::int6: tile_rows_format<WeightFormat::int6>(w, a, tile, m_begin, m_end, out); break;
+    case WeightFormat::int8: tile_rows_format<WeightFormat::int8>(w, a, tile, m_begin, m_end, out); break;
+    case WeightFormat::nl4: tile_rows_format<WeightFormat::nl4>(w, a, tile, m_begin, m_end, out); break;
   }
 }
 

@@ -4,16 +4,18 @@
 
 #include "kernels/activation_quant.h"
 #include "kernels/dispatch.h"
+#include "kernels/pack.h"
+#include "kernels/weight_grid.h"
 #include "io/dtype.h"
 
 namespace q3vl::kernels {
 namespace {
 
-// Code of (tile row r, block-local k) in one tile-block.
-int code_at(const std::uint8_t* blob, int bits, std::int64_t r, std::int64_t k) {
-  if (bits == 8) return blob[(k / 4) * kGroupBytes + r * 4 + k % 4];
-  const std::uint8_t byte = blob[(k / 8) * kGroupBytes + r * 4 + k % 4];
-  return k % 8 < 4 ? byte & 0x0F : byte >> 4;
+// The unsigned byte u the math multiplies (quant_linear.h): the code, or for nl its grid
+// value + 128.
+int weight_byte(const std::uint8_t* blob, const QuantLinearShape& s, std::int64_t r, std::int64_t k) {
+  const int code = tile_code(blob, s.bits, r, k);
+  return s.grid == WeightGrid::nl ? kNl4Grid[static_cast<std::size_t>(code)] + 128 : code;
 }
 
 void tile_rows(const PackedWeightsView& w, const QuantizedActivations& a, std::int64_t tile, std::int64_t m_begin,
@@ -32,14 +34,17 @@ void tile_rows(const PackedWeightsView& w, const QuantizedActivations& a, std::i
         const std::int64_t tb = tile * k_blocks + b;
         const std::uint8_t* blob = w.weight + tb * s.tile_block_bytes();
         const float scale = io::f16_to_f32(w.scales[tb * kTileRows + r]);
-        const std::int32_t zero = w.zero_points ? w.zero_points[tb * kTileRows + r] : 1 << (s.bits - 1);
+        // nl: 128, the offset weight_byte added (the symmetric zero point of 8 bits).
+        const std::int32_t zero = w.zero_points                   ? w.zero_points[tb * kTileRows + r]
+                                  : s.grid == WeightGrid::nl ? 128
+                                                             : 1 << (s.bits - 1);
         float block = 0.0f;
         for (std::int64_t sub = 0; sub < subs; ++sub) {
           const std::int64_t j = b * subs + sub;
           std::int32_t dot = 0;
           for (std::int64_t kk = 0; kk < kActBlock; ++kk) {
             const std::int64_t k = sub * kActBlock + kk;
-            dot += code_at(blob, s.bits, r, k) * act[b * s.block_size + k];
+            dot += weight_byte(blob, s, r, k) * act[b * s.block_size + k];
           }
           block += d[j] * static_cast<float>(dot - zero * sums[j]);
         }

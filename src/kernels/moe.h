@@ -10,8 +10,8 @@
 //   h   = fc1_e x                      fc1_e [2I, H]: row 2j = gate j, row 2j+1 = up j
 //   a_j = silu(h_2j) * h_2j+1          (SwiGLU, j < I)
 //   y  += w_e * fc2_e a                fc2_e [H, I]
-// Each fc1_e / fc2_e is a quant_linear.h matrix (int8 activations in 32-value blocks, 4 or
-// 8-bit weights), so x and a are quantized exactly as QuantLinear quantizes its input.
+// Each fc1_e / fc2_e is a quant_linear.h matrix (int8 activations in 32-value blocks, any
+// of its weight formats), so x and a are quantized exactly as QuantLinear quantizes its input.
 //
 // ---- How it runs -------------------------------------------------------------------
 // Tokens are taken in passes of at most kTokensPerPass. In a pass the (token, expert)
@@ -47,15 +47,16 @@ struct MoEShape {
   std::int64_t k = 0;                  // experts per token, 1..E
   std::int64_t hidden_size = 0;        // H
   std::int64_t intermediate_size = 0;  // I (moe_intermediate_size)
-  int bits = 4;                        // 4 or 8
+  int bits = 4;                        // 4, 5, 6 or 8 (nl: 4)
   std::int64_t block_size = 32;        // 32, 64 or 128
+  WeightGrid grid = WeightGrid::uniform;
 
-  QuantLinearShape fc1() const { return {2 * intermediate_size, hidden_size, bits, block_size}; }
-  QuantLinearShape fc2() const { return {hidden_size, intermediate_size, bits, block_size}; }
+  QuantLinearShape fc1() const { return {2 * intermediate_size, hidden_size, bits, block_size, grid}; }
+  QuantLinearShape fc2() const { return {hidden_size, intermediate_size, bits, block_size, grid}; }
 };
 
 // Throws q3vl::Error(usage) naming `where` unless E >= 1, 1 <= k <= E, H and I are
-// positive and bits / block_size are valid for QuantLinear.
+// positive and bits / block_size / grid are valid for QuantLinear.
 void validate(const MoEShape& shape, const char* where);
 
 // All experts' weights, viewed (non-owning: the ONNX Runtime tensors or the test's buffers

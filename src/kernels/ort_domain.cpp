@@ -9,6 +9,7 @@
 #include "kernels/moe.h"
 #include "kernels/qk_norm_rope.h"
 #include "kernels/quant_linear.h"
+#include "q3vl/error.h"
 
 #if defined(__has_feature)
 #if __has_feature(thread_sanitizer)
@@ -110,6 +111,22 @@ void set_output_shapes(Ort::ShapeInferContext& context, OrtShapeInferContext* ra
   }
 }
 
+// The optional string attribute "grid" (quant_linear.h's WeightGrid): "uniform" when the
+// node has none, so packages written before the attribute existed load unchanged.
+WeightGrid grid_attribute(const Ort::ConstKernelInfo& info, const std::string& where) {
+  std::size_t size = 0;
+  // Asked through the C API: a missing attribute is an error status there, not an exception.
+  OrtStatus* status = Ort::GetApi().KernelInfoGetAttribute_string(info, "grid", nullptr, &size);
+  if (status != nullptr) {
+    Ort::GetApi().ReleaseStatus(status);
+    return WeightGrid::uniform;
+  }
+  const std::string text = info.GetAttribute<std::string>("grid");
+  if (text == to_string(WeightGrid::uniform)) return WeightGrid::uniform;
+  if (text == to_string(WeightGrid::nl)) return WeightGrid::nl;
+  throw_error(ErrorKind::usage, where, "grid", "\"uniform\" or \"nl\"", "\"" + text + "\"");
+}
+
 // Installs TOp::infer_shapes as the op's shape-inference function. Set directly rather
 // than through CustomOpBase's InferOutputShape hook, whose wrapper builds the context
 // outside any try: here no exception can cross the C API.
@@ -149,6 +166,9 @@ struct QuantLinearKernel {
     w.scales = reinterpret_cast<const std::uint16_t*>(
         tensor<Ort::Float16_t>(context, kScales, shape.scale_count(), "scales"));
     w.zero_points = optional_tensor<std::uint8_t>(context, kZeroPoints, shape.scale_count(), "zero_points");
+    if (w.zero_points != nullptr && shape.grid == WeightGrid::nl) {
+      throw std::runtime_error(std::string("q3vl.") + op + ": input zero_points: expected none with grid \"nl\"");
+    }
     const float* bias = swiglu ? nullptr : optional_tensor<float>(context, kBias, shape.n, "bias");
     dims.back() = width;
     Ort::UnownedValue y = context.GetOutput(0, dims);
@@ -208,7 +228,9 @@ struct QuantLinearOp : Ort::CustomOpBase<QuantLinearOp<Swiglu>, QuantLinearKerne
       k.shape.n = Swiglu && k.width > 0 ? swiglu_stacked_rows(k.width) : k.width;
       k.shape.bits = static_cast<int>(info.GetAttribute<std::int64_t>("bits"));
       k.shape.block_size = info.GetAttribute<std::int64_t>("block_size");
-      validate(k.shape, (std::string("q3vl.") + GetName() + " node " + info.GetNodeName()).c_str());
+      const std::string where = std::string("q3vl.") + GetName() + " node " + info.GetNodeName();
+      k.shape.grid = grid_attribute(info, where);
+      validate(k.shape, where.c_str());
       *kernel = new QuantLinearKernel{k};  // owned by ONNX Runtime: KernelDestroy deletes it
     });
   }
@@ -448,6 +470,9 @@ struct MoEKernel {
                                                      "fc1_zero_points", "the tile layout");
     w.fc2_zero_points = optional_input<std::uint8_t>(context, kFc2ZeroPoints, E * fc2.scale_count(),
                                                      "fc2_zero_points", "the tile layout");
+    if ((w.fc1_zero_points != nullptr || w.fc2_zero_points != nullptr) && shape.grid == WeightGrid::nl) {
+      throw std::runtime_error("q3vl.MoE: inputs fc1_zero_points, fc2_zero_points: expected none with grid \"nl\"");
+    }
     Ort::UnownedValue y = context.GetOutput(0, dims);
     moe(w, x.GetTensorData<float>(), logits, tokens, y.GetTensorMutableData<float>(),
         Parallelism{QuantLinearKernel::run_parallel, &context});
@@ -495,7 +520,9 @@ struct MoEOp : Ort::CustomOpBase<MoEOp, MoEKernel, true> {
       shape.intermediate_size = info.GetAttribute<std::int64_t>("intermediate_size");
       shape.bits = static_cast<int>(info.GetAttribute<std::int64_t>("bits"));
       shape.block_size = info.GetAttribute<std::int64_t>("block_size");
-      validate(shape, ("q3vl.MoE node " + info.GetNodeName()).c_str());
+      const std::string where = "q3vl.MoE node " + info.GetNodeName();
+      shape.grid = grid_attribute(info, where);
+      validate(shape, where.c_str());
       *kernel = new MoEKernel{shape};  // owned by ONNX Runtime: KernelDestroy deletes it
     });
   }

@@ -9,14 +9,16 @@
 //     scales       float16 [n_tiles, k_blocks, 16]
 //     zero_points  uint8   [n_tiles, k_blocks, 16]   optional ("" = symmetric)
 //     bias         float32 [N]                       optional
-//     attributes   K, N, bits (4 | 8), block_size (32 | 64 | 128)
+//     attributes   K, N, bits (4 | 5 | 6 | 8), block_size (32 | 64 | 128),
+//                  grid (string "uniform" | "nl", optional, default "uniform"; "nl" needs
+//                  bits 4 and no zero_points)
 //     y            float32 [..., N]
 //
 //   y = q3vl.QuantSwiGLU(x, weight, scales [, zero_points])   (quant_linear.h)
 //     y = silu(x Wg^T) · (x Wu^T), the MLP's gate/up projections and activation in one op
 //     weight, scales, zero_points  QuantLinear's, of the stacked matrix with
 //                  swiglu_stacked_rows(N) rows in the (gate, up) pair order
-//     attributes   K, N (the intermediate size I), bits, block_size
+//     attributes   K, N (the intermediate size I), bits, block_size, grid
 //     y            float32 [..., N]
 //
 //   q, k, v = q3vl.QkNormRope(qkv, q_norm_weight, k_norm_weight, cos, sin)   (qk_norm_rope.h)
@@ -43,7 +45,7 @@
 //     fc1_scales     float16 [E, n_tiles(2I), k_blocks(H), 16]
 //     fc2, fc2_scales        the same for [H, I]
 //     fc1_zero_points, fc2_zero_points  uint8 like the scales, optional ("" = symmetric)
-//     attributes     num_experts, k, hidden_size, intermediate_size, bits (4 | 8), block_size (32 | 64 | 128)
+//     attributes     num_experts, k, hidden_size, intermediate_size, bits, block_size, grid (as QuantLinear's)
 //     y              float32 [..., H]
 // Threads come from the session's intra-op pool (KernelContext::ParallelFor); the op
 // keeps no thread pool and no copy of the weights (it reads the initializers in place,

@@ -51,9 +51,15 @@ void gemm_item(void* data, std::size_t item) {
 
 }  // namespace
 
+const char* to_string(WeightGrid grid) { return grid == WeightGrid::nl ? "nl" : "uniform"; }
+
 void validate(const QuantLinearShape& shape, const char* where) {
-  if (shape.bits != 4 && shape.bits != 8) {
-    throw_error(ErrorKind::usage, where, "bits", "4 or 8", std::to_string(shape.bits));
+  if (shape.bits != 4 && shape.bits != 5 && shape.bits != 6 && shape.bits != 8) {
+    throw_error(ErrorKind::usage, where, "bits", "4, 5, 6 or 8", std::to_string(shape.bits));
+  }
+  if (shape.grid == WeightGrid::nl && shape.bits != 4) {
+    throw_error(ErrorKind::usage, where, "grid", "\"uniform\" with bits " + std::to_string(shape.bits) +
+                " (\"nl\" needs bits 4)", "\"nl\"");
   }
   if (shape.block_size != 32 && shape.block_size != 64 && shape.block_size != 128) {
     throw_error(ErrorKind::usage, where, "block_size", "32, 64 or 128", std::to_string(shape.block_size));

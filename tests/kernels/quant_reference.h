@@ -21,8 +21,20 @@ struct LinearCase {
 };
 
 // Deterministic random case (weights and inputs ~ N(0, 1)-like, a few large inputs).
+// Bits 4 and 8 (uniform) are quantized by the builder's quantizer; 5, 6 and the nl grid
+// by a round-to-nearest written here (the builder has no such formats), into the
+// blockwise layout pack.h documents (LSB-first bit streams). nl ignores `symmetric`.
 LinearCase make_case(std::int64_t m, std::int64_t n, std::int64_t k, int bits, std::int64_t block_size,
-                     bool symmetric, bool with_bias, unsigned seed);
+                     bool symmetric, bool with_bias, unsigned seed,
+                     kernels::WeightGrid grid = kernels::WeightGrid::uniform);
+
+// w [n, k] quantized as make_case quantizes it (scales rounded to fp16).
+kernels::BlockwiseMatrix quantize_weights(const std::vector<float>& w, std::int64_t n, std::int64_t k, int bits,
+                                          std::int64_t block_size, bool symmetric, kernels::WeightGrid grid);
+
+// The weight value of (row n, input k) in units of its block's scale: code - zero point,
+// or kNl4Grid[code]; read bit by bit from the blockwise layout.
+int weight_level(const kernels::BlockwiseMatrix& q, std::int64_t n, std::int64_t k);
 
 // Per output [m, n]: the value, and bounds on |value - other| for the comparisons.
 struct Reference {

@@ -5,8 +5,8 @@
 // the SwiGLU output to int8 (32-value blocks), so each output is checked against an error
 // bound propagated from that quantization through fc1, SwiGLU and fc2 (plus float
 // rounding), computed per output. Cases: random E, k, T = 1..300 (two passes at 300),
-// H and I not multiples of the 16-row tile nor of the block, 4 and 8 bits, blocks 32 and
-// 128, symmetric and asymmetric, and routings where experts get no token, one expert
+// H and I not multiples of the 16-row tile nor of the block, 4, 5, 6, 8 bits and nl4,
+// blocks 32, 64 and 128, symmetric and asymmetric, and routings where experts get no token, one expert
 // gets every token, every expert gets every token (k = E), and logits tie.
 #include <gtest/gtest.h>
 
@@ -17,12 +17,11 @@
 #include <sstream>
 #include <string>
 
-#include "builder/quantize.h"
-#include "io/dtype.h"
 #include "kernels/dispatch.h"
 #include "kernels/moe.h"
 #include "kernels/pack.h"
 #include "q3vl/error.h"
+#include "quant_reference.h"
 
 namespace q3vl::testing {
 namespace {
@@ -35,12 +34,14 @@ struct Case {
   std::int64_t block;
   bool symmetric;
   Routing routing;
+  kernels::WeightGrid grid = kernels::WeightGrid::uniform;
 };
 
 std::string describe(const Case& c) {
   std::ostringstream out;
   out << "isa=" << kernels::to_string(kernels::active_isa()) << " E=" << c.E << " k=" << c.k << " T=" << c.T
-      << " H=" << c.H << " I=" << c.I << " bits=" << c.bits << " block=" << c.block
+      << " H=" << c.H << " I=" << c.I << " bits=" << c.bits << " grid=" << kernels::to_string(c.grid)
+      << " block=" << c.block
       << (c.symmetric ? " symmetric" : " asymmetric") << " routing="
       << (c.routing == Routing::random ? "random" : c.routing == Routing::one_expert ? "one_expert" : "ties");
   return out.str();
@@ -57,33 +58,15 @@ Matrix make_matrix(std::int64_t n, std::int64_t k, const Case& c, std::mt19937& 
   std::normal_distribution<float> normal(0.0f, scale);
   std::vector<float> w(static_cast<std::size_t>(n * k));
   for (auto& v : w) v = normal(rng);
-  builder::QuantOptions o;
-  o.bits = c.bits;
-  o.block_size = c.block;
-  o.symmetric = c.symmetric;
-  o.method = builder::QuantMethod::rtn;
-  o.threads = 1;
-  auto q = builder::quantize_blockwise(w, n, k, o);
-  for (float& s : q.scales) s = io::f16_to_f32(io::f32_to_f16(s));  // what the kernel stores
   Matrix m;
-  m.q = kernels::BlockwiseMatrix{{n, k, c.bits, c.block}, std::move(q.packed), std::move(q.scales),
-                                 std::move(q.zero_points)};
+  m.q = quantize_weights(w, n, k, c.bits, c.block, c.symmetric, c.grid);
   m.packed = kernels::pack(m.q);
-  // Dequantize from MatMulNBits' layout: codes LSB-first per row, zero points packed per row.
   const auto& s = m.q.shape;
-  const std::int64_t row_bytes = s.k_blocks() * s.block_size * s.bits / 8, zp_row = (s.k_blocks() * s.bits + 7) / 8;
   m.dequantized.resize(static_cast<std::size_t>(n * k));
   for (std::int64_t r = 0; r < n; ++r) {
     for (std::int64_t i = 0; i < k; ++i) {
-      const std::int64_t b = i / s.block_size;
-      const int byte = m.q.packed[static_cast<std::size_t>(r * row_bytes + (s.bits == 8 ? i : i / 2))];
-      const int code = s.bits == 8 ? byte : (i % 2 ? byte >> 4 : byte & 15);
-      int zero = 1 << (s.bits - 1);
-      if (!m.q.zero_points.empty()) {
-        const int zb = m.q.zero_points[static_cast<std::size_t>(r * zp_row + (s.bits == 8 ? b : b / 2))];
-        zero = s.bits == 8 ? zb : (b % 2 ? zb >> 4 : zb & 15);
-      }
-      m.dequantized[static_cast<std::size_t>(r * k + i)] = static_cast<double>(m.q.scales[r * s.k_blocks() + b]) * (code - zero);
+      m.dequantized[static_cast<std::size_t>(r * k + i)] =
+          static_cast<double>(m.q.scales[r * s.k_blocks() + i / s.block_size]) * weight_level(m.q, r, i);
     }
   }
   return m;
@@ -130,7 +113,7 @@ struct MoECase {
 
   kernels::MoEWeights weights() const {
     kernels::MoEWeights w;
-    w.shape = {c.E, c.k, c.H, c.I, c.bits, c.block};
+    w.shape = {c.E, c.k, c.H, c.I, c.bits, c.block, c.grid};
     w.fc1 = fc1_codes.data();
     w.fc1_scales = fc1_scales.data();
     w.fc1_zero_points = c.symmetric ? nullptr : fc1_zero.data();
@@ -256,6 +239,11 @@ TEST_P(MoEIsa, MatchesDoubleReferenceForEveryRouting) {
       {8, 3, 64, 100, 52, 4, 32, true, Routing::ties},       // ties broken towards the lower expert
       {8, 2, 9, 100, 52, 4, 128, false, Routing::random},    // asymmetric (zero points)
       {8, 2, 9, 100, 52, 8, 32, false, Routing::ties},
+      {8, 2, 1, 100, 52, 6, 32, true, Routing::random},     // 6-bit decode
+      {8, 2, 70, 100, 52, 6, 64, false, Routing::random},   // 6-bit, zero points
+      {8, 2, 70, 100, 52, 5, 32, true, Routing::random},
+      {8, 2, 1, 100, 52, 4, 32, true, Routing::random, kernels::WeightGrid::nl},  // nl4 decode
+      {8, 3, 70, 100, 52, 4, 128, true, Routing::random, kernels::WeightGrid::nl},
   };
   unsigned seed = 11;
   for (const Case& c : cases) {

@@ -121,7 +121,7 @@ TEST(QuantLinearOrt, SessionWithoutTheDomainNamesIt) {
   }
 }
 
-// q3vl.QuantSwiGLU through ONNX Runtime (session threads, 4 and 8 bits, zero points or
+// q3vl.QuantSwiGLU through ONNX Runtime (session threads, 4, 6, 8 bits and nl4, zero points or
 // not, M = 1 and 600) against the double reference of test_quant_swiglu.cpp's math:
 // y = silu(g) · u with g, u the quantized products of the stacked rows.
 std::filesystem::path write_swiglu_graph(const std::string& name, const LinearCase& c, std::int64_t intermediate) {
@@ -136,8 +136,9 @@ std::filesystem::path write_swiglu_graph(const std::string& name, const LinearCa
   if (!p.zero_points.empty()) {
     inputs.push_back(g.initializer_u8("z", {s.n_tiles(), s.k_blocks(), kernels::kTileRows}, p.zero_points));
   }
-  g.output(g.op("q3vl.QuantSwiGLU", inputs,
-                {{"K", s.k}, {"N", intermediate}, {"bits", s.bits}, {"block_size", s.block_size}}),
+  std::vector<builder::Attr> attributes{{"K", s.k}, {"N", intermediate}, {"bits", s.bits}, {"block_size", s.block_size}};
+  if (s.grid == kernels::WeightGrid::nl) attributes.emplace_back("grid", "nl");
+  g.output(g.op("q3vl.QuantSwiGLU", inputs, attributes),
            "y", builder::DType::f32, {"batch", "rows", intermediate});
   g.save(dir / "swiglu.onnx");
   return dir / "swiglu.onnx";
@@ -156,12 +157,14 @@ TEST(QuantSwiGLUOrt, MatchesTheDoubleReferenceOnSessionThreads) {
   config.intra_op_threads = 2;
   unsigned seed = 900;
   const std::int64_t intermediate = 43, k = 160, rows = kernels::swiglu_stacked_rows(intermediate);
-  for (int bits : {4, 8}) {
+  for (auto [bits, grid] : {std::pair{4, kernels::WeightGrid::uniform}, {6, kernels::WeightGrid::uniform},
+                            {8, kernels::WeightGrid::uniform}, {4, kernels::WeightGrid::nl}}) {
     for (bool symmetric : {true, false}) {
+      if (grid == kernels::WeightGrid::nl && !symmetric) continue;
       for (std::int64_t m : {1, 600}) {
-        const std::string label = "bits=" + std::to_string(bits) + (symmetric ? " symmetric" : " asymmetric") +
-                                  " M=" + std::to_string(m);
-        const LinearCase c = make_case(m, rows, k, bits, 32, symmetric, false, seed++);
+        const std::string label = "bits=" + std::to_string(bits) + " grid=" + kernels::to_string(grid) +
+                                  (symmetric ? " symmetric" : " asymmetric") + " M=" + std::to_string(m);
+        const LinearCase c = make_case(m, rows, k, bits, 32, symmetric, false, seed++, grid);
         const Reference ref = reference(c);
         runtime::OrtSession session("swiglu", write_swiglu_graph("swiglu", c, intermediate), config);
         std::vector<float> x = c.x;
@@ -199,6 +202,87 @@ TEST(QuantSwiGLUOrt, WeightOfAnotherSizeIsAnErrorNamingTheOpAndInput) {
   } catch (const Error& e) {
     const std::string what = e.what();
     EXPECT_NE(what.find("q3vl.QuantSwiGLU: input weight: expected"), std::string::npos) << what;
+  }
+}
+
+// A graph with one q3vl.QuantLinear node of the given attributes on c's packed weights.
+std::filesystem::path write_linear_graph(const std::string& name, const LinearCase& c,
+                                         const std::vector<builder::Attr>& attributes) {
+  const auto dir = fresh(name);
+  const auto& s = c.q.shape;
+  builder::Graph g("linear", dir / "linear.onnx.data");
+  const builder::Value x = g.input("x", builder::DType::f32, {"batch", "rows", s.k});
+  const kernels::PackedMatrix p = kernels::pack(c.q);
+  std::vector<builder::Value> inputs{
+      x, g.initializer_u8("w", {s.n_tiles(), s.k_blocks(), s.tile_block_bytes()}, p.weight),
+      g.initializer_f16("s", {s.n_tiles(), s.k_blocks(), kernels::kTileRows}, p.scales)};
+  if (!p.zero_points.empty()) {
+    inputs.push_back(g.initializer_u8("z", {s.n_tiles(), s.k_blocks(), kernels::kTileRows}, p.zero_points));
+  }
+  g.output(g.op("q3vl.QuantLinear", inputs, attributes), "y", builder::DType::f32, {"batch", "rows", s.n});
+  g.save(dir / "linear.onnx");
+  return dir / "linear.onnx";
+}
+
+// The formats MatMulNBits has no counterpart for (5-, 6-bit, nl4) through ONNX Runtime,
+// the format read from the node's bits and grid attributes, against the double reference.
+TEST(QuantLinearOrt, NewFormatsFromNodeAttributesMatchTheDoubleReference) {
+  runtime::SessionConfig config;
+  config.intra_op_threads = 2;
+  unsigned seed = 1500;
+  struct Format {
+    int bits;
+    kernels::WeightGrid grid;
+    bool symmetric;
+  };
+  for (const Format f : {Format{5, kernels::WeightGrid::uniform, true}, Format{6, kernels::WeightGrid::uniform, false},
+                         Format{4, kernels::WeightGrid::nl, true}}) {
+    for (std::int64_t m : {1, 600}) {
+      const std::string label = "bits=" + std::to_string(f.bits) + " grid=" + kernels::to_string(f.grid) +
+                                (f.symmetric ? " symmetric" : " asymmetric") + " M=" + std::to_string(m);
+      const LinearCase c = make_case(m, 83, 300, f.bits, 64, f.symmetric, false, seed++, f.grid);
+      const Reference ref = reference(c);
+      std::vector<builder::Attr> attributes{{"K", std::int64_t{300}}, {"N", std::int64_t{83}}, {"bits", f.bits},
+                                            {"block_size", std::int64_t{64}}};
+      if (f.grid == kernels::WeightGrid::nl) attributes.emplace_back("grid", "nl");
+      runtime::OrtSession session("linear", write_linear_graph("linear", c, attributes), config);
+      std::vector<float> x = c.x;
+      const auto out = run_x(session, x, m, 300);
+      ASSERT_EQ(out[0].GetTensorTypeAndShapeInfo().GetShape(), (std::vector<std::int64_t>{1, m, 83})) << label;
+      const float* y = out[0].GetTensorData<float>();
+      int bad = 0;
+      for (std::int64_t i = 0; i < m * 83; ++i) {
+        if (std::fabs(y[i] - ref.y[i]) > ref.rounding[i] && bad++ < 3) {
+          ADD_FAILURE() << label << " output " << i << ": " << y[i] << " vs double reference " << ref.y[i];
+        }
+      }
+    }
+  }
+}
+
+TEST(QuantLinearOrt, BadFormatAttributesAreErrorsNamingTheNodeAndAttribute) {
+  const LinearCase c = make_case(1, 16, 64, 4, 32, true, false, 6);
+  struct Bad {
+    std::int64_t bits;
+    const char* grid;  // null: no grid attribute
+    const char* message;
+  };
+  for (const Bad& bad : {Bad{7, nullptr, "bits: expected 4, 5, 6 or 8, got 7"},
+                         Bad{6, "nl", "grid: expected \"uniform\" with bits 6 (\"nl\" needs bits 4), got \"nl\""},
+                         Bad{4, "lloyd", "grid: expected \"uniform\" or \"nl\", got \"lloyd\""}}) {
+    std::vector<builder::Attr> attributes{{"K", std::int64_t{64}}, {"N", std::int64_t{16}}, {"bits", bad.bits},
+                                          {"block_size", std::int64_t{32}}};
+    if (bad.grid != nullptr) attributes.emplace_back("grid", bad.grid);
+    try {
+      runtime::OrtSession session("linear", write_linear_graph("linear_bad", c, attributes), runtime::SessionConfig{});
+      std::vector<float> x = c.x;
+      run_x(session, x, 1, 64);
+      FAIL() << "accepted bits " << bad.bits << " grid " << (bad.grid ? bad.grid : "(none)");
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("q3vl.QuantLinear node "), std::string::npos) << what;
+      EXPECT_NE(what.find(bad.message), std::string::npos) << what;
+    }
   }
 }
 

@@ -3,7 +3,7 @@
 // against a double-precision reference built from the plain blockwise layout
 // (quant_reference.h computes g and u exactly as the quantized math defines them), and
 // against the float weights. Random shapes: M = 1 .. 600, intermediate sizes below one
-// pair group, not a multiple of 8 or 16, K not a multiple of the block, 4 and 8 bits,
+// pair group, not a multiple of 8 or 16, K not a multiple of the block, 4, 6 and 8 bits and nl4,
 // symmetric and asymmetric, blocks 32 and 128.
 // Error propagation for the bounds: |silu'| <= 1.1 everywhere, so
 //     |silu(g')u' − silu(g)u| <= 1.1·|g' − g|·(|u| + |u' − u|) + |silu(g)|·|u' − u|
@@ -46,54 +46,63 @@ class QuantSwiGLUIsa : public ::testing::TestWithParam<kernels::Isa> {
 TEST_P(QuantSwiGLUIsa, MatchesDoubleReferenceAndFloatWeights) {
   unsigned seed = 700;
   int cases = 0;
-  for (int bits : {4, 8}) {
-    for (bool symmetric : {true, false}) {
-      for (std::int64_t block : {32, 128}) {
-        for (std::int64_t m : kRows) {
-          for (const Shape& s : kShapes) {
-            if (m == 600 && s.intermediate != 37) continue;  // big M once per combination
-            std::ostringstream label;
-            label << "isa=" << kernels::to_string(GetParam()) << " bits=" << bits
-                  << (symmetric ? " symmetric" : " asymmetric") << " block=" << block << " M=" << m
-                  << " I=" << s.intermediate << " K=" << s.k;
-            // The stacked matrix directly: row swiglu_gate_row(i) is gate i, swiglu_up_row(i) up i
-            // (the padding rows past I hold random weights here: the kernel must never store them).
-            const std::int64_t rows = kernels::swiglu_stacked_rows(s.intermediate);
-            const LinearCase c = make_case(m, rows, s.k, bits, block, symmetric, false, seed++);
-            const Reference ref = reference(c);
-            const kernels::PackedMatrix p = kernels::pack(c.q);
-            // One guard element past the end catches a store beyond [m, I].
-            std::vector<float> y(static_cast<std::size_t>(m * s.intermediate + 1), -7.0f);
-            kernels::quant_swiglu(p.view(), s.intermediate, c.x.data(), m, y.data());
-            int bad = 0;
-            for (std::int64_t r = 0; r < m; ++r) {
-              for (std::int64_t i = 0; i < s.intermediate; ++i) {
-                const auto gi = static_cast<std::size_t>(r * rows + kernels::swiglu_gate_row(i));
-                const auto ui = static_cast<std::size_t>(r * rows + kernels::swiglu_up_row(i));
-                const double got = y[static_cast<std::size_t>(r * s.intermediate + i)];
-                const double want = silu(ref.y[gi]) * ref.y[ui];
-                const double bound = propagated(ref.y[gi], ref.y[ui], ref.rounding[gi], ref.rounding[ui]);
-                if (std::fabs(got - want) > bound && bad++ < 3) {
-                  ADD_FAILURE() << label.str() << " row " << r << " i " << i << ": " << got
-                                << " vs double reference " << want << " (bound " << bound << ")";
-                }
-                const double from_float = silu(ref.float_matmul[gi]) * ref.float_matmul[ui];
-                const double float_bound =
-                    propagated(ref.float_matmul[gi], ref.float_matmul[ui], ref.float_bound[gi], ref.float_bound[ui]);
-                if (std::fabs(got - from_float) > float_bound && bad++ < 3) {
-                  ADD_FAILURE() << label.str() << " row " << r << " i " << i << ": " << got
-                                << " vs float weights " << from_float << " (bound " << float_bound << ")";
-                }
+  struct Format {
+    int bits;
+    kernels::WeightGrid grid;
+    bool symmetric;
+  };
+  const Format formats[] = {{4, kernels::WeightGrid::uniform, true}, {4, kernels::WeightGrid::uniform, false},
+                            {6, kernels::WeightGrid::uniform, false},
+                            {8, kernels::WeightGrid::uniform, true}, {8, kernels::WeightGrid::uniform, false},
+                            {4, kernels::WeightGrid::nl, true}};
+  for (const Format& f : formats) {
+    const int bits = f.bits;
+    const bool symmetric = f.symmetric;
+    for (std::int64_t block : {32, 128}) {
+      for (std::int64_t m : kRows) {
+        for (const Shape& s : kShapes) {
+          if (m == 600 && s.intermediate != 37) continue;  // big M once per combination
+          std::ostringstream label;
+          label << "isa=" << kernels::to_string(GetParam()) << " bits=" << bits << " grid=" << kernels::to_string(f.grid)
+                << (symmetric ? " symmetric" : " asymmetric") << " block=" << block << " M=" << m
+                << " I=" << s.intermediate << " K=" << s.k;
+          // The stacked matrix directly: row swiglu_gate_row(i) is gate i, swiglu_up_row(i) up i
+          // (the padding rows past I hold random weights here: the kernel must never store them).
+          const std::int64_t rows = kernels::swiglu_stacked_rows(s.intermediate);
+          const LinearCase c = make_case(m, rows, s.k, bits, block, symmetric, false, seed++, f.grid);
+          const Reference ref = reference(c);
+          const kernels::PackedMatrix p = kernels::pack(c.q);
+          // One guard element past the end catches a store beyond [m, I].
+          std::vector<float> y(static_cast<std::size_t>(m * s.intermediate + 1), -7.0f);
+          kernels::quant_swiglu(p.view(), s.intermediate, c.x.data(), m, y.data());
+          int bad = 0;
+          for (std::int64_t r = 0; r < m; ++r) {
+            for (std::int64_t i = 0; i < s.intermediate; ++i) {
+              const auto gi = static_cast<std::size_t>(r * rows + kernels::swiglu_gate_row(i));
+              const auto ui = static_cast<std::size_t>(r * rows + kernels::swiglu_up_row(i));
+              const double got = y[static_cast<std::size_t>(r * s.intermediate + i)];
+              const double want = silu(ref.y[gi]) * ref.y[ui];
+              const double bound = propagated(ref.y[gi], ref.y[ui], ref.rounding[gi], ref.rounding[ui]);
+              if (std::fabs(got - want) > bound && bad++ < 3) {
+                ADD_FAILURE() << label.str() << " row " << r << " i " << i << ": " << got
+                              << " vs double reference " << want << " (bound " << bound << ")";
+              }
+              const double from_float = silu(ref.float_matmul[gi]) * ref.float_matmul[ui];
+              const double float_bound =
+                  propagated(ref.float_matmul[gi], ref.float_matmul[ui], ref.float_bound[gi], ref.float_bound[ui]);
+              if (std::fabs(got - from_float) > float_bound && bad++ < 3) {
+                ADD_FAILURE() << label.str() << " row " << r << " i " << i << ": " << got
+                              << " vs float weights " << from_float << " (bound " << float_bound << ")";
               }
             }
-            EXPECT_EQ(y.back(), -7.0f) << label.str() << ": wrote past the output";
-            ++cases;
           }
+          EXPECT_EQ(y.back(), -7.0f) << label.str() << ": wrote past the output";
+          ++cases;
         }
       }
     }
   }
-  EXPECT_EQ(cases, 2 * 2 * 2 * (6 * 4 + 1));
+  EXPECT_EQ(cases, 6 * 2 * (6 * 4 + 1));
 }
 
 // The same pairs through quant_linear (the unfused op on the same packed weights): the
