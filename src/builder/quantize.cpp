@@ -23,10 +23,11 @@ float round_half_even(float x) {
 // Candidate clip ratios for the mse search: 1.0 (= rtn) down to 0.70.
 constexpr int kSearchSteps = 16;
 constexpr float kSearchStep = 0.02f;
-// nl: ratios 0.70, 0.725, ..., 1.20 (a level grid can gain from stretching past the
-// extreme too: the extreme then sits between two levels, closer to one of them).
-constexpr int kNlSearchSteps = 21;
-constexpr float kNlSearchFirst = 0.70f, kNlSearchStep = 0.025f;
+// nl: ratios 0.70, 0.75, ..., 1.20 (a level grid can gain from stretching past the
+// extreme too: the extreme then sits between two levels), then the best one ± 0.025.
+// Coarse to fine: half the candidates of a 0.025 sweep, as the error is smooth in r.
+constexpr int kNlSearchSteps = 11;
+constexpr float kNlSearchFirst = 0.70f, kNlSearchStep = 0.05f;
 
 // nl: the nearest level to t = w / s, by table. Every midpoint between two grid levels is
 // a multiple of 0.5, so all t in [i/2, (i+1)/2) share one nearest level (ties go up): the
@@ -174,17 +175,25 @@ BlockParams choose_nl_params(std::span<const float> x, const BlockRange& range, 
   BlockParams best = nl_candidate(range, 1.0f, true);
   if (method == QuantMethod::rtn) return best;
   double best_error = nl_block_error(x, best.scale);
-  for (int i = 0; i < kNlSearchSteps; ++i) {
-    const float ratio = kNlSearchFirst + kNlSearchStep * static_cast<float>(i);
-    for (const bool top : {true, false}) {
-      const BlockParams p = nl_candidate(range, ratio, top);
-      const double e = nl_block_error(x, p.scale);
-      if (e < best_error) {
-        best_error = e;
-        best = p;
-      }
+  float best_ratio = 1.0f;
+  bool best_top = true;
+  auto consider = [&](float ratio, bool top) {
+    const BlockParams p = nl_candidate(range, ratio, top);
+    const double e = nl_block_error(x, p.scale);
+    if (e < best_error) {
+      best_error = e;
+      best = p;
+      best_ratio = ratio;
+      best_top = top;
     }
+  };
+  for (int i = 0; i < kNlSearchSteps; ++i) {
+    for (const bool top : {true, false}) consider(kNlSearchFirst + kNlSearchStep * static_cast<float>(i), top);
   }
+  const float coarse = best_ratio;
+  const bool coarse_top = best_top;
+  consider(coarse - kNlSearchStep / 2, coarse_top);
+  consider(coarse + kNlSearchStep / 2, coarse_top);
   return best;
 }
 

@@ -21,7 +21,8 @@
 //   mse  per-block search over shrunken ranges (clip ratios 1.0, 0.98, ..., 0.70) of both
 //        symmetric grids (or of the asymmetric range), keeping the candidate with the
 //        smallest squared reconstruction error. nl: s = r·m/127 and s = -r·m/114 (m onto
-//        either end of the grid, so both scale signs) for r = 0.70, 0.725, ..., 1.20.
+//        either end of the grid, so both scale signs) for r = 0.70, 0.75, ..., 1.20, then
+//        the best r ± 0.025.
 //        Never worse than rtn per block, since rtn's scale is one of the candidates.
 //   gptq mse's per-block scales, chosen block by block while the quantization error of
 //        each column is compensated in the columns not yet quantized, weighted by the
