@@ -72,11 +72,12 @@ TEST(QuantFormats, HandWorkedInt6Block) {
 }
 
 TEST(QuantFormats, HandWorkedInt6AsymmetricZeroPoints) {
-  // Two blocks of 16: [0, 6.3] (scale 0.1, zero point 0) and [-6.3, 0] (scale 0.1, zero
-  // point 63); 5- and 6-bit zero points take one byte per block.
+  // Two blocks of 16: 0.1 * (0, 4, 8, .., 56, 63), range [0, 6.3] (scale 0.1, zero point 0),
+  // and its negation, range [-6.3, 0] (scale 0.1, zero point 63); 5- and 6-bit zero points
+  // take one byte per block.
   std::vector<float> w(32);
   for (int i = 0; i < 16; ++i) {
-    w[i] = 0.42f * static_cast<float>(i);  // 0 .. 6.3
+    w[i] = 0.1f * static_cast<float>(i < 15 ? 4 * i : 63);
     w[16 + i] = -w[i];
   }
   const auto q = quantize_blockwise(w, 1, 32, options(6, WeightGrid::uniform, QuantMethod::rtn, 16, false));

@@ -10,9 +10,10 @@ namespace q3vl::builder {
 namespace {
 
 TEST(QuantRecipe, MoreBitsLayersOf36) {
-  // n = 36: n/8 = 4, so layers 0-3 and 32-35, and between them i with (i - 4) % 3 == 2:
-  // 6, 9, ..., 30 (what llama.cpp gives attn_v / ffn_down Q6_K in Q4_K_M).
-  const std::vector<std::int64_t> expected = {0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 32, 33, 34, 35};
+  // n = 36: n/8 = 4 and 7n/8 = 31 (integer division), so layers 0-3 and 31-35, and between
+  // them i with (i - 4) % 3 == 2: 6, 9, ..., 30 (18 layers: what llama.cpp gives attn_v and
+  // ffn_down Q6_K in Q4_K_M).
+  const std::vector<std::int64_t> expected = {0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 31, 32, 33, 34, 35};
   std::vector<std::int64_t> got;
   for (std::int64_t i = 0; i < 36; ++i) {
     if (more_bits_layer(i, 36)) got.push_back(i);
@@ -88,10 +89,10 @@ TEST(QuantRecipe, BytesPerWeightOn4b) {
   EXPECT_DOUBLE_EQ(recipe_bytes_per_weight(base, {}, t), 0.5625);
   EXPECT_DOUBLE_EQ(recipe_bytes_per_weight(base, parse_quant_recipe("*=nl4"), t), 0.5625);
   EXPECT_NEAR(recipe_bytes_per_weight(base, parse_quant_recipe("lm_head=int8"), t), 0.5625 + 0.5 * head / total, 1e-12);
-  // q4km: lm_head, and v and down in the 17 more_bits layers, at int6 (+0.25 each).
-  const double q4km = 0.5625 + 0.25 * (head + 17 * (v + down)) / total;
+  // q4km: lm_head, and v and down in the 18 more_bits layers, at int6 (+0.25 each).
+  const double q4km = 0.5625 + 0.25 * (head + 18 * (v + down)) / total;
   EXPECT_NEAR(recipe_bytes_per_weight(base, parse_quant_recipe("q4km"), t), q4km, 1e-12);
-  EXPECT_NEAR(q4km, 0.61576, 1e-5);  // under Q4_K_M's 0.6192
+  EXPECT_NEAR(q4km, 0.61747, 1e-5);  // under Q4_K_M's 0.6192
   // Block 128 for lm_head at int8: 1 + 2/128; asymmetric adds 1/B.
   EXPECT_NEAR(recipe_bytes_per_weight(base, parse_quant_recipe("lm_head=int8:128"), t),
               (0.5625 * (total - head) + (1 + 2.0 / 128) * head) / total, 1e-12);
