@@ -15,6 +15,7 @@
 #include "q3vl/builder.h"
 #include "q3vl/config.h"
 #include "q3vl/error.h"
+#include "support/shell.h"
 
 namespace q3vl::testing {
 namespace {
@@ -125,6 +126,28 @@ TEST(FakeQuant, BadCombinationsRefused) {
     real.quant_recipe = std::string("lm_head=") + format;
     expect_refused(real, ErrorKind::unsupported, "--quant-recipe", format);
   }
+}
+
+TEST(FakeQuant, CommandLineFlagsAreRulesOfTheRecipe) {
+  // --lm-head-int8 and --int8-edge-layers become the recipe's first rules, --quant-recipe's
+  // follow; the build prints the recipe and its bytes per weight and the manifest records it.
+  const auto out = fresh_dir("fake_quant_cli") / "pkg";
+  const std::string build = quote(q3vl_exe()) + " build --model " + quote(checkpoint_dir("tiny")) + " --out " +
+                            quote(out) + " --no-vision --force --precision int4 ";
+  const ShellOutput ok = run_shell(build + "--lm-head-int8 --int8-edge-layers 1 --quant-recipe 'o_proj@2=int8:64' 2>&1");
+  ASSERT_EQ(ok.status, 0) << ok.out;
+  const std::string recipe = "lm_head=int8;*@first:1+last:1=int8;o_proj@2=int8:64";
+  EXPECT_NE(ok.out.find("recipe " + recipe + ": "), std::string::npos) << ok.out;
+  EXPECT_NE(ok.out.find(" byte/weight in the decoder's linear layers"), std::string::npos) << ok.out;
+  const ShellOutput manifest = run_shell("cat " + quote(out / "q3vl.json"));
+  EXPECT_NE(manifest.out.find("\"recipe\": \"" + recipe + "\""), std::string::npos) << manifest.out;
+  EXPECT_NE(manifest.out.find("\"lm_head_precision\": \"int8\""), std::string::npos) << manifest.out;
+  // A bad rule: one line naming the flag and the rule, non-zero exit, the old package kept.
+  const ShellOutput bad = run_shell(build + "--quant-recipe 'v_proj=int3' 2>&1");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.out.find("--quant-recipe"), std::string::npos) << bad.out;
+  EXPECT_NE(bad.out.find("v_proj=int3"), std::string::npos) << bad.out;
+  EXPECT_TRUE(std::filesystem::exists(out / "q3vl.json"));
 }
 
 }  // namespace
