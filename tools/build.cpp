@@ -48,6 +48,13 @@ RunFunction setup_build(CLI::App& command) {
   command.add_flag("--lm-head-int8", options->lm_head_int8, "With int4: keep lm_head at int8");
   command.add_option("--int8-edge-layers", options->int8_edge_layers,
                      "With int4: keep the first and last N decoder layers at int8");
+  command.add_option("--quant-recipe", options->quant_recipe,
+                     "Per-tensor formats: rules TENSORS[@LAYERS]=FORMAT separated by ';' (e.g. "
+                     "\"lm_head=int6;v_proj,down_proj@more_bits=int6;*=nl4\"; formats int4, nl4, int5, int6, int8[:BLOCK]; "
+                     "layers all, first:N, last:N, more_bits, N) or a preset (q4km); with --precision int4 or int8");
+  command.add_option("--fake-quant", options->fake_quant,
+                     "Quality-study tool, with --precision fp32: store each linear a rule of this recipe matches "
+                     "as the fp32 dequantized codes of its format (as large and slow as fp32)");
   command.add_flag("--all-logits", options->all_logits,
                    "Decoder returns logits for every position (default: last position only)");
   command.add_flag("--no-vision", *no_vision, "Skip the vision graph (text-only package)");
@@ -74,6 +81,11 @@ RunFunction setup_build(CLI::App& command) {
                    options->out_dir.string().c_str(), result.manifest.graphs.size(),
                    static_cast<double>(result.package_bytes) / 1e9, result.manifest.decoder_precision.c_str(),
                    result.manifest.vision_precision.c_str(), seconds);
+      const QuantizationInfo& q = result.manifest.quantization;
+      if (!q.recipe.empty()) {
+        std::fprintf(stderr, "%s %s: %.4f byte/weight in the decoder's linear layers\n",
+                     q.fake_quant ? "fake-quant recipe" : "recipe", q.recipe.c_str(), result.linear_bytes_per_weight);
+      }
     }
     return 0;
   };

@@ -48,8 +48,20 @@ struct BuildOptions {
   // gptq: JSON Lines, one conversation per line (what `q3vl run --messages` reads);
   // empty = the built-in synthetic set.
   std::filesystem::path calibration_file;
-  bool lm_head_int8 = false;         // with int4: keep lm_head at int8
-  std::int64_t int8_edge_layers = 0;  // with int4: keep the first and last N layers at int8
+  bool lm_head_int8 = false;         // with int4: keep lm_head at int8 (the rule "lm_head=int8")
+  std::int64_t int8_edge_layers = 0;  // with int4: first and last N layers at int8 ("*@first:N+last:N=int8")
+  // Per-tensor formats (int4 | nl4 | int5 | int6 | int8 [:BLOCK]) by rules such as
+  // "lm_head=int6;v_proj,down_proj@more_bits=int6;*=nl4", or a preset name ("q4km"); the
+  // grammar is in src/builder/quant_recipe.h. With --precision int4 or int8 (tensors no
+  // rule matches keep it). The two flags above come first, as rules. The build prints the
+  // recipe's bytes per weight. nl4, int5 and int6 need kernels this build may not have
+  // (the build says so before reading any weight).
+  std::string quant_recipe;
+  // Quality-study tool: with precision fp32, every linear a rule of this recipe matches
+  // holds the dequantized codes of its format (same quantizer, scales rounded to fp16 as
+  // the kernels store them) as fp32, so a format's accuracy is measured before its
+  // kernels exist. As large and slow as fp32. Not with quant_recipe.
+  std::string fake_quant;
   bool all_logits = false;  // decoder returns logits for every position (tests; default: last only)
   bool include_vision = true;
   // "q3vl" (q3vl.json + graphs for q3vl's runtime) or "ort-genai" (genai_config.json +
@@ -63,6 +75,9 @@ struct BuildOptions {
 struct BuildResult {
   PackageManifest manifest;
   std::uint64_t package_bytes = 0;
+  // Bytes per weight of the decoder's linear layers in the formats the recipe names
+  // (for fake_quant: what a real package of that recipe would store).
+  double linear_bytes_per_weight = 0.0;
 };
 
 // Builds the package. Throws q3vl::Error: usage (bad option, out_dir exists without

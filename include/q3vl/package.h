@@ -63,6 +63,12 @@ struct QuantizationInfo {
   std::string lm_head_precision;
   std::int64_t int8_edge_layers = 0;  // first/last layers kept at int8
   std::optional<CalibrationInfo> calibration;
+  // The per-tensor recipe (src/builder/quant_recipe.h grammar, --lm-head-int8 and
+  // --int8-edge-layers included as rules); "" = every linear in the decoder precision.
+  std::string recipe;
+  // true: a --fake-quant package: fp32 weights holding `recipe`'s dequantized codes (a
+  // quality-study tool, as slow and large as fp32).
+  bool fake_quant = false;
 };
 
 struct TokenIds {

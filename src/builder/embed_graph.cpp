@@ -67,6 +67,9 @@ Value write_embed_lookup(Graph& g, WeightReader& w, const ModelConfig& config, W
       break;
     }
     case WeightPrecision::int4:
+    case WeightPrecision::int5:
+    case WeightPrecision::int6:
+    case WeightPrecision::nl4:
       throw_error(ErrorKind::unsupported, "", "--vision-precision", "fp32, fp16 or int8 for the embedding table",
                   to_string(precision));
   }

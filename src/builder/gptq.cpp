@@ -73,7 +73,6 @@ void walk_batch(std::vector<float>& work, std::vector<float>& error, std::int64_
                 std::int64_t c0, std::int64_t c1, std::int64_t k, const std::vector<float>& u,
                 const QuantOptions& o, QuantizedMatrix& q) {
   const std::int64_t bs = o.block_size, width = c1 - c0;
-  const int max_q = (1 << o.bits) - 1;
   std::vector<float> block(static_cast<std::size_t>(bs));
   std::vector<int> codes(static_cast<std::size_t>(bs));
   for (std::int64_t r = r0; r < r1; ++r) {
@@ -83,12 +82,12 @@ void walk_batch(std::vector<float>& work, std::vector<float>& error, std::int64_
       std::fill(block.begin(), block.end(), 0.0f);
       std::copy_n(row + begin, count, block.begin());
       const BlockParams p = choose_block_params(block, o);
-      std::fill(codes.begin(), codes.end(), p.zero_point);  // the zero padding of a partial block
+      std::fill(codes.begin(), codes.end(), quantize_value(0.0f, p, o));  // the zero padding of a partial block
       for (std::int64_t j = begin; j < begin + count; ++j) {
         const float* u_row = u.data() + j * k;
-        const int code = quantize_value(row[j], p, max_q);
+        const int code = quantize_value(row[j], p, o);
         codes[static_cast<std::size_t>(j - begin)] = code;
-        const float e = (row[j] - static_cast<float>(code - p.zero_point) * p.scale) / u_row[j];
+        const float e = (row[j] - dequantize_value(code, p, o)) / u_row[j];
         error[static_cast<std::size_t>(r * width + (j - c0))] = e;
         for (std::int64_t t = j + 1; t < c1; ++t) row[t] -= e * u_row[t];
       }

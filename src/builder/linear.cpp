@@ -26,8 +26,7 @@ std::vector<float> transpose(const std::vector<float>& w, std::int64_t rows, std
 // The codes of W [out_features, in_features] in `format` (int8/int4), by its method.
 QuantizedMatrix quantize(Graph& g, std::vector<float>& weight, std::int64_t out_features, std::int64_t in_features,
                          const LinearFormat& format) {
-  QuantOptions options = format.quant;
-  options.bits = format.precision == WeightPrecision::int8 ? 8 : 4;
+  const QuantOptions options = quant_options(format);
   QuantizedMatrix q;
   if (options.method == QuantMethod::gptq) {
     if (format.calibration == nullptr) {
@@ -46,6 +45,7 @@ QuantizedMatrix quantize(Graph& g, std::vector<float>& weight, std::int64_t out_
 // > 0 q3vl.QuantSwiGLU of that intermediate size (q holds the stacked gate/up rows).
 Value quant_linear_node(Graph& g, const Value& x, QuantizedMatrix q, std::vector<float>& bias,
                         std::int64_t swiglu_width = 0) {
+  const WeightGrid grid = q.grid;
   kernels::BlockwiseMatrix blockwise{{q.n, q.k, q.bits, q.block_size},
                                      std::move(q.packed), std::move(q.scales), std::move(q.zero_points)};
   const kernels::PackedMatrix p = kernels::pack(blockwise);
@@ -63,9 +63,12 @@ Value quant_linear_node(Graph& g, const Value& x, QuantizedMatrix q, std::vector
   }
   if (swiglu_width > 0) inputs.pop_back();  // QuantSwiGLU has no bias input
   const char* op = swiglu_width > 0 ? kernels::kQuantSwiGLUOp : kernels::kQuantLinearOp;
-  return g.op(std::string(kernels::kDomain) + "." + op, inputs,
-              {{"K", s.k}, {"N", swiglu_width > 0 ? swiglu_width : s.n}, {"bits", std::int64_t{s.bits}},
-               {"block_size", s.block_size}});
+  std::vector<Attr> attributes{{"K", s.k},
+                                    {"N", swiglu_width > 0 ? swiglu_width : s.n},
+                                    {"bits", std::int64_t{s.bits}},
+                                    {"block_size", s.block_size}};
+  if (grid != WeightGrid::uniform) attributes.push_back({"grid", std::string(to_string(grid))});
+  return g.op(std::string(kernels::kDomain) + "." + op, inputs, attributes);
 }
 
 }  // namespace
@@ -96,8 +99,39 @@ const char* to_string(WeightPrecision precision) {
     case WeightPrecision::fp16: return "fp16";
     case WeightPrecision::int8: return "int8";
     case WeightPrecision::int4: return "int4";
+    case WeightPrecision::int5: return "int5";
+    case WeightPrecision::int6: return "int6";
+    case WeightPrecision::nl4: return "nl4";
   }
   return "?";
+}
+
+bool is_quantized(WeightPrecision precision) {
+  return precision != WeightPrecision::fp32 && precision != WeightPrecision::fp16;
+}
+
+QuantOptions quant_options(const LinearFormat& format) {
+  QuantOptions o = format.quant;
+  o.grid = WeightGrid::uniform;
+  switch (format.precision) {
+    case WeightPrecision::int8: o.bits = 8; break;
+    case WeightPrecision::int6: o.bits = 6; break;
+    case WeightPrecision::int5: o.bits = 5; break;
+    case WeightPrecision::nl4: o.bits = 4; o.grid = WeightGrid::nl; break;
+    default: o.bits = 4; break;
+  }
+  return o;
+}
+
+void require_kernel_support(const LinearFormat& format, const std::string& where) {
+  const WeightPrecision p = format.precision;
+  if (format.fake_quant || (p != WeightPrecision::int5 && p != WeightPrecision::int6 && p != WeightPrecision::nl4)) {
+    return;
+  }
+  throw_error(ErrorKind::unsupported, "", where,
+              "int4 or int8 (" + std::string(to_string(p)) +
+                  " is not supported by this build's kernels; --fake-quant measures it)",
+              to_string(p));
 }
 
 std::string linear_input_name(const std::string& scope) { return "linear_input." + scope; }
@@ -133,8 +167,26 @@ Value linear(Graph& g, const Value& x, std::vector<float> weight, std::int64_t o
       y = g.op("MatMul", {x, g.op("Cast", {w16}, {{"to", 1}})});
       break;
     }
-    case WeightPrecision::int8:
-    case WeightPrecision::int4: {
+    default: {  // the quantized precisions
+      if (format.fake_quant) {
+        const QuantOptions options = quant_options(format);
+        if (options.method == QuantMethod::gptq) {
+          throw_error(ErrorKind::usage, g.name(), g.scope_path(), "rtn or mse with fake quantization", "gptq");
+        }
+        // The scales as the format's kernels store them: fp16 for q3vl's, fp32 for MatMulNBits.
+        auto t = transpose(fake_quantize(weight, out_features, in_features, options,
+                                         format.kernels == LinearKernels::q3vl),
+                           out_features, in_features);
+        weight = {};
+        y = g.op("MatMul", {x, g.initializer_f32(g.scoped("weight"), {in_features, out_features}, t)});
+        break;
+      }
+      require_kernel_support(format, g.scope_path());
+      if (format.kernels == LinearKernels::ort && format.precision != WeightPrecision::int4 &&
+          format.precision != WeightPrecision::int8) {
+        throw_error(ErrorKind::unsupported, g.name(), g.scope_path(), "int4 or int8 with --kernels ort (MatMulNBits)",
+                    to_string(format.precision));
+      }
       QuantizedMatrix q = quantize(g, weight, out_features, in_features, format);
       if (format.kernels == LinearKernels::q3vl) {
         y = quant_linear_node(g, x, std::move(q), bias);
@@ -162,8 +214,8 @@ Value linear(Graph& g, const Value& x, std::vector<float> weight, std::int64_t o
 }
 
 bool can_fuse_swiglu(const LinearFormat& format) {
-  return format.kernels == LinearKernels::q3vl && !format.expose_input &&
-         (format.precision == WeightPrecision::int4 || format.precision == WeightPrecision::int8);
+  return format.kernels == LinearKernels::q3vl && !format.expose_input && !format.fake_quant &&
+         is_quantized(format.precision);
 }
 
 Value swiglu_linear(Graph& g, const Value& x, const std::vector<float>& gate, const std::vector<float>& up,
@@ -176,6 +228,7 @@ Value swiglu_linear(Graph& g, const Value& x, const std::vector<float>& gate, co
                 std::string(to_string(format.precision)) + " " + to_string(format.kernels) + ", " +
                     std::to_string(gate.size()) + " and " + std::to_string(up.size()) + " values");
   }
+  require_kernel_support(format, g.scope_path());
   // The (gate, up) pair order of kernels/quant_linear.h; rows past `intermediate` stay 0.
   // Block quantization works per row, so each row gets the codes it gets unfused.
   const std::int64_t rows = kernels::swiglu_stacked_rows(intermediate);

@@ -10,6 +10,11 @@
 //                                                      ".zero_points" (src/kernels/quant_linear.h)
 //         kernels ort:  com.microsoft.MatMulNBits bits=8 "<scope>.weight" (packed), ".scales", ".zero_points"
 //   int4  the same with bits=4
+//   int5, int6, nl4  q3vl.QuantLinear bits=5 / 6, or bits=4 grid="nl" (kernels/weight_grid.h);
+//         refused until this build's kernels multiply them (require_kernel_support)
+//   fake_quant (any quantized precision): fp32 MatMul on fake_quantize(W) (quantize.h), the
+//         codes' exact float values with the scales `kernels` would store (q3vl fp16, ort
+//         fp32): the quality study's stand-in for a format
 // The MLP's gate/up pair may instead become one q3vl.QuantSwiGLU (swiglu_linear below).
 // Both int formats hold the same codes (quantize.h / gptq.h choose them); q3vl's layout is
 // the kernel's final one, so ONNX Runtime maps it from the file and repacks nothing.
@@ -29,11 +34,14 @@ namespace q3vl::builder {
 
 class CalibrationStats;  // builder/calibration_stats.h
 
-enum class WeightPrecision { fp32, fp16, int8, int4 };
+// int5, int6 and nl4 come from quantization recipes (builder/quant_recipe.h).
+enum class WeightPrecision { fp32, fp16, int8, int4, int5, int6, nl4 };
 
 // "fp32" / "fp16" / "int8" / "int4"; throws q3vl::Error(usage) naming `flag` otherwise.
 WeightPrecision parse_weight_precision(std::string_view text, std::string_view flag = "--precision");
-const char* to_string(WeightPrecision precision);
+const char* to_string(WeightPrecision precision);  // also "int5", "int6", "nl4"
+// Whether weights in `precision` are block-quantized codes (int8, int4, int5, int6, nl4).
+bool is_quantized(WeightPrecision precision);
 
 // Which kernels multiply int8/int4 weights: q3vl's own op domain (fast; needs a runtime
 // that registers the "q3vl" domain, as q3vl's does) or ONNX Runtime's MatMulNBits (any
@@ -60,7 +68,17 @@ struct LinearFormat {
   bool expose_input = false;
   // QuantMethod::gptq reads this weight's input statistics (keyed by scope) from here.
   const CalibrationStats* calibration = nullptr;
+  // Quantized precisions: store the dequantized codes as an fp32 MatMul instead (see above).
+  bool fake_quant = false;
 };
+
+// format.quant with bits and grid set from format.precision (quantized precisions).
+QuantOptions quant_options(const LinearFormat& format);
+
+// Throws q3vl::Error(unsupported) naming `where` when `format` is a real (not fake)
+// package format this build's kernels cannot multiply: int5, int6 and nl4 until the
+// kernels for them are merged (the one place that gates them).
+void require_kernel_support(const LinearFormat& format, const std::string& where);
 
 // The graph output name under which an expose_input linear in `scope` publishes its input.
 std::string linear_input_name(const std::string& scope);

@@ -46,6 +46,59 @@ std::vector<PackageTensor> describe(const std::vector<builder::GraphTensor>& ten
   return out;
 }
 
+// The per-tensor recipe of a build: --lm-head-int8 and --int8-edge-layers as rules, then
+// --quant-recipe's, or --fake-quant's (int8 layers inside an int4 model follow the model's
+// kernels: --kernels applies to all). Checks every format against the kernels before any
+// weight is read.
+builder::QuantRecipe recipe_of(const BuildOptions& o, builder::LinearFormat& base) {
+  if (!o.fake_quant.empty()) {
+    if (!o.quant_recipe.empty()) {
+      throw_error(ErrorKind::usage, "", "--fake-quant", "no --quant-recipe (the fake recipe is the recipe)",
+                  "--quant-recipe " + o.quant_recipe);
+    }
+    if (base.precision != WeightPrecision::fp32) {
+      throw_error(ErrorKind::usage, "", "--fake-quant", "--precision fp32", "--precision " + o.precision);
+    }
+    if (base.quant.method == builder::QuantMethod::gptq) {
+      throw_error(ErrorKind::usage, "", "--fake-quant", "--quant-method rtn or mse", "gptq");
+    }
+    base.fake_quant = true;
+    // Scales as the product's kernels store them (fp16) unless --kernels ort asks for MatMulNBits'.
+    base.kernels = o.kernels.empty() ? builder::LinearKernels::q3vl : builder::parse_linear_kernels(o.kernels);
+    return builder::parse_quant_recipe(o.fake_quant, "--fake-quant");
+  }
+  std::string rules;
+  if (o.lm_head_int8) rules += "lm_head=int8;";
+  if (o.int8_edge_layers > 0) {
+    const std::string n = std::to_string(o.int8_edge_layers);
+    rules += "*@first:" + n + "+last:" + n + "=int8;";
+  }
+  builder::QuantRecipe recipe = rules.empty() ? builder::QuantRecipe{} : builder::parse_quant_recipe(rules);
+  if (!o.quant_recipe.empty()) {
+    if (!builder::is_quantized(base.precision)) {
+      throw_error(ErrorKind::usage, "", "--quant-recipe", "--precision int4 or int8", "--precision " + o.precision);
+    }
+    const builder::QuantRecipe extra = builder::parse_quant_recipe(o.quant_recipe);
+    recipe.rules.insert(recipe.rules.end(), extra.rules.begin(), extra.rules.end());
+  }
+  for (const builder::RecipeRule& r : recipe.rules) {
+    builder::LinearFormat f = base;
+    f.precision = r.precision;
+    builder::require_kernel_support(f, "--quant-recipe");
+    const std::int64_t b = r.block_size;
+    if (b > 0 && base.kernels == builder::LinearKernels::q3vl && b != 32 && b != 64 && b != 128) {
+      throw_error(ErrorKind::usage, "", "--quant-recipe", "block size 32, 64 or 128 with --kernels q3vl",
+                  std::to_string(b));
+    }
+    if (base.kernels == builder::LinearKernels::ort && r.precision != WeightPrecision::int4 &&
+        r.precision != WeightPrecision::int8) {
+      throw_error(ErrorKind::unsupported, "", "--quant-recipe", "int4 or int8 with --kernels ort (MatMulNBits)",
+                  builder::to_string(r.precision));
+    }
+  }
+  return recipe;
+}
+
 builder::DecoderGraphOptions decoder_options(const BuildOptions& o) {
   builder::LinearFormat base;
   base.precision = builder::parse_weight_precision(o.precision, "--precision");
@@ -92,14 +145,9 @@ builder::DecoderGraphOptions decoder_options(const BuildOptions& o) {
     throw_error(ErrorKind::usage, "", "--int8-edge-layers", "a non-negative count",
                 std::to_string(o.int8_edge_layers));
   }
-  builder::LinearFormat int8 = base;
-  int8.precision = WeightPrecision::int8;
   builder::DecoderGraphOptions d;
+  d.recipe = recipe_of(o, base);  // may set base's fake_quant and kernels
   d.layers = base;
-  // int8 layers inside an int4 model follow the model's kernels (--kernels applies to all).
-  d.edge_layers = int8;
-  d.num_edge_layers = static_cast<int>(o.int8_edge_layers);
-  d.lm_head = o.lm_head_int8 ? int8 : base;
   d.logits = o.all_logits ? builder::LogitsMode::all : builder::LogitsMode::last;
   // float16 KV by default where the package already needs q3vl's runtime (q3vl kernels);
   // GenAI packages keep the float32 cache its runtime allocates.
@@ -235,8 +283,6 @@ void write_calibration_package(const std::filesystem::path& package_dir, const s
   options.layers.precision = precision;
   options.layers.quant.method = builder::QuantMethod::rtn;
   options.layers.expose_input = true;
-  options.edge_layers = options.layers;
-  options.lm_head = options.layers;
   options.logits = builder::LogitsMode::all;
   m.decoder_precision = builder::to_string(precision);
   m.logits_mode = "all";
@@ -325,10 +371,15 @@ BuildResult build_package(const BuildOptions& o) {
   m.decoder_precision = o.precision;
   m.vision_precision = o.vision_precision;
   m.logits_mode = o.all_logits ? "all" : "last";
-  if (o.precision == "int8" || o.precision == "int4") {
+  const std::string lm_head_precision = builder::to_string(
+      builder::resolve_format(decoder.layers, decoder.recipe, "lm_head", builder::kNoLayer, config.text.num_hidden_layers)
+          .precision);
+  if (o.precision == "int8" || o.precision == "int4" || !o.fake_quant.empty()) {
     m.quantization = QuantizationInfo{o.quant_method, o.block_size, o.symmetric, o.accuracy_level,
-                                      builder::to_string(decoder.layers.kernels), o.lm_head_int8 ? "int8" : o.precision,
+                                      builder::to_string(decoder.layers.kernels), lm_head_precision,
                                       o.int8_edge_layers};
+    m.quantization.recipe = builder::to_string(decoder.recipe);
+    m.quantization.fake_quant = decoder.layers.fake_quant;
   } else {
     m.quantization.lm_head_precision = o.precision;
   }
@@ -360,6 +411,7 @@ BuildResult build_package(const BuildOptions& o) {
     m.files = builder::list_package_files(dir);
     BuildResult result;
     for (const auto& f : m.files) result.package_bytes += f.size;
+    result.linear_bytes_per_weight = builder::recipe_bytes_per_weight(decoder.layers, decoder.recipe, config.text);
     result.manifest = std::move(m);
     staging.commit(o.force);
     return result;
@@ -396,7 +448,7 @@ BuildResult build_package(const BuildOptions& o) {
     m.quantization.calibration =
         CalibrationInfo{o.calibration_file.empty() ? calibration_set.source : o.calibration_file.filename().string(),
                         run.conversations, run.tokens, builder::to_string(recorder)};
-    for (builder::LinearFormat* f : {&decoder.layers, &decoder.edge_layers, &decoder.lm_head}) f->calibration = &*calibration;
+    decoder.layers.calibration = &*calibration;  // every recipe format is a copy of layers
   }
   write_graph("decoder", dir, o.precision, m, [&](builder::Graph& g) {
     builder::write_decoder_graph(g, weights, config, decoder);
@@ -413,6 +465,7 @@ BuildResult build_package(const BuildOptions& o) {
 
   BuildResult result;
   for (const auto& f : m.files) result.package_bytes += f.size;
+  result.linear_bytes_per_weight = builder::recipe_bytes_per_weight(decoder.layers, decoder.recipe, config.text);
   result.manifest = std::move(m);
   staging.commit(o.force);
   return result;

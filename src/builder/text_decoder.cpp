@@ -1,5 +1,6 @@
 #include "builder/text_decoder.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -44,16 +45,34 @@ Value write_projection(Graph& g, WeightReader& w, const Value& x, const std::str
 struct ProjectionPart {
   const char* module;  // HF module name ("q_proj"), read as "<scope>.<module>.weight"
   std::int64_t out;    // its output features
+  const LinearFormat* format;  // how the recipe stores it
 };
+
+// Whether two formats store a weight the same way (they differ only where a recipe rule
+// changed them: precision and block size).
+bool same_storage(const LinearFormat& a, const LinearFormat& b) {
+  return a.precision == b.precision && a.quant.block_size == b.quant.block_size && a.fake_quant == b.fake_quant;
+}
 
 // y = [x W_0^T | x W_1^T | ...] (+ b): every part's output, computed as ONE matmul over
 // the weights stacked along the output features, [sum_j out_j, in]. Decode is bound by
 // reading weights, and one quantized matmul over the stack costs one kernel dispatch and
 // one pass over x instead of one per part. Block quantization works per output row, so
 // the stacked matrix quantizes exactly as the parts would one by one.
+// Parts the recipe stores differently get one matmul each, concatenated to the same y.
 Value write_stacked_projection(Graph& g, WeightReader& w, const Value& x, const std::string& stacked_module,
-                               const std::vector<ProjectionPart>& parts, std::int64_t in,
-                               const LinearFormat& format, bool bias) {
+                               const std::vector<ProjectionPart>& parts, std::int64_t in, bool bias) {
+  const LinearFormat& format = *parts.front().format;
+  const bool uniform = std::all_of(parts.begin(), parts.end(),
+                                   [&](const ProjectionPart& p) { return same_storage(*p.format, format); });
+  if (!uniform) {
+    std::vector<Value> ys;
+    for (const ProjectionPart& part : parts) {
+      ys.push_back(write_projection(g, w, x, part.module, part.out, in, *part.format, bias));
+    }
+    auto scope = g.scope(stacked_module);
+    return g.op("Concat", ys, {{"axis", -1}});
+  }
   std::int64_t total = 0;
   for (const ProjectionPart& part : parts) total += part.out;
   std::vector<float> weight, b;
@@ -83,8 +102,17 @@ std::vector<Value> split_parts(Graph& g, const Value& y, const std::vector<Proje
 // ops (such a package already needs q3vl's op domain; standard MatMulNBits and float
 // packages stay loadable by any ONNX Runtime consumer).
 bool uses_q3vl_ops(const LinearFormat& format, bool fuse) {
-  return fuse && format.kernels == LinearKernels::q3vl &&
-         (format.precision == WeightPrecision::int4 || format.precision == WeightPrecision::int8);
+  return fuse && format.kernels == LinearKernels::q3vl && is_quantized(format.precision) && !format.fake_quant;
+}
+
+// The formats of one layer's linears (DecoderGraphOptions::recipe resolved).
+struct LayerFormats {
+  LinearFormat q, k, v, o, gate, up, down, experts;
+};
+
+LayerFormats layer_formats(const DecoderGraphOptions& options, std::int64_t layer, std::int64_t num_layers) {
+  auto f = [&](std::string_view tensor) { return resolve_format(options.layers, options.recipe, tensor, layer, num_layers); };
+  return {f("q_proj"), f("k_proj"), f("v_proj"), f("o_proj"), f("gate_proj"), f("up_proj"), f("down_proj"), f("experts")};
 }
 
 // y = weight * x / sqrt(mean(x^2, last axis) + eps);  x: [..., n]
@@ -134,17 +162,18 @@ Value write_head_norm(Graph& g, WeightReader& w, const Value& x, const std::stri
 // out = o Wo^T;   x: [B, T, hidden],  q: [B, T, heads * head_dim],  k, v: [B, T, kv_heads * head_dim]
 AttentionOutput write_attention(Graph& g, WeightReader& w, const Value& x, const Value& past_key,
                                 const Value& past_value, const LayerContext& ctx,
-                                const LinearFormat& format) {
+                                const LayerFormats& formats) {
   auto scope = g.scope("self_attn");
   const TextConfig& t = ctx.text;
   const std::int64_t q_width = t.num_attention_heads * t.head_dim;
   const std::int64_t kv_width = t.num_key_value_heads * t.head_dim;
   const bool bias = t.attention_bias;
 
-  const std::vector<ProjectionPart> parts{{"q_proj", q_width}, {"k_proj", kv_width}, {"v_proj", kv_width}};
-  const Value qkv = write_stacked_projection(g, w, x, "qkv_proj", parts, t.hidden_size, format, bias);
+  const std::vector<ProjectionPart> parts{
+      {"q_proj", q_width, &formats.q}, {"k_proj", kv_width, &formats.k}, {"v_proj", kv_width, &formats.v}};
+  const Value qkv = write_stacked_projection(g, w, x, "qkv_proj", parts, t.hidden_size, bias);
   Value q, k, v;
-  if (uses_q3vl_ops(format, ctx.fuse_q3vl_ops)) {
+  if (uses_q3vl_ops(formats.q, ctx.fuse_q3vl_ops)) {
     // q_norm + k_norm + MRoPE on the packed output in one node (kernels/qk_norm_rope.h).
     auto weight = [&](const char* module) {
       auto norm = g.scope(module);
@@ -171,16 +200,17 @@ AttentionOutput write_attention(Graph& g, WeightReader& w, const Value& x, const
   const KvAttention attn =
       write_kv_attention(g, {t.num_attention_heads, t.num_key_value_heads, t.head_dim, ctx.kv_cache}, q, k, v,
                          past_key, past_value, ctx.seqlens_k, ctx.total_sequence_length);
-  Value out = write_projection(g, w, attn.output, "o_proj", t.hidden_size, q_width, format, bias);
+  Value out = write_projection(g, w, attn.output, "o_proj", t.hidden_size, q_width, formats.o, bias);
   return {out, attn.present_key, attn.present_value};
 }
 
 // y = down(silu(gate(x)) * up(x));  x: [B, T, hidden], gate/up: [B, T, intermediate] (one stacked
 // matmul; with q3vl's fused ops one q3vl.QuantSwiGLU that also applies silu and the product).
-Value write_mlp(Graph& g, WeightReader& w, const Value& x, const TextConfig& t, const LinearFormat& format,
+Value write_mlp(Graph& g, WeightReader& w, const Value& x, const TextConfig& t, const LayerFormats& formats,
                 bool fuse) {
   auto scope = g.scope("mlp");
-  if (uses_q3vl_ops(format, fuse) && can_fuse_swiglu(format)) {
+  const LinearFormat& format = formats.gate;
+  if (uses_q3vl_ops(format, fuse) && can_fuse_swiglu(format) && same_storage(format, formats.up)) {
     std::vector<float> gate, up;
     {
       auto gate_scope = g.scope("gate_proj");
@@ -196,14 +226,15 @@ Value write_mlp(Graph& g, WeightReader& w, const Value& x, const TextConfig& t, 
       auto gate_up_scope = g.scope("gate_up_proj");
       act = swiglu_linear(g, x, gate, up, t.intermediate_size, t.hidden_size, format);
     }
-    return write_projection(g, w, act, "down_proj", t.hidden_size, t.intermediate_size, format, false);
+    return write_projection(g, w, act, "down_proj", t.hidden_size, t.intermediate_size, formats.down, false);
   }
-  const std::vector<ProjectionPart> parts{{"gate_proj", t.intermediate_size}, {"up_proj", t.intermediate_size}};
-  const auto gate_up = split_parts(g, write_stacked_projection(g, w, x, "gate_up_proj", parts, t.hidden_size, format, false), parts);
+  const std::vector<ProjectionPart> parts{{"gate_proj", t.intermediate_size, &formats.gate},
+                                          {"up_proj", t.intermediate_size, &formats.up}};
+  const auto gate_up = split_parts(g, write_stacked_projection(g, w, x, "gate_up_proj", parts, t.hidden_size, false), parts);
   const Value& gate = gate_up[0];
   Value act = g.op("Mul", {gate, g.op("Sigmoid", {gate})});
   return write_projection(g, w, g.op("Mul", {act, gate_up[1]}), "down_proj", t.hidden_size,
-                          t.intermediate_size, format, false);
+                          t.intermediate_size, formats.down, false);
 }
 
 struct LayerOutput {
@@ -216,15 +247,15 @@ struct LayerOutput {
 // where mlp is the sparse MoE block on the config's MoE layers (builder/text_moe.h).
 LayerOutput write_decoder_layer(Graph& g, WeightReader& w, const Residual& in, std::int64_t layer,
                                 const Value& past_key, const Value& past_value, const LayerContext& ctx,
-                                const LinearFormat& format, bool expose_router_logits) {
+                                const LayerFormats& formats, bool expose_router_logits) {
   auto scope = g.scope("layers." + std::to_string(layer));
   const TextConfig& t = ctx.text;
   const NormedResidual x = write_add_rms_norm(g, w, in, "input_layernorm", t.hidden_size, t.rms_norm_eps);
-  AttentionOutput attn = write_attention(g, w, x.normed, past_key, past_value, ctx, format);
+  AttentionOutput attn = write_attention(g, w, x.normed, past_key, past_value, ctx, formats);
   const NormedResidual h = write_add_rms_norm(g, w, {x.sum, attn.hidden}, "post_attention_layernorm",
                                               t.hidden_size, t.rms_norm_eps);
-  Value mlp = t.is_moe_layer(layer) ? write_moe_block(g, w, h.normed, t, format, expose_router_logits)
-                                    : write_mlp(g, w, h.normed, t, format, ctx.fuse_q3vl_ops);
+  Value mlp = t.is_moe_layer(layer) ? write_moe_block(g, w, h.normed, t, formats.experts, expose_router_logits)
+                                    : write_mlp(g, w, h.normed, t, formats, ctx.fuse_q3vl_ops);
   return {{h.sum, mlp}, attn.present_key, attn.present_value};
 }
 
@@ -320,8 +351,10 @@ void write_decoder_graph(Graph& g, WeightReader& w, const ModelConfig& config,
     total_length = g.op("Cast", {width}, {{"to", 6}});
   }
   // RotaryEmbedding's positions are needed only by layers without the fused prologue.
-  const bool unfused_layers = !uses_q3vl_ops(options.layers, options.fuse_q3vl_ops) ||
-                        (options.num_edge_layers > 0 && !uses_q3vl_ops(options.edge_layers, options.fuse_q3vl_ops));
+  bool unfused_layers = false;
+  for (std::int64_t i = 0; i < t.num_hidden_layers; ++i) {
+    unfused_layers = unfused_layers || !uses_q3vl_ops(layer_formats(options, i, t.num_hidden_layers).q, options.fuse_q3vl_ops);
+  }
   const TextRotaryTables rotary = write_text_rotary(g, position_ids, t, unfused_layers);
   const LayerContext ctx{t, rotary, seqlens_k, total_length, options.fuse_q3vl_ops, options.kv_cache};
 
@@ -334,9 +367,8 @@ void write_decoder_graph(Graph& g, WeightReader& w, const ModelConfig& config,
     }
     Residual stream{x, Value{}};
     for (std::int64_t i = 0; i < t.num_hidden_layers; ++i) {
-      const bool edge = i < options.num_edge_layers || i >= t.num_hidden_layers - options.num_edge_layers;
-      const LinearFormat& format = edge ? options.edge_layers : options.layers;
-      LayerOutput layer = write_decoder_layer(g, w, stream, i, past[i].first, past[i].second, ctx, format,
+      LayerOutput layer = write_decoder_layer(g, w, stream, i, past[i].first, past[i].second, ctx,
+                                              layer_formats(options, i, t.num_hidden_layers),
                                               options.expose_router_logits);
       stream = layer.residual;
       present.emplace_back(layer.present_key, layer.present_value);
@@ -363,7 +395,8 @@ void write_decoder_graph(Graph& g, WeightReader& w, const ModelConfig& config,
     const std::string source = config.tie_word_embeddings ? std::string(kPrefix) + ".embed_tokens.weight"
                                                           : "lm_head.weight";
     auto weight = w.f32(source, {t.vocab_size, t.hidden_size});
-    logits = linear(g, x, std::move(weight), t.vocab_size, t.hidden_size, options.lm_head);
+    logits = linear(g, x, std::move(weight), t.vocab_size, t.hidden_size,
+                    resolve_format(options.layers, options.recipe, "lm_head", kNoLayer, t.num_hidden_layers));
   }
   const Dim logits_len = options.logits == LogitsMode::last ? Dim(1) : Dim("sequence_length");
   g.output(logits, io::kDecoderLogits, DType::f32, {"batch_size", logits_len, t.vocab_size});

@@ -17,7 +17,8 @@
 // Mixture-of-Experts configs (qwen3_vl_moe): the layers TextConfig::is_moe_layer names
 // have the sparse MoE block of builder/text_moe.h instead of the dense MLP.
 // Each layer stacks q/k/v and gate/up into one matmul each ("self_attn.qkv_proj",
-// "mlp.gate_up_proj" initializers) and adds residuals inside
+// "mlp.gate_up_proj" initializers) when the recipe gives the parts one format (else one
+// matmul per part, concatenated), and adds residuals inside
 // com.microsoft.SkipSimplifiedLayerNormalization.
 // Attention is com.microsoft.GroupQueryAttention (do_rotary = 0; MRoPE is applied before
 // it). Binding the same buffer to past_key_values.N.* and present.N.* (shape
@@ -31,6 +32,7 @@
 
 #include "builder/graph.h"
 #include "builder/linear.h"
+#include "builder/quant_recipe.h"
 #include "builder/weight_reader.h"
 #include "q3vl/config.h"
 
@@ -50,10 +52,8 @@ enum class DeepstackInput {
 };
 
 struct DecoderGraphOptions {
-  LinearFormat layers;         // q/k/v/o and MLP projections
-  LinearFormat edge_layers;    // projections of the first and last `num_edge_layers` layers
-  int num_edge_layers = 0;     // 0 = every layer uses `layers`
-  LinearFormat lm_head;
+  LinearFormat layers;  // every linear (q/k/v/o, MLP or experts, lm_head) ...
+  QuantRecipe recipe;   // ... unless a rule of the recipe gives it another precision / block size
   LogitsMode logits = LogitsMode::last;
   DeepstackInput deepstack = DeepstackInput::separate;
   // Test builds: also output each MoE block's router logits as

@@ -115,10 +115,8 @@ ExpertTensor write_expert_tensor(Graph& g, const std::string& name, std::int64_t
       });
       return {g.op("Cast", {half}, {{"to", 1}})};
     }
-    case WeightPrecision::int8:
-    case WeightPrecision::int4: {
-      QuantOptions quant = format.quant;
-      quant.bits = format.precision == WeightPrecision::int4 ? 4 : 8;
+    default: {  // int8 / int4 (check_quantizable refuses the others)
+      const QuantOptions quant = quant_options(format);
       QuantOptions rounding = quant;  // an expert without statistics: gptq's own block scales
       if (rounding.method == QuantMethod::gptq) rounding.method = QuantMethod::mse;
       auto quantize = [&](std::int64_t e) {
@@ -200,12 +198,16 @@ class ExpertStatistics {
   std::int64_t unrouted_ = 0;
 };
 
-bool quantized(const LinearFormat& format) {
-  return format.precision == WeightPrecision::int8 || format.precision == WeightPrecision::int4;
-}
+bool quantized(const LinearFormat& format) { return is_quantized(format.precision); }
 
 void check_quantizable(const LinearFormat& format, const TextConfig& t, const std::string& scope) {
   if (!quantized(format)) return;
+  // The expert ops (q3vl.MoE, QMoE) take int8 / int4 codes; fake quantization of experts
+  // is not written (the quality study is on dense models).
+  if (format.fake_quant || (format.precision != WeightPrecision::int8 && format.precision != WeightPrecision::int4)) {
+    throw_error(ErrorKind::unsupported, scope, "experts format", "int4 or int8 (quantized, not fake)",
+                std::string(to_string(format.precision)) + (format.fake_quant ? " (fake)" : ""));
+  }
   if (format.quant.method == QuantMethod::gptq && format.calibration == nullptr) {
     throw_error(ErrorKind::usage, scope, "--quant-method gptq", "calibration statistics for the experts", "none");
   }
@@ -279,7 +281,7 @@ Value write_moe_block(Graph& g, WeightReader& w, const Value& x, const TextConfi
            " experts received no calibration tokens; rounded with mse instead");
   }
 
-  const std::int64_t bits = format.precision == WeightPrecision::int4 ? 4 : 8;
+  const std::int64_t bits = quant_options(format).bits;
   if (quantized(format) && format.kernels == LinearKernels::q3vl) {
     return g.op(std::string(kernels::kDomain) + "." + kernels::kMoEOp,
                 {x, logits, fc1.weights, fc1.scales, fc2.weights, fc2.scales, fc1.zero_points, fc2.zero_points},

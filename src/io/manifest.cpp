@@ -87,6 +87,8 @@ Json manifest_to_json(const PackageManifest& m) {
     }
   });
   j["quantization"]["kernels"] = m.quantization.kernels;
+  if (!m.quantization.recipe.empty()) j["quantization"]["recipe"] = m.quantization.recipe;
+  if (m.quantization.fake_quant) j["quantization"]["fake_quant"] = true;
   j["decoder"]["kv_cache_dtype"] = m.kv_cache_dtype;
   if (const auto& c = m.quantization.calibration) {
     j["quantization"]["calibration"] = Json{{"source", c->source},
@@ -143,6 +145,11 @@ PackageManifest manifest_from_json(const Json& json, const std::string& file) {
     m.quantization.kernels = root.object("quantization").get_string("kernels");
   } else if (!m.quantization.method.empty()) {
     m.quantization.kernels = "ort";
+  }
+  // Optional: packages without a recipe or fake quantization.
+  if (root.object("quantization").has("recipe")) m.quantization.recipe = root.object("quantization").get_string("recipe");
+  if (root.object("quantization").has("fake_quant")) {
+    m.quantization.fake_quant = root.object("quantization").get_bool("fake_quant");
   }
   // Optional: packages from before the float16 KV cache all use float32.
   if (root.object("decoder").has("kv_cache_dtype")) {

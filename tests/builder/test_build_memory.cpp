@@ -74,7 +74,6 @@ TEST(BuildMemory, CheckpointPagesAreReleasedAfterEachGraph) {
     DecoderGraphOptions options;
     options.layers.precision = WeightPrecision::int4;
     options.layers.quant.block_size = 32;
-    options.lm_head = options.layers;
     write_decoder_graph(g, weights, config, options);
     g.save(out / "decoder.onnx");
   }

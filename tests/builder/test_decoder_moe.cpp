@@ -219,8 +219,7 @@ TEST(DecoderMoe, QuantizedTracksFp32) {
       options.layers.quant.method = v.method;
       options.layers.quant.block_size = 32;
       options.layers.kernels = v.kernels;
-      options.lm_head = options.layers;
-      if (v.lm_head_int8) options.lm_head.precision = builder::WeightPrecision::int8;
+      if (v.lm_head_int8) options.recipe = builder::parse_quant_recipe("lm_head=int8");
       logits = run(options, v.label);
     }
     double worst = 1, sum = 0;

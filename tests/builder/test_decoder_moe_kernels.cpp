@@ -83,7 +83,6 @@ void check(const std::filesystem::path& checkpoint, const std::string& label, in
     o.layers.quant.method = builder::QuantMethod::rtn;
     o.layers.quant.block_size = 32;
     o.layers.kernels = kernels;
-    o.lm_head = o.layers;
     o.expose_router_logits = true;
     return o;
   };

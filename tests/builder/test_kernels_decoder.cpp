@@ -49,8 +49,6 @@ builder::DecoderGraphOptions quantized(builder::WeightPrecision precision, build
   o.layers.precision = precision;
   o.layers.kernels = kernels;
   o.layers.quant.method = builder::QuantMethod::rtn;
-  o.lm_head = o.layers;
-  o.edge_layers = o.layers;
   return o;
 }
 

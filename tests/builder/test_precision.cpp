@@ -152,8 +152,7 @@ void check_preset(const std::string& preset) {
       options.layers.quant.block_size = 32;
       options.layers.kernels =
           v.force_q3vl_kernels ? builder::LinearKernels::q3vl : builder::default_kernels(v.precision);
-      options.lm_head = options.layers;
-      if (v.lm_head_int8) options.lm_head.precision = builder::WeightPrecision::int8;
+      if (v.lm_head_int8) options.recipe = builder::parse_quant_recipe("lm_head=int8");
       logits = run_options(options, v.label);
     }
     double worst_golden = 1.0, worst_synthetic = 1.0, sum_golden = 0;
