@@ -46,7 +46,8 @@ QuantizedMatrix quantize(Graph& g, std::vector<float>& weight, std::int64_t out_
 Value quant_linear_node(Graph& g, const Value& x, QuantizedMatrix q, std::vector<float>& bias,
                         std::int64_t swiglu_width = 0) {
   const WeightGrid grid = q.grid;
-  kernels::BlockwiseMatrix blockwise{{q.n, q.k, q.bits, q.block_size},
+  kernels::BlockwiseMatrix blockwise{{q.n, q.k, q.bits, q.block_size,
+                                      grid == WeightGrid::nl ? kernels::WeightGrid::nl : kernels::WeightGrid::uniform},
                                      std::move(q.packed), std::move(q.scales), std::move(q.zero_points)};
   const kernels::PackedMatrix p = kernels::pack(blockwise);
   blockwise = {};
@@ -123,17 +124,6 @@ QuantOptions quant_options(const LinearFormat& format) {
   return o;
 }
 
-void require_kernel_support(const LinearFormat& format, const std::string& where) {
-  const WeightPrecision p = format.precision;
-  if (format.fake_quant || (p != WeightPrecision::int5 && p != WeightPrecision::int6 && p != WeightPrecision::nl4)) {
-    return;
-  }
-  throw_error(ErrorKind::unsupported, "", where,
-              "int4 or int8 (" + std::string(to_string(p)) +
-                  " is not supported by this build's kernels; --fake-quant measures it)",
-              to_string(p));
-}
-
 std::string linear_input_name(const std::string& scope) { return "linear_input." + scope; }
 
 Value linear(Graph& g, const Value& x, std::vector<float> weight, std::int64_t out_features,
@@ -181,7 +171,6 @@ Value linear(Graph& g, const Value& x, std::vector<float> weight, std::int64_t o
         y = g.op("MatMul", {x, g.initializer_f32(g.scoped("weight"), {in_features, out_features}, t)});
         break;
       }
-      require_kernel_support(format, g.scope_path());
       if (format.kernels == LinearKernels::ort && format.precision != WeightPrecision::int4 &&
           format.precision != WeightPrecision::int8) {
         throw_error(ErrorKind::unsupported, g.name(), g.scope_path(), "int4 or int8 with --kernels ort (MatMulNBits)",
@@ -228,7 +217,6 @@ Value swiglu_linear(Graph& g, const Value& x, const std::vector<float>& gate, co
                 std::string(to_string(format.precision)) + " " + to_string(format.kernels) + ", " +
                     std::to_string(gate.size()) + " and " + std::to_string(up.size()) + " values");
   }
-  require_kernel_support(format, g.scope_path());
   // The (gate, up) pair order of kernels/quant_linear.h; rows past `intermediate` stay 0.
   // Block quantization works per row, so each row gets the codes it gets unfused.
   const std::int64_t rows = kernels::swiglu_stacked_rows(intermediate);

@@ -11,7 +11,7 @@
 //         kernels ort:  com.microsoft.MatMulNBits bits=8 "<scope>.weight" (packed), ".scales", ".zero_points"
 //   int4  the same with bits=4
 //   int5, int6, nl4  q3vl.QuantLinear bits=5 / 6, or bits=4 grid="nl" (kernels/weight_grid.h);
-//         refused until this build's kernels multiply them (require_kernel_support)
+//         q3vl kernels only (MatMulNBits has no such formats)
 //   fake_quant (any quantized precision): fp32 MatMul on fake_quantize(W) (quantize.h), the
 //         codes' exact float values with the scales `kernels` would store (q3vl fp16, ort
 //         fp32): the quality study's stand-in for a format
@@ -74,11 +74,6 @@ struct LinearFormat {
 
 // format.quant with bits and grid set from format.precision (quantized precisions).
 QuantOptions quant_options(const LinearFormat& format);
-
-// Throws q3vl::Error(unsupported) naming `where` when `format` is a real (not fake)
-// package format this build's kernels cannot multiply: int5, int6 and nl4 until the
-// kernels for them are merged (the one place that gates them).
-void require_kernel_support(const LinearFormat& format, const std::string& where);
 
 // The graph output name under which an expose_input linear in `scope` publishes its input.
 std::string linear_input_name(const std::string& scope);

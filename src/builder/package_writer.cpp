@@ -82,9 +82,6 @@ builder::QuantRecipe recipe_of(const BuildOptions& o, builder::LinearFormat& bas
     recipe.rules.insert(recipe.rules.end(), extra.rules.begin(), extra.rules.end());
   }
   for (const builder::RecipeRule& r : recipe.rules) {
-    builder::LinearFormat f = base;
-    f.precision = r.precision;
-    builder::require_kernel_support(f, "--quant-recipe");
     const std::int64_t b = r.block_size;
     if (b > 0 && base.kernels == builder::LinearKernels::q3vl && b != 32 && b != 64 && b != 128) {
       throw_error(ErrorKind::usage, "", "--quant-recipe", "block size 32, 64 or 128 with --kernels q3vl",

@@ -64,6 +64,41 @@ TEST(FakeQuant, EqualsMatMulNBitsWithFloatActivations) {
   EXPECT_GE(quant_vs_fp32, 1e-2 * scale);
 }
 
+// The other direction: the q3vl kernels running int5, int6 and nl4 (with fused QKV split
+// by format, fused SwiGLU) compute what the fake-quantized fp32 decoder with the same
+// codes and fp16 scales computes, up to their int8 activations (per 32 values).
+TEST(FakeQuant, Q3vlKernelFormatsMatchTheirFakeQuantTwin) {
+  const ModelConfig config = load_model_config(checkpoint_dir("tiny"));
+  builder::DecoderGraphOptions real;
+  real.layers.precision = builder::WeightPrecision::int4;
+  real.layers.quant.method = builder::QuantMethod::mse;
+  real.layers.quant.block_size = 32;
+  real.layers.kernels = builder::LinearKernels::q3vl;
+  real.recipe = builder::parse_quant_recipe("lm_head=int6;v_proj,down_proj@more_bits=int6;o_proj=int5;*=nl4");
+  builder::DecoderGraphOptions fake = real;
+  fake.layers.precision = builder::WeightPrecision::fp32;
+  fake.layers.fake_quant = true;
+
+  const auto fp32 = logits_of("q3vl_fp32", config, builder::DecoderGraphOptions{});
+  const auto r = logits_of("q3vl_real", config, real);
+  const auto f = logits_of("q3vl_fake", config, fake);
+  ASSERT_EQ(r.size(), f.size());
+  double scale = 0, dot = 0, rr = 0, ff = 0;
+  for (std::size_t i = 0; i < r.size(); ++i) {
+    scale = std::max(scale, double(std::abs(r[i])));
+    dot += double(r[i]) * f[i];
+    rr += double(r[i]) * r[i];
+    ff += double(f[i]) * f[i];
+  }
+  const double cosine = dot / std::sqrt(rr * ff);
+  const double fake_vs_real = max_abs_diff(f, r), quant_vs_fp32 = max_abs_diff(f, fp32);
+  std::printf("[q3vl formats] max |logit| %.4f, real vs fake %.3g (cosine %.7f), fake vs fp32 %.3g\n", scale,
+              fake_vs_real, cosine, quant_vs_fp32);
+  // int8 activations move the logits far less than the weight formats do.
+  EXPECT_LE(fake_vs_real, 0.1 * quant_vs_fp32);
+  EXPECT_GE(cosine, 0.9999);
+}
+
 TEST(FakeQuant, PackageRecordsTheRecipe) {
   BuildOptions o;
   o.model_dir = checkpoint_dir("tiny");
@@ -119,10 +154,12 @@ TEST(FakeQuant, BadCombinationsRefused) {
   BuildOptions float_recipe;
   float_recipe.quant_recipe = "*=int4";
   expect_refused(float_recipe, ErrorKind::usage, "--quant-recipe", "--precision fp32");
-  // Real nl4 / int5 / int6 need kernels this build does not have: said before any weight is read.
+  // Real nl4 / int5 / int6 run on the q3vl kernels only (MatMulNBits has no such format):
+  // with --kernels ort they are refused before any weight is read.
   for (const char* format : {"nl4", "int5", "int6"}) {
     BuildOptions real;
     real.precision = "int4";
+    real.kernels = "ort";
     real.quant_recipe = std::string("lm_head=") + format;
     expect_refused(real, ErrorKind::unsupported, "--quant-recipe", format);
   }
