@@ -118,6 +118,10 @@ RunFunction setup_inspect(CLI::App& command) {
                     manifest.quantization.kernels == "q3vl" ? "q3vl (its q3vl.* ops: see ops below)"
                                                             : "ort (com.microsoft.MatMulNBits)");
       }
+      if (!manifest.quantization.recipe.empty()) {
+        std::printf("  %s %s\n", manifest.quantization.fake_quant ? "fake-quantized recipe" : "recipe",
+                    manifest.quantization.recipe.c_str());
+      }
       if (manifest.vision_precision == "q8") {
         std::printf("  vision kernels q3vl (q3vl.QuantLinear: 8-bit weights, int8 activations per 32 values; qkv fp32)\n");
       } else if (manifest.vision_precision == "int8") {

@@ -179,6 +179,8 @@ TEST(FakeQuant, CommandLineFlagsAreRulesOfTheRecipe) {
   const ShellOutput manifest = run_shell("cat " + quote(out / "q3vl.json"));
   EXPECT_NE(manifest.out.find("\"recipe\": \"" + recipe + "\""), std::string::npos) << manifest.out;
   EXPECT_NE(manifest.out.find("\"lm_head_precision\": \"int8\""), std::string::npos) << manifest.out;
+  const ShellOutput shown = run_shell(quote(q3vl_exe()) + " inspect " + quote(out) + " 2>&1");
+  EXPECT_NE(shown.out.find("  recipe " + recipe + "\n"), std::string::npos) << shown.out;
   // A bad rule: one line naming the flag and the rule, non-zero exit, the old package kept.
   const ShellOutput bad = run_shell(build + "--quant-recipe 'v_proj=int3' 2>&1");
   EXPECT_NE(bad.status, 0);
