@@ -38,65 +38,64 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   return m;
 }
 
-TEST(FakeQuant, EqualsMatMulNBitsWithFloatActivations) {
+// The logits of one decoder built as `recipe` on `kernels` for real, of its fake-quantized
+// fp32 twin, and of the plain fp32 decoder, with the figures the tests compare.
+struct TwinLogits {
+  double scale = 0;           // max |real logit|
+  double fake_vs_real = 0;    // max |fake - real|
+  double quant_vs_fp32 = 0;   // max |fake - fp32|: what quantization moved
+  double cosine = 0;          // real vs fake
+};
+
+TwinLogits twin_logits(const char* label, builder::LinearKernels kernels, const char* recipe) {
   const ModelConfig config = load_model_config(checkpoint_dir("tiny"));
   builder::DecoderGraphOptions real;
   real.layers.precision = builder::WeightPrecision::int4;
   real.layers.quant.method = builder::QuantMethod::mse;
   real.layers.quant.block_size = 32;
-  real.layers.kernels = builder::LinearKernels::ort;
+  real.layers.kernels = kernels;
   real.layers.accuracy_level = 0;
-  real.recipe = builder::parse_quant_recipe(kRecipe);
+  real.recipe = builder::parse_quant_recipe(recipe);
   builder::DecoderGraphOptions fake = real;
   fake.layers.precision = builder::WeightPrecision::fp32;
   fake.layers.fake_quant = true;
+  const std::string name = label;
+  const auto fp32 = logits_of((name + "_fp32").c_str(), config, builder::DecoderGraphOptions{});
+  const auto r = logits_of((name + "_real").c_str(), config, real);
+  const auto f = logits_of((name + "_fake").c_str(), config, fake);
+  EXPECT_EQ(r.size(), f.size());
+  TwinLogits t;
+  double dot = 0, rr = 0, ff = 0;
+  for (std::size_t i = 0; i < r.size() && i < f.size(); ++i) {
+    t.scale = std::max(t.scale, double(std::abs(r[i])));
+    dot += double(r[i]) * f[i];
+    rr += double(r[i]) * r[i];
+    ff += double(f[i]) * f[i];
+  }
+  t.cosine = dot / std::sqrt(rr * ff);
+  t.fake_vs_real = max_abs_diff(f, r);
+  t.quant_vs_fp32 = max_abs_diff(f, fp32);
+  std::printf("[%s] max |logit| %.4f, fake vs real %.3g (cosine %.7f), fake vs fp32 %.3g\n", label, t.scale,
+              t.fake_vs_real, t.cosine, t.quant_vs_fp32);
+  return t;
+}
 
-  const auto fp32 = logits_of("fp32", config, builder::DecoderGraphOptions{});
-  const auto r = logits_of("real", config, real);
-  const auto f = logits_of("fake", config, fake);
-  ASSERT_EQ(r.size(), f.size());
-  double scale = 0;
-  for (float x : r) scale = std::max(scale, double(std::abs(x)));
-  const double fake_vs_real = max_abs_diff(f, r), quant_vs_fp32 = max_abs_diff(r, fp32);
-  std::printf("[fake quant] max |logit| %.4f, fake vs real %.3g, real vs fp32 %.3g\n", scale, fake_vs_real, quant_vs_fp32);
-  EXPECT_LE(fake_vs_real, 2e-5 * scale);
+TEST(FakeQuant, EqualsMatMulNBitsWithFloatActivations) {
+  const TwinLogits t = twin_logits("ort_int4_int8", builder::LinearKernels::ort, kRecipe);
+  EXPECT_LE(t.fake_vs_real, 2e-5 * t.scale);
   // The comparison means something: quantization moved the logits far more than that.
-  EXPECT_GE(quant_vs_fp32, 1e-2 * scale);
+  EXPECT_GE(t.quant_vs_fp32, 1e-2 * t.scale);
 }
 
 // The other direction: the q3vl kernels running int5, int6 and nl4 (with fused QKV split
 // by format, fused SwiGLU) compute what the fake-quantized fp32 decoder with the same
 // codes and fp16 scales computes, up to their int8 activations (per 32 values).
 TEST(FakeQuant, Q3vlKernelFormatsMatchTheirFakeQuantTwin) {
-  const ModelConfig config = load_model_config(checkpoint_dir("tiny"));
-  builder::DecoderGraphOptions real;
-  real.layers.precision = builder::WeightPrecision::int4;
-  real.layers.quant.method = builder::QuantMethod::mse;
-  real.layers.quant.block_size = 32;
-  real.layers.kernels = builder::LinearKernels::q3vl;
-  real.recipe = builder::parse_quant_recipe("lm_head=int6;v_proj,down_proj@more_bits=int6;o_proj=int5;*=nl4");
-  builder::DecoderGraphOptions fake = real;
-  fake.layers.precision = builder::WeightPrecision::fp32;
-  fake.layers.fake_quant = true;
-
-  const auto fp32 = logits_of("q3vl_fp32", config, builder::DecoderGraphOptions{});
-  const auto r = logits_of("q3vl_real", config, real);
-  const auto f = logits_of("q3vl_fake", config, fake);
-  ASSERT_EQ(r.size(), f.size());
-  double scale = 0, dot = 0, rr = 0, ff = 0;
-  for (std::size_t i = 0; i < r.size(); ++i) {
-    scale = std::max(scale, double(std::abs(r[i])));
-    dot += double(r[i]) * f[i];
-    rr += double(r[i]) * r[i];
-    ff += double(f[i]) * f[i];
-  }
-  const double cosine = dot / std::sqrt(rr * ff);
-  const double fake_vs_real = max_abs_diff(f, r), quant_vs_fp32 = max_abs_diff(f, fp32);
-  std::printf("[q3vl formats] max |logit| %.4f, real vs fake %.3g (cosine %.7f), fake vs fp32 %.3g\n", scale,
-              fake_vs_real, cosine, quant_vs_fp32);
+  const TwinLogits t = twin_logits("q3vl_formats", builder::LinearKernels::q3vl,
+                                   "lm_head=int6;v_proj,down_proj@more_bits=int6;o_proj=int5;*=nl4");
   // int8 activations move the logits far less than the weight formats do.
-  EXPECT_LE(fake_vs_real, 0.1 * quant_vs_fp32);
-  EXPECT_GE(cosine, 0.9999);
+  EXPECT_LE(t.fake_vs_real, 0.1 * t.quant_vs_fp32);
+  EXPECT_GE(t.cosine, 0.9999);
 }
 
 TEST(FakeQuant, PackageRecordsTheRecipe) {
