@@ -32,7 +32,8 @@ QuantizedMatrix quantize(Graph& g, std::vector<float>& weight, std::int64_t out_
     if (format.calibration == nullptr) {
       throw_error(ErrorKind::usage, g.name(), g.scope_path(), "calibration statistics for gptq", "none");
     }
-    const auto h = format.calibration->hessian(g.scope_path(), in_features);
+    const std::string& scope = format.calibration_scope.empty() ? g.scope_path() : format.calibration_scope;
+    const auto h = format.calibration->hessian(scope, in_features);
     q = quantize_gptq(weight, out_features, in_features, h, options);
   } else {
     q = quantize_blockwise(weight, out_features, in_features, options);
@@ -46,8 +47,7 @@ QuantizedMatrix quantize(Graph& g, std::vector<float>& weight, std::int64_t out_
 Value quant_linear_node(Graph& g, const Value& x, QuantizedMatrix q, std::vector<float>& bias,
                         std::int64_t swiglu_width = 0) {
   const WeightGrid grid = q.grid;
-  kernels::BlockwiseMatrix blockwise{{q.n, q.k, q.bits, q.block_size,
-                                      grid == WeightGrid::nl ? kernels::WeightGrid::nl : kernels::WeightGrid::uniform},
+  kernels::BlockwiseMatrix blockwise{{q.n, q.k, q.bits, q.block_size, kernel_grid(grid)},
                                      std::move(q.packed), std::move(q.scales), std::move(q.zero_points)};
   const kernels::PackedMatrix p = kernels::pack(blockwise);
   blockwise = {};
@@ -109,6 +109,10 @@ const char* to_string(WeightPrecision precision) {
 
 bool is_quantized(WeightPrecision precision) {
   return precision != WeightPrecision::fp32 && precision != WeightPrecision::fp16;
+}
+
+kernels::WeightGrid kernel_grid(WeightGrid grid) {
+  return grid == WeightGrid::nl ? kernels::WeightGrid::nl : kernels::WeightGrid::uniform;
 }
 
 QuantOptions quant_options(const LinearFormat& format) {

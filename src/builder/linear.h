@@ -29,6 +29,7 @@
 
 #include "builder/graph.h"
 #include "builder/quantize.h"
+#include "kernels/quant_linear.h"
 
 namespace q3vl::builder {
 
@@ -68,12 +69,19 @@ struct LinearFormat {
   bool expose_input = false;
   // QuantMethod::gptq reads this weight's input statistics (keyed by scope) from here.
   const CalibrationStats* calibration = nullptr;
+  // The scope whose statistics gptq reads when not the weight's own: a recipe can split a
+  // stacked projection (q/k/v, gate/up) into parts of different formats, and the parts
+  // share the stacked matmul's input, which the calibration decoder records once.
+  std::string calibration_scope;
   // Quantized precisions: store the dequantized codes as an fp32 MatMul instead (see above).
   bool fake_quant = false;
 };
 
 // format.quant with bits and grid set from format.precision (quantized precisions).
 QuantOptions quant_options(const LinearFormat& format);
+
+// The q3vl kernels' name for a quantizer grid (the same two grids).
+kernels::WeightGrid kernel_grid(WeightGrid grid);
 
 // The graph output name under which an expose_input linear in `scope` publishes its input.
 std::string linear_input_name(const std::string& scope);

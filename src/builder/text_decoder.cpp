@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <span>
+#include <string>
 
 #include "builder/kv_attention.h"
 #include "builder/text_moe.h"
@@ -54,25 +56,13 @@ bool same_storage(const LinearFormat& a, const LinearFormat& b) {
   return a.precision == b.precision && a.quant.block_size == b.quant.block_size && a.fake_quant == b.fake_quant;
 }
 
-// y = [x W_0^T | x W_1^T | ...] (+ b): every part's output, computed as ONE matmul over
-// the weights stacked along the output features, [sum_j out_j, in]. Decode is bound by
-// reading weights, and one quantized matmul over the stack costs one kernel dispatch and
-// one pass over x instead of one per part. Block quantization works per output row, so
-// the stacked matrix quantizes exactly as the parts would one by one.
-// Parts the recipe stores differently get one matmul each, concatenated to the same y.
-Value write_stacked_projection(Graph& g, WeightReader& w, const Value& x, const std::string& stacked_module,
-                               const std::vector<ProjectionPart>& parts, std::int64_t in, bool bias) {
-  const LinearFormat& format = *parts.front().format;
-  const bool uniform = std::all_of(parts.begin(), parts.end(),
-                                   [&](const ProjectionPart& p) { return same_storage(*p.format, format); });
-  if (!uniform) {
-    std::vector<Value> ys;
-    for (const ProjectionPart& part : parts) {
-      ys.push_back(write_projection(g, w, x, part.module, part.out, in, *part.format, bias));
-    }
-    auto scope = g.scope(stacked_module);
-    return g.op("Concat", ys, {{"axis", -1}});
-  }
+// y = [x W_0^T | x W_1^T | ...] (+ b) for parts the recipe stores alike: one matmul over
+// the weights stacked along the output features, [sum_j out_j, in], in scope `module`.
+// Block quantization works per output row, so the stack quantizes exactly as the parts
+// would one by one.
+Value write_stacked_matmul(Graph& g, WeightReader& w, const Value& x, const std::string& module,
+                           std::span<const ProjectionPart> parts, std::int64_t in, bool bias,
+                           const LinearFormat& format) {
   std::int64_t total = 0;
   for (const ProjectionPart& part : parts) total += part.out;
   std::vector<float> weight, b;
@@ -87,8 +77,40 @@ Value write_stacked_projection(Graph& g, WeightReader& w, const Value& x, const 
       b.insert(b.end(), bj.begin(), bj.end());
     }
   }
-  auto scope = g.scope(stacked_module);
+  auto scope = g.scope(module);
   return linear(g, x, std::move(weight), total, in, format, std::move(b));
+}
+
+// y = [x W_0^T | x W_1^T | ...] (+ b): every part's output. Decode is bound by reading
+// weights, and one quantized matmul over the stacked parts costs one kernel dispatch and
+// one pass over x instead of one per part. Where a recipe stores the parts differently,
+// each run of consecutive parts stored alike is one matmul ("q_proj+k_proj"; a lone part
+// keeps its module's name), concatenated to the same y.
+Value write_stacked_projection(Graph& g, WeightReader& w, const Value& x, const std::string& stacked_module,
+                               const std::vector<ProjectionPart>& parts, std::int64_t in, bool bias) {
+  std::vector<std::span<const ProjectionPart>> runs;
+  for (std::size_t i = 0; i < parts.size();) {
+    std::size_t j = i + 1;
+    while (j < parts.size() && same_storage(*parts[j].format, *parts[i].format)) ++j;
+    runs.emplace_back(parts.data() + i, j - i);
+    i = j;
+  }
+  if (runs.size() == 1) return write_stacked_matmul(g, w, x, stacked_module, parts, in, bias, *parts.front().format);
+  std::string stacked_scope;  // gptq's statistics: the calibration decoder stacks every part
+  {
+    auto scope = g.scope(stacked_module);
+    stacked_scope = g.scope_path();
+  }
+  std::vector<Value> ys;
+  for (const auto run : runs) {
+    std::string module;
+    for (const ProjectionPart& part : run) module += (module.empty() ? "" : "+") + std::string(part.module);
+    LinearFormat format = *run.front().format;
+    format.calibration_scope = stacked_scope;
+    ys.push_back(write_stacked_matmul(g, w, x, module, run, in, bias, format));
+  }
+  auto scope = g.scope(stacked_module);
+  return g.op("Concat", ys, {{"axis", -1}});
 }
 
 // The parts of a stacked projection's output y, split along the last axis.
