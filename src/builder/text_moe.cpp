@@ -115,7 +115,7 @@ ExpertTensor write_expert_tensor(Graph& g, const std::string& name, std::int64_t
       });
       return {g.op("Cast", {half}, {{"to", 1}})};
     }
-    default: {  // int8 / int4 (check_quantizable refuses the others)
+    default: {  // quantized (check_quantizable refuses what the expert op cannot run)
       const QuantOptions quant = quant_options(format);
       QuantOptions rounding = quant;  // an expert without statistics: gptq's own block scales
       if (rounding.method == QuantMethod::gptq) rounding.method = QuantMethod::mse;
@@ -125,7 +125,7 @@ ExpertTensor write_expert_tensor(Graph& g, const std::string& name, std::int64_t
         return h.empty() ? quantize_blockwise(m, rows, cols, rounding) : quantize_gptq(m, rows, cols, h, quant);
       };
       if (format.kernels == LinearKernels::q3vl) {
-        const kernels::QuantLinearShape shape{rows, cols, quant.bits, quant.block_size};
+        const kernels::QuantLinearShape shape{rows, cols, quant.bits, quant.block_size, kernel_grid(quant.grid)};
         std::vector<std::uint16_t> scales;
         std::vector<std::uint8_t> zero_points;
         Value codes = g.initializer_streamed(
@@ -202,11 +202,16 @@ bool quantized(const LinearFormat& format) { return is_quantized(format.precisio
 
 void check_quantizable(const LinearFormat& format, const TextConfig& t, const std::string& scope) {
   if (!quantized(format)) return;
-  // The expert ops (q3vl.MoE, QMoE) take int8 / int4 codes; fake quantization of experts
-  // is not written (the quality study is on dense models).
-  if (format.fake_quant || (format.precision != WeightPrecision::int8 && format.precision != WeightPrecision::int4)) {
-    throw_error(ErrorKind::unsupported, scope, "experts format", "int4 or int8 (quantized, not fake)",
-                std::string(to_string(format.precision)) + (format.fake_quant ? " (fake)" : ""));
+  // q3vl.MoE runs every format of the q3vl.QuantLinear tiles; QMoE takes int8 / int4 codes.
+  // Fake quantization of experts is not written (the quality study is on dense models).
+  const bool uniform_4_or_8 = format.precision == WeightPrecision::int8 || format.precision == WeightPrecision::int4;
+  if (format.fake_quant) {
+    throw_error(ErrorKind::unsupported, scope, "experts format", "a real quantized format (not fake)",
+                std::string(to_string(format.precision)) + " (fake)");
+  }
+  if (format.kernels != LinearKernels::q3vl && !uniform_4_or_8) {
+    throw_error(ErrorKind::unsupported, scope, "experts format", "int4 or int8 with --kernels ort (QMoE)",
+                to_string(format.precision));
   }
   if (format.quant.method == QuantMethod::gptq && format.calibration == nullptr) {
     throw_error(ErrorKind::usage, scope, "--quant-method gptq", "calibration statistics for the experts", "none");
@@ -281,16 +286,19 @@ Value write_moe_block(Graph& g, WeightReader& w, const Value& x, const TextConfi
            " experts received no calibration tokens; rounded with mse instead");
   }
 
-  const std::int64_t bits = quant_options(format).bits;
+  const QuantOptions quant = quant_options(format);
+  const std::int64_t bits = quant.bits;
   if (quantized(format) && format.kernels == LinearKernels::q3vl) {
+    std::vector<Attr> moe_attrs{{"num_experts", E},
+                                {"k", t.num_experts_per_tok},
+                                {"hidden_size", H},
+                                {"intermediate_size", I},
+                                {"bits", bits},
+                                {"block_size", format.quant.block_size}};
+    if (quant.grid != WeightGrid::uniform) moe_attrs.push_back({"grid", std::string(to_string(quant.grid))});
     return g.op(std::string(kernels::kDomain) + "." + kernels::kMoEOp,
                 {x, logits, fc1.weights, fc1.scales, fc2.weights, fc2.scales, fc1.zero_points, fc2.zero_points},
-                {{"num_experts", E},
-                 {"k", t.num_experts_per_tok},
-                 {"hidden_size", H},
-                 {"intermediate_size", I},
-                 {"bits", bits},
-                 {"block_size", format.quant.block_size}});
+                moe_attrs);
   }
   std::vector<Attr> attrs{{"k", t.num_experts_per_tok},
                           {"activation_type", std::string("swiglu")},

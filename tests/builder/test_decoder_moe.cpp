@@ -12,9 +12,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <functional>
+#include <limits>
 #include <numeric>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "decoder_runner.h"
 #include "golden_inputs.h"
@@ -30,6 +35,28 @@ namespace {
 constexpr const char* kPreset = "tiny-moe";  // the goldens' name for both layouts
 
 std::int64_t argmax(const std::vector<float>& v) { return std::max_element(v.begin(), v.end()) - v.begin(); }
+
+// The smallest gap, over the sparse layers, between the k-th and (k+1)-th router logit of
+// a prompt's last token in HF's FP32 run (router_logits [sparse layers, T, E]): how far the
+// token whose logits the quantized tests compare sits from swapping an expert.
+double last_token_router_margin(const GoldenF32& router_logits, const TextConfig& text) {
+  const std::int64_t layers = router_logits.dim(0), T = router_logits.dim(1), E = router_logits.dim(2);
+  const auto k = static_cast<std::size_t>(text.num_experts_per_tok);
+  double margin = std::numeric_limits<double>::infinity();
+  for (std::int64_t l = 0; l < layers; ++l) {
+    const auto row = router_logits.values.begin() + (l * T + T - 1) * E;
+    std::vector<float> sorted(row, row + E);
+    std::sort(sorted.begin(), sorted.end(), std::greater<>());
+    margin = std::min(margin, double(sorted[k - 1]) - double(sorted[k]));
+  }
+  return margin;
+}
+
+// Router logits this close to a top-k tie at the last token flip under 4-6-bit weight noise:
+// one more or one fewer expert there moves the compared logits by far more than the
+// rounding does (2026-12-06: text_only, 0.047 from a tie in the first sparse layer, drops
+// to cosine 0.83-0.86 when only o_proj changes format under gptq, 0.997 otherwise).
+constexpr double kClearMargin = 0.1;
 
 std::set<std::int64_t> top_k(const float* logits, std::int64_t experts, std::int64_t k) {
   std::vector<std::int64_t> order(experts);
@@ -152,10 +179,19 @@ TEST(DecoderMoe, Fp32MatchesHfTransformers5Layout) { check_layout("tiny-moe-hf5"
 //   int4 gptq (`q3vl build --quant-method gptq`: per-expert statistics from the tokens
 //   routed to each expert, builder/moe_calibration.h)
 //   0.99478 / 0.99616 (top-1 agreement 9/10, mse's 5/10; 2026-12-06 with the experts on
-//   q3vl.MoE, now the int4 default: 0.99506 / 0.99615); with GPTQ on the dense
+//   q3vl.MoE, now the int4 default: 0.99506 / 0.99615; 0.99362 / 0.99603 calibrated through the
+//   int8 vision tower that is the default since 2026-12-06); with GPTQ on the dense
 //   matmuls only and the experts at mse (an ablation) 0.99004 / 0.99155, under this bound
 //   q3vl kernels (q3vl.MoE experts, QuantLinear elsewhere, int8 activations), 2026-12-06:
 //   int8 mse 0.99979 / 0.99984, int4 mse 0.98742 / 0.98893
+// `q3vl build --precision int4`'s default recipe q4km (nl4 experts and attention, 6-bit v_proj
+// in the more_bits layers and lm_head), 2026-12-06, worst of all cases / of the cases clear
+// of a routing tie at the last token (kClearMargin) / mean:
+//   mse 0.98698 / 0.99005 / 0.99064; gptq 0.85857 / 0.99658 / 0.98308. gptq's outlier is
+//   text_only (0.8586, every other case >= 0.995): its last token sits 0.047 from a top-4
+//   tie in the first sparse layer, and q4km's weight noise moves it across (int4 gptq stays
+//   on the same side, 0.9936). gptq calibrates through the package's own vision graph, so
+//   these figures are with the default int8 vision tower.
 // rtn/mse miss 0.99 with every matmul at 4 bits for the reason the dense builds do
 // (test_precision.cpp: tiny-untied mse 0.9820): each INT4 matmul keeps ~8 % relative error
 // on Gaussian weights; QMoE itself reproduces the dequantized weights to 1e-7
@@ -168,9 +204,13 @@ TEST(DecoderMoe, QuantizedTracksFp32) {
   const ModelConfig config = load_model_config(checkpoint_dir(kPreset));
   const auto taps = static_cast<std::int64_t>(config.vision.deepstack_visual_indexes.size());
   std::vector<GoldenDecoderInputs> cases;
+  std::vector<std::string> names;
+  std::vector<double> last_token_margins;
   for (const auto& name : set.case_names()) {
-    cases.push_back(load_golden_decoder_inputs(set.load_case(name), kPreset, taps, config.image_token_id,
-                                               config.video_token_id));
+    const GoldenCase c = set.load_case(name);
+    cases.push_back(load_golden_decoder_inputs(c, kPreset, taps, config.image_token_id, config.video_token_id));
+    names.push_back(name);
+    last_token_margins.push_back(last_token_router_margin(c.model_f32(kPreset, "router_logits"), config.text));
   }
   auto run_all = [&](DecoderRunner& runner) {
     std::vector<std::vector<float>> logits;
@@ -189,6 +229,10 @@ TEST(DecoderMoe, QuantizedTracksFp32) {
     bool lm_head_int8;
     double min_cosine;
     builder::LinearKernels kernels = builder::LinearKernels::ort;  // DecoderGraphOptions variants
+    const char* recipe = "none";  // a per-tensor recipe (builder/quant_recipe.h) or none
+    // The bound on the cases whose last token is clear of a routing tie (kClearMargin);
+    // 0 = min_cosine on every case.
+    double min_cosine_clear = 0;
   };
   for (const Variant& v :
        {Variant{"int8", builder::WeightPrecision::int8, builder::QuantMethod::mse, false, 0.9998},
@@ -198,7 +242,11 @@ TEST(DecoderMoe, QuantizedTracksFp32) {
         Variant{"int8-q3vl", builder::WeightPrecision::int8, builder::QuantMethod::mse, false, 0.9997,
                 builder::LinearKernels::q3vl},
         Variant{"int4-q3vl", builder::WeightPrecision::int4, builder::QuantMethod::mse, false, 0.987,
-                builder::LinearKernels::q3vl}}) {
+                builder::LinearKernels::q3vl},
+        Variant{"q4km-q3vl", builder::WeightPrecision::int4, builder::QuantMethod::mse, false, 0.986,
+                builder::LinearKernels::q3vl, "q4km", 0.99},
+        Variant{"q4km-gptq", builder::WeightPrecision::int4, builder::QuantMethod::gptq, false, 0.85,
+                builder::LinearKernels::q3vl, "q4km", 0.996}}) {
     std::vector<std::vector<float>> logits;
     if (v.method == builder::QuantMethod::gptq) {
       BuildOptions build;
@@ -208,6 +256,7 @@ TEST(DecoderMoe, QuantizedTracksFp32) {
       build.block_size = 32;
       build.quant_method = "gptq";
       build.lm_head_int8 = v.lm_head_int8;
+      build.quant_recipe = v.recipe;
       build.force = true;
       build.progress = ProgressMode::quiet;
       build_package(build);
@@ -220,19 +269,28 @@ TEST(DecoderMoe, QuantizedTracksFp32) {
       options.layers.quant.block_size = 32;
       options.layers.kernels = v.kernels;
       if (v.lm_head_int8) options.recipe = builder::parse_quant_recipe("lm_head=int8");
+      if (std::string_view(v.recipe) != builder::kNoRecipe) options.recipe = builder::parse_quant_recipe(v.recipe);
       logits = run(options, v.label);
     }
-    double worst = 1, sum = 0;
+    double worst = 1, worst_clear = 1, sum = 0;
     int agree = 0;
+    std::string per_case;
     for (std::size_t i = 0; i < cases.size(); ++i) {
       const double cs = cosine(logits[i], reference[i]);
       worst = std::min(worst, cs);
+      if (last_token_margins[i] >= kClearMargin) worst_clear = std::min(worst_clear, cs);
       sum += cs;
       agree += argmax(logits[i]) == argmax(reference[i]);
+      char text[96];
+      std::snprintf(text, sizeof text, " %s %.4f", names[i].c_str(), cs);
+      per_case += text;
     }
-    std::printf("[moe precision %s] golden cases %zu: cosine mean %.6f min %.6f, top-1 agreement %d/%zu\n", v.label,
-                cases.size(), sum / double(cases.size()), worst, agree, cases.size());
+    std::printf("[moe precision %s] golden cases %zu: cosine mean %.6f min %.6f (clear of a routing tie: %.6f), "
+                "top-1 agreement %d/%zu;%s\n",
+                v.label, cases.size(), sum / double(cases.size()), worst, worst_clear, agree, cases.size(),
+                per_case.c_str());
     EXPECT_GE(worst, v.min_cosine) << v.label;
+    EXPECT_GE(worst_clear, v.min_cosine_clear > 0 ? v.min_cosine_clear : v.min_cosine) << v.label;
   }
 }
 
