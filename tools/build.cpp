@@ -22,8 +22,9 @@ RunFunction setup_build(CLI::App& command) {
   command.add_option("--precision", options->precision, "Decoder weights: fp32, fp16, int8, int4")
       ->check(CLI::IsMember({"fp32", "fp16", "int8", "int4"}));
   command.add_option("--vision-precision", options->vision_precision,
-                     "Vision + embedding graphs: fp32, fp16, int8 (ONNX Runtime's int8 ops) or q8 (q3vl's "
-                     "kernels: 8-bit weights and int8 activations per 32-value block)")
+                     "Vision + embedding graphs: fp32, fp16, int8 (ONNX Runtime's int8 ops; default with an "
+                     "int4 decoder on q3vl's kernels, fp32 otherwise) or q8 (q3vl's kernels: 8-bit weights and "
+                     "int8 activations per 32-value block)")
       ->check(CLI::IsMember({"fp32", "fp16", "int8", "q8"}));
   command.add_option("--block-size", options->block_size, "int8/int4 block size (power of two >= 16; default 32)");
   command.add_flag("--asymmetric", *asymmetric, "int8/int4 with per-block zero points");
@@ -51,7 +52,8 @@ RunFunction setup_build(CLI::App& command) {
   command.add_option("--quant-recipe", options->quant_recipe,
                      "Per-tensor formats: rules TENSORS[@LAYERS]=FORMAT separated by ';' (e.g. "
                      "\"lm_head=int6;v_proj,down_proj@more_bits=int6;*=nl4\"; formats int4, nl4, int5, int6, int8[:BLOCK]; "
-                     "layers all, first:N, last:N, more_bits, N) or a preset (q4km); with --precision int4 or int8");
+                     "layers all, first:N, last:N, more_bits, N), a preset (q4km: the default for int4 on q3vl's "
+                     "kernels) or none (--precision everywhere); with --precision int4 or int8");
   command.add_option("--fake-quant", options->fake_quant,
                      "Quality-study tool, with --precision fp32: store each linear a rule of this recipe matches "
                      "as the fp32 dequantized codes of its format (as large and slow as fp32)");

@@ -26,8 +26,9 @@ struct BuildOptions {
   std::filesystem::path out_dir;    // the package directory to create
   std::string precision = "fp32";         // decoder: fp32 | fp16 | int8 | int4
   // vision + embedding graphs: fp32 | fp16 | int8 (ONNX Runtime's int8 ops) | q8 (q3vl.QuantLinear;
-  // q3vl target only). src/builder/vision_graph.h describes each.
-  std::string vision_precision = "fp32";
+  // q3vl target only). src/builder/vision_graph.h describes each. "" = the default: int8 when
+  // the decoder runs on q3vl's kernels (int4 by default), fp32 otherwise.
+  std::string vision_precision;
   // MatMulNBits options (int8 / int4).
   std::int64_t block_size = 32;  // power of two >= 16
   bool symmetric = true;         // false: per-block zero points (--asymmetric)
@@ -55,7 +56,9 @@ struct BuildOptions {
   // grammar is in src/builder/quant_recipe.h. With --precision int4 or int8 (tensors no
   // rule matches keep it). The two flags above come first, as rules. The build prints the
   // recipe's bytes per weight. nl4, int5 and int6 need kernels this build may not have
-  // (the build says so before reading any weight).
+  // (the build says so before reading any weight). "" = the default: "q4km" (the format
+  // bench/quality/ chose: at most llama.cpp Q4_K_M's KL divergence at no more bytes) for
+  // int4 on q3vl's kernels, no rules otherwise; "none" = no rules (--precision everywhere).
   std::string quant_recipe;
   // Quality-study tool: with precision fp32, every linear a rule of this recipe matches
   // holds the dequantized codes of its format (same quantizer, scales rounded to fp16 as

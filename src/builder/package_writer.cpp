@@ -74,7 +74,7 @@ builder::QuantRecipe recipe_of(const BuildOptions& o, builder::LinearFormat& bas
     rules += "*@first:" + n + "+last:" + n + "=int8;";
   }
   builder::QuantRecipe recipe = rules.empty() ? builder::QuantRecipe{} : builder::parse_quant_recipe(rules);
-  if (!o.quant_recipe.empty()) {
+  if (!o.quant_recipe.empty() && o.quant_recipe != builder::kNoRecipe) {
     if (!builder::is_quantized(base.precision)) {
       throw_error(ErrorKind::usage, "", "--quant-recipe", "--precision int4 or int8", "--precision " + o.precision);
     }
@@ -94,6 +94,17 @@ builder::QuantRecipe recipe_of(const BuildOptions& o, builder::LinearFormat& bas
     }
   }
   return recipe;
+}
+
+// `o` with the defaults that depend on other options filled in (BuildOptions says which):
+// a plain int4 build on q3vl's kernels gets the chosen 4-bit recipe and an int8 vision
+// tower (the fastest vision form measured, bench/peers/results/2026-12-06-4b-q4km.md).
+BuildOptions with_defaults(BuildOptions o) {
+  const bool q3vl_int4 = o.precision == "int4" && o.target == "q3vl" && (o.kernels.empty() || o.kernels == "q3vl") &&
+                         o.fake_quant.empty();
+  if (o.quant_recipe.empty() && q3vl_int4) o.quant_recipe = builder::kDefaultInt4Recipe;
+  if (o.vision_precision.empty()) o.vision_precision = q3vl_int4 ? "int8" : "fp32";
+  return o;
 }
 
 builder::DecoderGraphOptions decoder_options(const BuildOptions& o) {
@@ -293,7 +304,8 @@ void write_calibration_package(const std::filesystem::path& package_dir, const s
 
 }  // namespace
 
-BuildResult build_package(const BuildOptions& o) {
+BuildResult build_package(const BuildOptions& requested) {
+  const BuildOptions o = with_defaults(requested);
   if (o.model_dir.empty()) throw_error(ErrorKind::usage, "", "--model", "an HF checkpoint directory", "nothing");
   if (o.out_dir.empty()) throw_error(ErrorKind::usage, "", "--out", "a package directory", "nothing");
   if (std::filesystem::exists(o.out_dir) && !o.force) {

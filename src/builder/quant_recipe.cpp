@@ -152,6 +152,7 @@ const std::vector<std::pair<std::string, std::string>>& recipe_presets() {
 
 QuantRecipe parse_quant_recipe(std::string_view text, std::string_view flag) {
   text = trim(text);
+  if (text == kNoRecipe) return {};
   for (const auto& [name, rules] : recipe_presets()) {
     if (text == name) return parse_quant_recipe(rules, flag);
   }

@@ -4,7 +4,7 @@
 // format, and a tensor no rule matches keeps the build's base format (--precision). The
 // text form, what `q3vl build --quant-recipe` and `--fake-quant` take:
 //
-//   RECIPE  := PRESET | RULE (';' RULE)*
+//   RECIPE  := PRESET | 'none' | RULE (';' RULE)*      none: no rules (--precision everywhere)
 //   RULE    := TENSORS ['@' LAYERS] '=' FORMAT
 //   TENSORS := NAME (',' NAME)*      q_proj k_proj v_proj o_proj gate_proj up_proj down_proj
 //                                    experts (a MoE block's experts) lm_head, or * (all of them)
@@ -57,6 +57,11 @@ struct QuantRecipe {
 
 // llama.cpp's use_more_bits layers (see above).
 bool more_bits_layer(std::int64_t layer, std::int64_t num_layers);
+
+// The recipe text for "no rules": every linear keeps the build's base format.
+inline constexpr std::string_view kNoRecipe = "none";
+// The recipe `q3vl build --precision int4` uses on q3vl's kernels when none is given.
+inline constexpr std::string_view kDefaultInt4Recipe = "q4km";
 
 // Parses RECIPE (or a preset name). Throws q3vl::Error(usage) naming `flag`, the bad rule
 // and what was expected.

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "builder/package_files.h"
+#include "builder/quant_recipe.h"
 #include "builder/graph.h"
 #include "io/json_file.h"
 #include "q3vl/builder.h"
@@ -95,6 +96,53 @@ TEST(Package, SameOptionsTwiceGiveIdenticalFiles) {
     EXPECT_EQ(files_a[i].sha256, files_b[i].sha256) << files_a[i].path;
   }
   EXPECT_EQ(read_bytes(root / "a" / "q3vl.json"), read_bytes(root / "b" / "q3vl.json"));
+}
+
+// `--precision int4` alone: the q4km recipe (bench/quality/ chose it) with an int8 vision
+// tower; `--quant-recipe none` and `--kernels ort` give plain 4-bit codes, the latter with
+// fp32 vision; an fp32 build takes `none` as a no-op.
+TEST(Package, Int4DefaultIsTheQ4kmRecipeWithInt8Vision) {
+  const auto root = fresh_dir("pkg_default");
+  const std::string q4km = builder::to_string(builder::parse_quant_recipe("q4km"));
+  ASSERT_EQ(q4km, "lm_head=int6;v_proj,down_proj@more_bits=int6;*=nl4");
+  struct Case {
+    const char* label;
+    const char* precision;
+    const char* kernels;
+    const char* recipe;
+    std::string expected_recipe;
+    const char* expected_vision;
+    double bytes_per_weight;  // of the decoder's linears: 4-bit codes + an fp16 scale per 32 = 0.5625
+  };
+  // tiny (4 layers, 2 of them more_bits; lm_head is most of its weights) at q4km: more than
+  // plain int4, less than int6's 0.8125 everywhere.
+  for (const Case& c : {Case{"default", "int4", "", "", q4km, "int8", 0.0},
+                        Case{"explicit-q3vl", "int4", "q3vl", "", q4km, "int8", 0.0},
+                        Case{"none", "int4", "", "none", "", "int8", 0.5625},
+                        Case{"ort", "int4", "ort", "", "", "fp32", 0.5625},
+                        Case{"fp32-none", "fp32", "", "none", "", "fp32", 4.0}}) {
+    SCOPED_TRACE(c.label);
+    auto o = options_for(checkpoint_dir("tiny"), root / c.label, c.precision);
+    o.kernels = c.kernels;
+    o.quant_recipe = c.recipe;
+    o.include_vision = false;
+    const BuildResult result = build_package(o);
+    const PackageManifest m = load_package_manifest(root / c.label);
+    EXPECT_EQ(m.quantization.recipe, c.expected_recipe);
+    EXPECT_EQ(m.vision_precision, c.expected_vision);
+    EXPECT_EQ(result.manifest.quantization.recipe, c.expected_recipe);
+    if (c.bytes_per_weight > 0) {
+      EXPECT_DOUBLE_EQ(result.linear_bytes_per_weight, c.bytes_per_weight);
+    } else {
+      EXPECT_GT(result.linear_bytes_per_weight, 0.5625);
+      EXPECT_LT(result.linear_bytes_per_weight, 0.8125);
+    }
+  }
+  // The recipe reaches the graph: nl4 and 6-bit nodes in the default decoder, none in `none`'s.
+  const std::string with_recipe = read_bytes(root / "default" / "decoder.onnx");
+  const std::string plain = read_bytes(root / "none" / "decoder.onnx");
+  EXPECT_NE(with_recipe.find("grid"), std::string::npos);
+  EXPECT_EQ(plain.find("grid"), std::string::npos);
 }
 
 TEST(Package, GptqBuildsLoadsAndIsByteIdentical) {

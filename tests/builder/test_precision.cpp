@@ -34,6 +34,8 @@ struct Variant {
   // The int8/int4 kernels: `q3vl build`'s default for the precision (builder::default_kernels:
   // q3vl.QuantLinear for int4, MatMulNBits for int8) unless this forces q3vl's.
   bool force_q3vl_kernels = false;
+  // A per-tensor recipe (builder/quant_recipe.h) over the precision; "" = none.
+  const char* recipe = "";
 };
 
 // Bounds. fp16 must track FP32 to 1e-5 in cosine with the same top-1 token everywhere;
@@ -64,6 +66,16 @@ const Variant kVariants[] = {
     {"int4-mse-lm8", builder::WeightPrecision::int4, builder::QuantMethod::mse, true, true, 0.982, 0.982, 0.3},
     {"int4-gptq", builder::WeightPrecision::int4, builder::QuantMethod::gptq, true, false, 0.99, 0.975, 0.5},
     {"int4-gptq-lm8", builder::WeightPrecision::int4, builder::QuantMethod::gptq, true, true, 0.99, 0.978, 0.5},
+    // `q3vl build --precision int4`'s default recipe (nl4, 6-bit v/down in llama.cpp's
+    // more_bits layers, 6-bit lm_head), measured 2026-12-06 worst golden / synthetic:
+    //   mse  tiny 0.98995 / 0.99051, tiny-untied 0.98836 / 0.98455
+    //   gptq tiny 0.99787 / 0.98604, tiny-untied 0.99677 / 0.97419 (calibrated through the
+    //   default int8 vision tower; top-1 14/15 and 11/15)
+    // gptq splits q/k/v there (q/k nl4, v_proj 6-bit) and reads the stacked statistics.
+    {"q4km-mse", builder::WeightPrecision::int4, builder::QuantMethod::mse, true, false, 0.988, 0.984, 0.7, false,
+     "q4km"},
+    {"q4km-gptq", builder::WeightPrecision::int4, builder::QuantMethod::gptq, true, false, 0.996, 0.973, 0.7, false,
+     "q4km"},
 };
 
 std::int64_t argmax(const std::vector<float>& v) { return std::max_element(v.begin(), v.end()) - v.begin(); }
@@ -140,6 +152,7 @@ void check_preset(const std::string& preset) {
       build.block_size = 32;
       build.quant_method = "gptq";
       build.lm_head_int8 = v.lm_head_int8;
+      build.quant_recipe = *v.recipe ? v.recipe : std::string(builder::kNoRecipe);
       build.progress = ProgressMode::quiet;
       build_package(build);
       DecoderRunner runner(root / v.label, config);
@@ -153,6 +166,7 @@ void check_preset(const std::string& preset) {
       options.layers.kernels =
           v.force_q3vl_kernels ? builder::LinearKernels::q3vl : builder::default_kernels(v.precision);
       if (v.lm_head_int8) options.recipe = builder::parse_quant_recipe("lm_head=int8");
+      if (*v.recipe) options.recipe = builder::parse_quant_recipe(v.recipe);
       logits = run_options(options, v.label);
     }
     double worst_golden = 1.0, worst_synthetic = 1.0, sum_golden = 0;
