@@ -51,6 +51,7 @@ dict_for() {
     image) echo "$HERE/dict/image.dict" ;;
     video) echo "$HERE/dict/video.dict" ;;
     chat_request) echo "$HERE/dict/chat_request.dict" ;;
+    quant_recipe) echo "$HERE/dict/quant_recipe.dict" ;;
   esac
 }
 
