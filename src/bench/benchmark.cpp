@@ -133,8 +133,13 @@ BenchReport run_bench(const std::filesystem::path& package_dir, const ModelOptio
   report.warmup = options.warmup;
 
   if (progress) progress("load " + package_dir.string());
+  // With image workloads the vision session is created here, counted in load_ms: the
+  // vision and TTFT figures time the encode, not session creation (llama.cpp's times
+  // exclude loading mmproj too). A text-only run never creates it, as `q3vl run` would not.
+  ModelOptions load_options = model_options;
+  if (!options.images.empty()) load_options.preload_vision = true;
   const auto t_load = Clock::now();
-  const auto model = Model::load(package_dir, model_options);
+  const auto model = Model::load(package_dir, load_options);
   report.load_ms = ms_since(t_load);
   report.package = describe_package(*model);
   const runtime::ModelParts& parts = model->parts();

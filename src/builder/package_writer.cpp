@@ -98,7 +98,7 @@ builder::QuantRecipe recipe_of(const BuildOptions& o, builder::LinearFormat& bas
 
 // `o` with the defaults that depend on other options filled in (BuildOptions says which):
 // a plain int4 build on q3vl's kernels gets the chosen 4-bit recipe and an int8 vision
-// tower (the fastest vision form measured, bench/peers/results/2026-12-06-4b-q4km.md).
+// tower (the fastest vision form measured, bench/kernels/results/2026-12-06-vision.md).
 BuildOptions with_defaults(BuildOptions o) {
   const bool q3vl_int4 = o.precision == "int4" && o.target == "q3vl" && (o.kernels.empty() || o.kernels == "q3vl") &&
                          o.fake_quant.empty();
