@@ -34,16 +34,6 @@ struct AttentionOutput {
   Value present_value;
 };
 
-// Reads "<scope>.<module>.weight" [out, in] and adds y = x W^T (+ bias when the config has one).
-Value write_projection(Graph& g, WeightReader& w, const Value& x, const std::string& module,
-                       std::int64_t out, std::int64_t in, const LinearFormat& format, bool bias) {
-  auto scope = g.scope(module);
-  auto weight = w.f32(g.scoped("weight"), {out, in});
-  std::vector<float> b;
-  if (bias) b = w.f32(g.scoped("bias"), {out});
-  return linear(g, x, std::move(weight), out, in, format, std::move(b));
-}
-
 struct ProjectionPart {
   const char* module;  // HF module name ("q_proj"), read as "<scope>.<module>.weight"
   std::int64_t out;    // its output features
@@ -64,21 +54,27 @@ Value write_stacked_matmul(Graph& g, WeightReader& w, const Value& x, const std:
                            std::span<const ProjectionPart> parts, std::int64_t in, bool bias,
                            const LinearFormat& format) {
   std::int64_t total = 0;
-  for (const ProjectionPart& part : parts) total += part.out;
   std::vector<float> weight, b;
-  weight.reserve(static_cast<std::size_t>(total * in));
-  if (bias) b.reserve(static_cast<std::size_t>(total));
   for (const ProjectionPart& part : parts) {
     auto scope = g.scope(part.module);
-    const auto wj = w.f32(g.scoped("weight"), {part.out, in});
-    weight.insert(weight.end(), wj.begin(), wj.end());
+    auto wj = w.f32(g.scoped("weight"), {part.out, in});
+    // The first part's rows are taken, not copied (a lone part is its own stack).
+    if (weight.empty()) weight = std::move(wj); else weight.insert(weight.end(), wj.begin(), wj.end());
     if (bias) {
       const auto bj = w.f32(g.scoped("bias"), {part.out});
       b.insert(b.end(), bj.begin(), bj.end());
     }
+    total += part.out;
   }
   auto scope = g.scope(module);
   return linear(g, x, std::move(weight), total, in, format, std::move(b));
+}
+
+// Reads "<scope>.<module>.weight" [out, in] and adds y = x W^T (+ bias when the config has one).
+Value write_projection(Graph& g, WeightReader& w, const Value& x, const char* module, std::int64_t out,
+                       std::int64_t in, const LinearFormat& format, bool bias) {
+  const ProjectionPart part{module, out, &format};
+  return write_stacked_matmul(g, w, x, module, {&part, 1}, in, bias, format);
 }
 
 // y = [x W_0^T | x W_1^T | ...] (+ b): every part's output. Decode is bound by reading
@@ -95,7 +91,6 @@ Value write_stacked_projection(Graph& g, WeightReader& w, const Value& x, const 
     runs.emplace_back(parts.data() + i, j - i);
     i = j;
   }
-  if (runs.size() == 1) return write_stacked_matmul(g, w, x, stacked_module, parts, in, bias, *parts.front().format);
   std::string stacked_scope;  // gptq's statistics: the calibration decoder stacks every part
   {
     auto scope = g.scope(stacked_module);
@@ -103,12 +98,16 @@ Value write_stacked_projection(Graph& g, WeightReader& w, const Value& x, const 
   }
   std::vector<Value> ys;
   for (const auto run : runs) {
-    std::string module;
-    for (const ProjectionPart& part : run) module += (module.empty() ? "" : "+") + std::string(part.module);
+    std::string module = stacked_module;  // a run of every part is the stacked projection
+    if (run.size() < parts.size()) {
+      module.clear();
+      for (const ProjectionPart& part : run) module += (module.empty() ? "" : "+") + std::string(part.module);
+    }
     LinearFormat format = *run.front().format;
     format.calibration_scope = stacked_scope;
     ys.push_back(write_stacked_matmul(g, w, x, module, run, in, bias, format));
   }
+  if (ys.size() == 1) return ys.front();
   auto scope = g.scope(stacked_module);
   return g.op("Concat", ys, {{"axis", -1}});
 }
