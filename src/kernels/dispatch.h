@@ -48,6 +48,21 @@ struct TileOutput {
 // (bias not yet added). The scalar and AVX2 paths store through it.
 void store_tile(const TileOutput& out, const float* lanes, std::int64_t tile, std::int64_t m);
 
+// Decode reads each weight matrix once, straight from DRAM. On this project's machines the
+// hardware prefetchers alone deliver about 60 % of the read bandwidth to that stream (they
+// stop at 4 KB page boundaries and restart on every work item), so the SIMD paths ask for
+// the bytes kPrefetchAhead past the tile-block they are about to read. 4 KB measured best
+// (2-6 KB within noise; 0.5 KB and 16 KB slower); the decode of the 4b preset went from
+// 18.4 to 25 GB/s with it. Prefetches never fault, so running past the end of the weights
+// is harmless, and the address is formed as an integer so no out-of-range pointer exists.
+inline constexpr std::uintptr_t kPrefetchAhead = 4096;
+inline void prefetch_ahead(const std::uint8_t* tile_block, std::int64_t bytes) {
+  const std::uintptr_t ahead = reinterpret_cast<std::uintptr_t>(tile_block) + kPrefetchAhead;
+  for (std::int64_t line = 0; line < bytes; line += 64) {
+    __builtin_prefetch(reinterpret_cast<const void*>(ahead + static_cast<std::uintptr_t>(line)));
+  }
+}
+
 // One ISA's implementation of the two steps of quant_linear.
 struct IsaKernels {
   // activation_quant.h's quantize_activation_rows.
