@@ -12,8 +12,8 @@
 // the CPU has them (32-byte AVX2 loads, else 8-byte words) and a software prefetch 4 KB
 // ahead, the same distance q3vl's kernels use (src/kernels/dispatch.h). That is the ceiling
 // a decode kernel can reach. --method plain is the loop this probe used before 2026-12-06:
-// 8-byte loads, no prefetch. On the 2-vCPU Xeon VM, minutes apart, plain read 15.5-21 GB/s
-// and stream 29-32 GB/s, so a "fraction of the plain probe" above 100 % was possible.
+// 8-byte loads, no prefetch. On the 2-vCPU Xeon VM, minutes apart, plain read 15.5-22.5 GB/s
+// and stream 29-35 GB/s, so a "fraction of the plain probe" above 100 % was possible.
 #include <immintrin.h>
 
 #include <algorithm>

@@ -49,9 +49,9 @@ struct TileOutput {
 void store_tile(const TileOutput& out, const float* lanes, std::int64_t tile, std::int64_t m);
 
 // Decode reads each weight matrix once, straight from DRAM. On this project's machines the
-// hardware prefetchers alone deliver about 60 % of the read bandwidth to that stream (they
-// stop at 4 KB page boundaries and restart on every work item), so the SIMD paths ask for
-// the bytes kPrefetchAhead past the tile-block they are about to read. 4 KB measured best
+// hardware prefetchers alone delivered a little over half of the read bandwidth to that
+// stream (18.4 of 29-35 GB/s on the 2-vCPU Xeon VM), so the SIMD paths ask for the bytes
+// kPrefetchAhead past the tile-block they are about to read. 4 KB measured best
 // (2-6 KB within noise; 0.5 KB and 16 KB slower); the decode of the 4b preset went from
 // 18.4 to 25 GB/s with it. Prefetches never fault, so running past the end of the weights
 // is harmless, and the address is formed as an integer so no out-of-range pointer exists.

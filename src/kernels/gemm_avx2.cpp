@@ -102,8 +102,10 @@ inline void sub_block_dots(const std::uint8_t* half, const SubBlockExtras& extra
 }
 
 template <WeightFormat F, int MR>
+// prefetch: whether to ask for the weights ahead (dispatch.h). Only the first row group of
+// a tile streams them from memory; later groups find them in cache.
 void tile_block_rows(const PackedWeightsView& w, const QuantizedActivations& a, std::int64_t tile, std::int64_t m0,
-                     const TileOutput& output) {
+                     bool prefetch, const TileOutput& output) {
   constexpr int kBits = bits_of(F);
   const QuantLinearShape& s = w.shape;
   const std::int64_t k_blocks = s.k_blocks(), subs = s.block_size / kActBlock, act_blocks = a.blocks_per_row();
@@ -130,7 +132,7 @@ void tile_block_rows(const PackedWeightsView& w, const QuantizedActivations& a, 
   for (std::int64_t b = 0; b < k_blocks; ++b) {
     const std::int64_t tb = tile * k_blocks + b;
     const std::uint8_t* blob = w.weight + tb * tile_bytes;
-    prefetch_ahead(blob, tile_bytes);
+    if (prefetch) prefetch_ahead(blob, tile_bytes);
     __m256 scale[2];
     __m256i zero[2];
     for (int h = 0; h < 2; ++h) {
@@ -179,8 +181,8 @@ template <WeightFormat F>
 void tile_rows_format(const PackedWeightsView& w, const QuantizedActivations& a, std::int64_t tile,
                       std::int64_t m_begin, std::int64_t m_end, const TileOutput& out) {
   std::int64_t m = m_begin;
-  for (; m + kMaxRows <= m_end; m += kMaxRows) tile_block_rows<F, kMaxRows>(w, a, tile, m, out);
-  if (m < m_end) tile_block_rows<F, 1>(w, a, tile, m, out);
+  for (; m + kMaxRows <= m_end; m += kMaxRows) tile_block_rows<F, kMaxRows>(w, a, tile, m, m == m_begin, out);
+  if (m < m_end) tile_block_rows<F, 1>(w, a, tile, m, m == m_begin, out);
 }
 
 void tile_rows(const PackedWeightsView& w, const QuantizedActivations& a, std::int64_t tile, std::int64_t m_begin,

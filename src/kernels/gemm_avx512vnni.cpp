@@ -144,8 +144,10 @@ inline void sub_block_dots(const std::uint8_t* sub, const SubBlockExtras& extras
 }
 
 template <WeightFormat F, int MR>
+// prefetch: whether to ask for the weights ahead (dispatch.h). Only the first row group of
+// a tile streams them from memory; later groups find them in cache.
 void tile_block_rows(const PackedWeightsView& w, const QuantizedActivations& a, std::int64_t tile, std::int64_t m0,
-                     const TileOutput& output) {
+                     bool prefetch, const TileOutput& output) {
   constexpr int kBits = bits_of(F);
   const QuantLinearShape& s = w.shape;
   const std::int64_t k_blocks = s.k_blocks(), subs = s.block_size / kActBlock, act_blocks = a.blocks_per_row();
@@ -172,7 +174,7 @@ void tile_block_rows(const PackedWeightsView& w, const QuantizedActivations& a, 
   for (std::int64_t b = 0; b < k_blocks; ++b) {
     const std::int64_t tb = tile * k_blocks + b;
     const std::uint8_t* blob = w.weight + tb * tile_bytes;
-    prefetch_ahead(blob, tile_bytes);
+    if (prefetch) prefetch_ahead(blob, tile_bytes);
     const __m512 scale = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.scales + tb * kTileRows)));
     const __m512i zero = w.zero_points ? _mm512_cvtepu8_epi32(_mm_loadu_si128(
                                              reinterpret_cast<const __m128i*>(w.zero_points + tb * kTileRows)))
@@ -202,15 +204,15 @@ template <WeightFormat F>
 void tile_rows_format(const PackedWeightsView& w, const QuantizedActivations& a, std::int64_t tile,
                       std::int64_t m_begin, std::int64_t m_end, const TileOutput& out) {
   std::int64_t m = m_begin;
-  for (; m + kMaxRows <= m_end; m += kMaxRows) tile_block_rows<F, kMaxRows>(w, a, tile, m, out);
+  for (; m + kMaxRows <= m_end; m += kMaxRows) tile_block_rows<F, kMaxRows>(w, a, tile, m, m == m_begin, out);
   switch (m_end - m) {
-    case 7: tile_block_rows<F, 7>(w, a, tile, m, out); break;
-    case 6: tile_block_rows<F, 6>(w, a, tile, m, out); break;
-    case 5: tile_block_rows<F, 5>(w, a, tile, m, out); break;
-    case 4: tile_block_rows<F, 4>(w, a, tile, m, out); break;
-    case 3: tile_block_rows<F, 3>(w, a, tile, m, out); break;
-    case 2: tile_block_rows<F, 2>(w, a, tile, m, out); break;
-    case 1: tile_block_rows<F, 1>(w, a, tile, m, out); break;
+    case 7: tile_block_rows<F, 7>(w, a, tile, m, m == m_begin, out); break;
+    case 6: tile_block_rows<F, 6>(w, a, tile, m, m == m_begin, out); break;
+    case 5: tile_block_rows<F, 5>(w, a, tile, m, m == m_begin, out); break;
+    case 4: tile_block_rows<F, 4>(w, a, tile, m, m == m_begin, out); break;
+    case 3: tile_block_rows<F, 3>(w, a, tile, m, m == m_begin, out); break;
+    case 2: tile_block_rows<F, 2>(w, a, tile, m, m == m_begin, out); break;
+    case 1: tile_block_rows<F, 1>(w, a, tile, m, m == m_begin, out); break;
     default: break;
   }
 }
