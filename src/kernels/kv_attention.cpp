@@ -123,6 +123,12 @@ void attend(void* data, std::size_t i) {
   }
 }
 
+// Item i = (b, kv head) when all new tokens form one block: write_rows then attend.
+void write_rows_then_attend(void* data, std::size_t i) {
+  write_rows(data, i);
+  attend(data, i);
+}
+
 void run(const Parallelism& parallel, std::size_t items, void (*fn)(void*, std::size_t), Job& job) {
   if (items == 1) {
     fn(&job, 0);
@@ -165,6 +171,12 @@ void kv_attention(const KvAttentionArgs& args, const Parallelism& parallel) {
   if (args.batch <= 0 || args.new_tokens <= 0) return;
   Job job{&args, &active(), (args.new_tokens + kTokensPerItem - 1) / kTokensPerItem};
   const auto heads = static_cast<std::size_t>(args.batch * args.shape.kv_num_heads);
+  if (job.blocks == 1) {
+    // One item per (batch row, KV head) reads only the rows it writes itself: one pass,
+    // one wait for the threads (decode runs this 36 times a step).
+    run(parallel, heads, write_rows_then_attend, job);
+    return;
+  }
   run(parallel, heads, write_rows, job);
   run(parallel, heads * static_cast<std::size_t>(job.blocks), attend, job);
 }

@@ -226,6 +226,9 @@ const std::vector<Case>& cases() {
       {4, 4, 64, 5, {3}, 9},
       {8, 1, 24, 1, {12}, 13},
       {8, 1, 24, 9, {0}, 9},
+      // ratio 3 (query groups of 4 plus 3 or 2) and head_dim 48 (chunk groups of 3).
+      {6, 2, 48, 1, {10}, 12},
+      {6, 2, 48, 2, {5}, 9},
       // The scheduler's decode: 3 sequences of different lengths, one shared capacity.
       {8, 2, 64, 1, {4, 0, 11}, 16},
       {4, 4, 128, 1, {20, 7, 1}, 24},
