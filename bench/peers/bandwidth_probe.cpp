@@ -9,11 +9,13 @@
 // together. Prints {"threads", "bytes", "method", "passes_gbps": [...], "best_gbps", "median_gbps"}.
 //
 // --method stream (the default) reads as a streaming kernel does: 64-byte AVX-512 loads when
-// the CPU has them (32-byte AVX2 loads, else 8-byte words) and a software prefetch 4 KB
-// ahead, the same distance q3vl's kernels use (src/kernels/dispatch.h). That is the ceiling
-// a decode kernel can reach. --method plain is the loop this probe used before 2026-12-06:
-// 8-byte loads, no prefetch. On the 2-vCPU Xeon VM, minutes apart, plain read 15.5-22.5 GB/s
-// and stream 29-35 GB/s, so a "fraction of the plain probe" above 100 % was possible.
+// the CPU has them (32-byte AVX2 loads, else 8-byte words) and the software prefetch q3vl's
+// kernels use (src/kernels/dispatch.h: every line into L2 6 KB ahead and into L1 1 KB ahead;
+// a single L1 prefetch 4 KB ahead reads the same here, 33.4-33.9 GB/s either way on the
+// 2-vCPU Xeon VM). That is the ceiling a decode kernel can reach. --method plain is the
+// loop this probe used before 2026-12-06: 8-byte loads, no prefetch. On the 2-vCPU Xeon VM,
+// minutes apart, plain read 15.5-22.5 GB/s and stream 29-35 GB/s, so a "fraction of the
+// plain probe" above 100 % was possible.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -36,7 +38,8 @@ struct Options {
   bool plain = false;
 };
 
-constexpr std::size_t kPrefetchWords = 4096 / sizeof(std::uint64_t);
+// src/kernels/dispatch.h's distances, in bytes.
+constexpr std::uintptr_t kNearAhead = 1024, kFarAhead = 6144;
 
 // Four independent accumulators so the adds do not form one dependency chain that would
 // cap the read rate below what the memory system delivers.
@@ -53,11 +56,12 @@ std::uint64_t sum_plain(const std::uint64_t* data, std::size_t count) {
   return a + b + c + d;
 }
 
-// The prefetch is issued from an integer address: past the slice's end it names memory that
-// may not exist, which a prefetch tolerates and a pointer must not.
+// The prefetches are issued from integer addresses: past the slice's end they name memory
+// that may not exist, which a prefetch tolerates and a pointer must not.
 inline void prefetch_word(const std::uint64_t* data, std::size_t i) {
-  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(data) +
-                                                   (i + kPrefetchWords) * sizeof(std::uint64_t)));
+  const auto at = reinterpret_cast<std::uintptr_t>(data + i);
+  __builtin_prefetch(reinterpret_cast<const void*>(at + kNearAhead), 0, 3);
+  __builtin_prefetch(reinterpret_cast<const void*>(at + kFarAhead), 0, 2);
 }
 
 __attribute__((target("avx512f"))) std::uint64_t sum_stream_avx512(const std::uint64_t* data, std::size_t count) {

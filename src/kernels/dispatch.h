@@ -48,19 +48,33 @@ struct TileOutput {
 // (bias not yet added). The scalar and AVX2 paths store through it.
 void store_tile(const TileOutput& out, const float* lanes, std::int64_t tile, std::int64_t m);
 
-// Decode reads each weight matrix once, straight from DRAM. On this project's machines the
-// hardware prefetchers alone delivered a little over half of the read bandwidth to that
-// stream (18.4 of 29-35 GB/s on the 2-vCPU Xeon VM), so the SIMD paths ask for the bytes
-// kPrefetchAhead past the tile-block they are about to read. 4 KB measured best
-// (2-6 KB within noise; 0.5 KB and 16 KB slower); the decode of the 4b preset went from
-// 18.4 to 25 GB/s with it. Prefetches never fault, so running past the end of the weights
-// is harmless, and the address is formed as an integer so no out-of-range pointer exists.
-inline constexpr std::uintptr_t kPrefetchAhead = 4096;
-inline void prefetch_ahead(const std::uint8_t* tile_block, std::int64_t bytes) {
-  const std::uintptr_t ahead = reinterpret_cast<std::uintptr_t>(tile_block) + kPrefetchAhead;
+// Decode reads each weight matrix once, straight from DRAM, and on this project's
+// machines one core's hardware prefetchers alone kept well under its share of the read
+// bandwidth in flight (18.4 of 29-35 GB/s on the 2-vCPU Xeon VM). So the SIMD paths ask
+// for every line twice ahead of use: into L2 kFarAhead bytes ahead (enough requests in
+// flight to cover DRAM latency; L2 tracks more outstanding misses than L1) and into L1
+// kNearAhead bytes ahead (so the loads hit L1). Measured on the 4b decode shapes
+// (bench/kernels/results/2026-12-06-prefetch-two-level.md): a single L1 prefetch 4 KB
+// ahead streamed 26.7 GB/s, L1 at 1 KB + L2 at 6 KB 28.8, plus the scale stream into L2
+// (prefetch_side) 31.0. Prefetches never fault, so running past the end of a buffer is
+// harmless, and the addresses are formed as integers so no out-of-range pointer exists.
+inline constexpr std::uintptr_t kNearAhead = 1024;
+inline constexpr std::uintptr_t kFarAhead = 6144;
+inline void prefetch_ahead(const std::uint8_t* block, std::int64_t bytes) {
+  const auto base = reinterpret_cast<std::uintptr_t>(block);
   for (std::int64_t line = 0; line < bytes; line += 64) {
-    __builtin_prefetch(reinterpret_cast<const void*>(ahead + static_cast<std::uintptr_t>(line)));
+    const auto at = base + static_cast<std::uintptr_t>(line);
+    __builtin_prefetch(reinterpret_cast<const void*>(at + kNearAhead), 0, 3);  // prefetcht0
+    __builtin_prefetch(reinterpret_cast<const void*>(at + kFarAhead), 0, 2);   // prefetcht1
   }
+}
+// A side stream that advances `side_bytes` for every `main_bytes` of the main one (a
+// tile-block's scales or zero points): into L2 at the main stream's far distance. One
+// request per block; the ones that land on a line already asked for cost a cache lookup.
+inline void prefetch_side(const void* side_block, std::int64_t side_bytes, std::int64_t main_bytes) {
+  const auto ahead = static_cast<std::uintptr_t>((static_cast<std::int64_t>(kFarAhead) + main_bytes - 1) / main_bytes *
+                                                 side_bytes);
+  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(side_block) + ahead), 0, 2);
 }
 
 // One ISA's implementation of the two steps of quant_linear.

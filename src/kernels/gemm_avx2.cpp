@@ -132,7 +132,11 @@ void tile_block_rows(const PackedWeightsView& w, const QuantizedActivations& a, 
   for (std::int64_t b = 0; b < k_blocks; ++b) {
     const std::int64_t tb = tile * k_blocks + b;
     const std::uint8_t* blob = w.weight + tb * tile_bytes;
-    if (prefetch) prefetch_ahead(blob, tile_bytes);
+    if (prefetch) {
+      prefetch_ahead(blob, tile_bytes);
+      prefetch_side(w.scales + tb * kTileRows, kTileRows * 2, tile_bytes);
+      if (w.zero_points) prefetch_side(w.zero_points + tb * kTileRows, kTileRows, tile_bytes);
+    }
     __m256 scale[2];
     __m256i zero[2];
     for (int h = 0; h < 2; ++h) {

@@ -174,7 +174,11 @@ void tile_block_rows(const PackedWeightsView& w, const QuantizedActivations& a, 
   for (std::int64_t b = 0; b < k_blocks; ++b) {
     const std::int64_t tb = tile * k_blocks + b;
     const std::uint8_t* blob = w.weight + tb * tile_bytes;
-    if (prefetch) prefetch_ahead(blob, tile_bytes);
+    if (prefetch) {
+      prefetch_ahead(blob, tile_bytes);
+      prefetch_side(w.scales + tb * kTileRows, kTileRows * 2, tile_bytes);
+      if (w.zero_points) prefetch_side(w.zero_points + tb * kTileRows, kTileRows, tile_bytes);
+    }
     const __m512 scale = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.scales + tb * kTileRows)));
     const __m512i zero = w.zero_points ? _mm512_cvtepu8_epi32(_mm_loadu_si128(
                                              reinterpret_cast<const __m128i*>(w.zero_points + tb * kTileRows)))
