@@ -48,16 +48,17 @@ struct TileOutput {
 // (bias not yet added). The scalar and AVX2 paths store through it.
 void store_tile(const TileOutput& out, const float* lanes, std::int64_t tile, std::int64_t m);
 
-// Decode reads each weight matrix once, straight from DRAM, and on this project's
-// machines one core's hardware prefetchers alone kept well under its share of the read
-// bandwidth in flight (18.4 of 29-35 GB/s on the 2-vCPU Xeon VM). So the SIMD paths ask
-// for every line twice ahead of use: into L2 kFarAhead bytes ahead (enough requests in
-// flight to cover DRAM latency; L2 tracks more outstanding misses than L1) and into L1
-// kNearAhead bytes ahead (so the loads hit L1). Measured on the 4b decode shapes
-// (bench/kernels/results/2026-12-06-prefetch-two-level.md): a single L1 prefetch 4 KB
-// ahead streamed 26.7 GB/s, L1 at 1 KB + L2 at 6 KB 28.8, plus the scale stream into L2
-// (prefetch_side) 31.0. Prefetches never fault, so running past the end of a buffer is
-// harmless, and the addresses are formed as integers so no out-of-range pointer exists.
+// Decode reads each weight matrix once, straight from DRAM, and one core's hardware
+// prefetchers alone kept well under its share of the read bandwidth in flight (18.4 of
+// 29-35 GB/s on the 2-vCPU Xeon VM). So the SIMD paths ask for every line twice ahead of
+// use: into L2 kFarAhead bytes ahead (enough requests in flight to cover DRAM latency; L2
+// tracks more outstanding misses than L1's fill buffers) and into L1 kNearAhead bytes
+// ahead (so the loads hit L1); the scale and zero-point streams go into L2 the same
+// distance ahead (prefetch_side). The 4b decode went from 10.6 tok/s with one L1 prefetch
+// 4 KB ahead to 12.2 (bench/peers/results/2026-12-06-4b-two-level-prefetch.md). Near
+// distances of 0.5-2 KB and far ones of 6-8 KB were within noise of each other.
+// Prefetches never fault, so running past the end of a buffer is harmless, and the
+// addresses are formed as integers so no out-of-range pointer exists.
 inline constexpr std::uintptr_t kNearAhead = 1024;
 inline constexpr std::uintptr_t kFarAhead = 6144;
 inline void prefetch_ahead(const std::uint8_t* block, std::int64_t bytes) {

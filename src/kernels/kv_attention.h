@@ -18,7 +18,9 @@
 // bytes of the float32 cache and writes none back.
 //
 // Work split: one work item per (batch row, KV head, block of new tokens) on the
-// caller's Parallelism (the session's intra-op threads). ISA: AVX-512 (F + BW + VL, with
+// caller's Parallelism (the session's intra-op threads), after a pass that writes the new
+// rows; when every sequence's new tokens fit one block (decode), each (batch row, KV head)
+// item writes its rows and attends in one pass. ISA: AVX-512 (F + BW + VL, with
 // F16C conversions) when active_isa() is avx512vnni, otherwise a portable scalar path;
 // both compute the same float32 math up to summation order.
 //
