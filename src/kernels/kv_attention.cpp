@@ -56,7 +56,12 @@ void scalar_to_half(const float* x, std::uint16_t* y, std::int64_t n) {
 }
 
 const KvAttentionIsa& active() {
-  return active_isa() == Isa::avx512vnni ? kKvAttentionAvx512 : kKvAttentionScalar;
+  switch (active_isa()) {
+    case Isa::avx512vnni: return kKvAttentionAvx512;
+    case Isa::avx2: return kKvAttentionAvx2;
+    case Isa::scalar: break;
+  }
+  return kKvAttentionScalar;
 }
 
 struct Job {

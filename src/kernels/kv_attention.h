@@ -20,9 +20,9 @@
 // Work split: one work item per (batch row, KV head, block of new tokens) on the
 // caller's Parallelism (the session's intra-op threads), after a pass that writes the new
 // rows; when every sequence's new tokens fit one block (decode), each (batch row, KV head)
-// item writes its rows and attends in one pass. ISA: AVX-512 (F + BW + VL, with
-// F16C conversions) when active_isa() is avx512vnni, otherwise a portable scalar path;
-// both compute the same float32 math up to summation order.
+// item writes its rows and attends in one pass. ISA, following active_isa(): AVX-512
+// (F + BW + VL, with F16C conversions) for avx512vnni, AVX2 + FMA + F16C for avx2, else a
+// portable scalar path; all compute the same float32 math up to summation order.
 //
 // Thread-safety: pure functions of their arguments (per-thread scratch).
 #pragma once
@@ -85,6 +85,7 @@ struct KvAttentionIsa {
 };
 
 extern const KvAttentionIsa kKvAttentionScalar;
+extern const KvAttentionIsa kKvAttentionAvx2;
 extern const KvAttentionIsa kKvAttentionAvx512;
 
 }  // namespace q3vl::kernels

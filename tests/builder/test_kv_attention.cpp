@@ -237,7 +237,7 @@ const std::vector<Case>& cases() {
 }
 
 TEST(KvAttention, Float16CacheMatchesADoubleReferenceOnEveryIsa) {
-  for (const kernels::Isa isa : {kernels::Isa::scalar, kernels::Isa::avx512vnni}) {
+  for (const kernels::Isa isa : {kernels::Isa::scalar, kernels::Isa::avx2, kernels::Isa::avx512vnni}) {
     if (!kernels::isa_supported(isa)) continue;  // the scalar path always runs
     kernels::force_isa(isa);
     SCOPED_TRACE(kernels::to_string(isa));
