@@ -113,7 +113,10 @@ void attend(void* data, std::size_t i) {
   }
   const std::uint16_t* keys = a.key_cache + cache_offset(a, b, h, 0);
   const std::uint16_t* values = a.value_cache + cache_offset(a, b, h, 0);
-  job.isa->scores(queries.data(), count_q, keys, visible, hd, a.shape.scale, scores.data(), visible);
+  for (std::int64_t m = 0; m < count_q; m += kQueryGroup) {
+    job.isa->scores(queries.data() + m * hd, std::min(kQueryGroup, count_q - m), keys, visible, hd, a.shape.scale,
+                    scores.data() + m * visible, visible);
+  }
   // Causal softmax: token s sees rows [0, past + s]; the rest of its row gets weight 0.
   for (std::int64_t m = 0; m < count_q; ++m) {
     float* row = scores.data() + m * visible;
@@ -121,7 +124,10 @@ void attend(void* data, std::size_t i) {
     job.isa->softmax(row, seen);
     std::fill(row + seen, row + visible, 0.0f);
   }
-  job.isa->accumulate(scores.data(), count_q, visible, values, visible, hd, out.data());
+  for (std::int64_t m = 0; m < count_q; m += kQueryGroup) {
+    job.isa->accumulate(scores.data() + m * visible, std::min(kQueryGroup, count_q - m), visible, values, visible, hd,
+                        out.data() + m * hd);
+  }
   for (std::int64_t s = s_begin; s < s_end; ++s) {
     float* to = a.out + (b * s_count + s) * q_width + h * g * hd;
     std::copy(out.begin() + (s - s_begin) * g * hd, out.begin() + (s - s_begin + 1) * g * hd, to);

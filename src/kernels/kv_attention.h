@@ -69,7 +69,12 @@ void check_lengths(const KvAttentionArgs& args, const char* where);
 // and check_lengths() hold. Never throws.
 void kv_attention(const KvAttentionArgs& args, const Parallelism& parallel = {});
 
-// One ISA's row primitives (kv_attention.cpp drives them).
+// Queries a row primitive takes at once (kv_attention.cpp walks a work item's queries in
+// groups of this many): the SIMD paths keep a group's sums in registers, and GQA's usual
+// 4 query heads per KV head make a decode step one group.
+inline constexpr std::int64_t kQueryGroup = 4;
+
+// One ISA's row primitives (kv_attention.cpp drives them); 1 <= count_q <= kQueryGroup.
 struct KvAttentionIsa {
   // scores[m * stride + t] = scale * q[m]·K[t] for m < count_q, t < count_t;
   // q rows are head_dim floats apart, K rows head_dim halves apart.
