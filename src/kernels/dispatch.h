@@ -70,11 +70,14 @@ inline void prefetch_ahead(const std::uint8_t* block, std::int64_t bytes) {
   }
 }
 // A side stream that advances `side_bytes` for every `main_bytes` of the main one (a
-// tile-block's scales or zero points): into L2 at the main stream's far distance. One
-// request per block; the ones that land on a line already asked for cost a cache lookup.
-inline void prefetch_side(const void* side_block, std::int64_t side_bytes, std::int64_t main_bytes) {
-  const auto ahead = static_cast<std::uintptr_t>((static_cast<std::int64_t>(kFarAhead) + main_bytes - 1) / main_bytes *
-                                                 side_bytes);
+// tile-block's scales or zero points) goes into L2 at the main stream's far distance:
+// side_ahead() is that distance in the side stream's bytes. It divides, so callers work
+// it out once per tile, not per block. One request per block; the ones that land on a
+// line already asked for cost a cache lookup.
+inline std::uintptr_t side_ahead(std::int64_t side_bytes, std::int64_t main_bytes) {
+  return static_cast<std::uintptr_t>((static_cast<std::int64_t>(kFarAhead) + main_bytes - 1) / main_bytes * side_bytes);
+}
+inline void prefetch_side(const void* side_block, std::uintptr_t ahead) {
   __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(side_block) + ahead), 0, 2);
 }
 

@@ -110,6 +110,7 @@ void tile_block_rows(const PackedWeightsView& w, const QuantizedActivations& a, 
   const QuantLinearShape& s = w.shape;
   const std::int64_t k_blocks = s.k_blocks(), subs = s.block_size / kActBlock, act_blocks = a.blocks_per_row();
   const std::int64_t tile_bytes = s.tile_block_bytes();
+  const std::uintptr_t scales_ahead = side_ahead(kTileRows * 2, tile_bytes), zeros_ahead = side_ahead(kTileRows, tile_bytes);
   constexpr std::int64_t kSubBytes = kActBlock * kBits / 8 * kTileRows;
   // Signed weights are u - 128 (nl: u = grid + 128, z = 128); the zero-point term then
   // uses (z - 128).
@@ -134,8 +135,8 @@ void tile_block_rows(const PackedWeightsView& w, const QuantizedActivations& a, 
     const std::uint8_t* blob = w.weight + tb * tile_bytes;
     if (prefetch) {
       prefetch_ahead(blob, tile_bytes);
-      prefetch_side(w.scales + tb * kTileRows, kTileRows * 2, tile_bytes);
-      if (w.zero_points) prefetch_side(w.zero_points + tb * kTileRows, kTileRows, tile_bytes);
+      prefetch_side(w.scales + tb * kTileRows, scales_ahead);
+      if (w.zero_points) prefetch_side(w.zero_points + tb * kTileRows, zeros_ahead);
     }
     __m256 scale[2];
     __m256i zero[2];

@@ -134,6 +134,7 @@ void tile_block_rows(const PackedWeightsView& w, const QuantizedActivations& a, 
   const QuantLinearShape& s = w.shape;
   const std::int64_t k_blocks = s.k_blocks(), subs = s.block_size / kActBlock, act_blocks = a.blocks_per_row();
   const std::int64_t tile_bytes = s.tile_block_bytes();
+  const std::uintptr_t scales_ahead = side_ahead(kTileRows * 2, tile_bytes), zeros_ahead = side_ahead(kTileRows, tile_bytes);
   constexpr std::int64_t kSubBytes = kActBlock * kBits / 8 * kTileRows;  // 32 k of 16 rows
   const std::int8_t* act[MR];
   const float* d[MR];
@@ -158,8 +159,8 @@ void tile_block_rows(const PackedWeightsView& w, const QuantizedActivations& a, 
     const std::uint8_t* blob = w.weight + tb * tile_bytes;
     if (prefetch) {
       prefetch_ahead(blob, tile_bytes);
-      prefetch_side(w.scales + tb * kTileRows, kTileRows * 2, tile_bytes);
-      if (w.zero_points) prefetch_side(w.zero_points + tb * kTileRows, kTileRows, tile_bytes);
+      prefetch_side(w.scales + tb * kTileRows, scales_ahead);
+      if (w.zero_points) prefetch_side(w.zero_points + tb * kTileRows, zeros_ahead);
     }
     const __m512 scale = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.scales + tb * kTileRows)));
     const __m512i zero = w.zero_points ? _mm512_cvtepu8_epi32(_mm_loadu_si128(
