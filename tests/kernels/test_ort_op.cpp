@@ -31,25 +31,50 @@ std::filesystem::path fresh(const std::string& name) {
   return dir;
 }
 
+// The operands of a q3vl.QuantLinear / QuantSwiGLU node on c's codes: x, then the packed
+// weight, scales and (asymmetric codes only) zero points as initializers of g named
+// prefix + "weight" etc.
+std::vector<builder::Value> packed_operands(builder::Graph& g, const builder::Value& x, const LinearCase& c,
+                                            const std::string& prefix) {
+  const auto& s = c.q.shape;
+  const kernels::PackedMatrix p = kernels::pack(c.q);
+  std::vector<builder::Value> operands{
+      x, g.initializer_u8(prefix + "weight", {s.n_tiles(), s.k_blocks(), s.tile_block_bytes()}, p.weight),
+      g.initializer_f16(prefix + "scales", {s.n_tiles(), s.k_blocks(), kernels::kTileRows}, p.scales)};
+  if (!p.zero_points.empty()) {
+    operands.push_back(
+        g.initializer_u8(prefix + "zero_points", {s.n_tiles(), s.k_blocks(), kernels::kTileRows}, p.zero_points));
+  }
+  return operands;
+}
+
+// A graph with one node y = `op`(x) of the given attributes on c's packed weights, y of
+// width `out_width`.
+std::filesystem::path write_op_graph(const std::string& name, const LinearCase& c, const std::string& op,
+                                     const std::vector<builder::Attr>& attributes, std::int64_t out_width) {
+  const auto dir = fresh(name);
+  builder::Graph g("op", dir / "op.onnx.data");
+  const builder::Value x = g.input("x", builder::DType::f32, {"batch", "rows", c.q.shape.k});
+  g.output(g.op(op, packed_operands(g, x, c, ""), attributes), "y", builder::DType::f32, {"batch", "rows", out_width});
+  g.save(dir / "op.onnx");
+  return dir / "op.onnx";
+}
+
 // Writes a graph y_q3vl = QuantLinear(x), y_ort = MatMulNBits(x) (+ bias) and returns its path.
 std::filesystem::path write_pair_graph(const std::string& name, const LinearCase& c) {
   const auto dir = fresh(name);
   const auto& s = c.q.shape;
   builder::Graph g("pair", dir / "pair.onnx.data");
   const builder::Value x = g.input("x", builder::DType::f32, {"batch", "rows", s.k});
-  const kernels::PackedMatrix p = kernels::pack(c.q);
-  std::vector<builder::Value> q3vl_inputs{
-      x, g.initializer_u8("q.weight", {s.n_tiles(), s.k_blocks(), s.tile_block_bytes()}, p.weight),
-      g.initializer_f16("q.scales", {s.n_tiles(), s.k_blocks(), kernels::kTileRows}, p.scales), builder::Value{},
-      builder::Value{}};
+  std::vector<builder::Value> q3vl_inputs = packed_operands(g, x, c, "q.");
+  q3vl_inputs.resize(4);  // the zero points' slot stays empty for symmetric codes
+  q3vl_inputs.push_back(c.bias.empty() ? builder::Value{} : g.initializer_f32("q.bias", {s.n}, c.bias));
   std::vector<builder::Value> ort_inputs{
       x, g.initializer_u8("o.weight", {s.n, s.k_blocks(), s.block_size * s.bits / 8}, c.q.packed),
       g.initializer_f32("o.scales", {s.n, s.k_blocks()}, c.q.scales)};
   if (!c.q.zero_points.empty()) {
-    q3vl_inputs[3] = g.initializer_u8("q.zero_points", {s.n_tiles(), s.k_blocks(), kernels::kTileRows}, p.zero_points);
     ort_inputs.push_back(g.initializer_u8("o.zero_points", {s.n, (s.k_blocks() * s.bits + 7) / 8}, c.q.zero_points));
   }
-  if (!c.bias.empty()) q3vl_inputs[4] = g.initializer_f32("q.bias", {s.n}, c.bias);
   const builder::Value yq = g.op("q3vl.QuantLinear", q3vl_inputs,
                                  {{"K", s.k}, {"N", s.n}, {"bits", s.bits}, {"block_size", s.block_size}});
   builder::Value yo = g.op("com.microsoft.MatMulNBits", ort_inputs,
@@ -60,6 +85,16 @@ std::filesystem::path write_pair_graph(const std::string& name, const LinearCase
   g.output(yo, "y_ort", builder::DType::f32, {"batch", "rows", s.n});
   g.save(dir / "pair.onnx");
   return dir / "pair.onnx";
+}
+
+// Runs `session` on x as [batch 1, rows m, k] and returns `outputs`.
+std::vector<Ort::Value> run_x(runtime::OrtSession& session, std::vector<float>& x, std::int64_t m, std::int64_t k,
+                              const std::vector<const char*>& outputs = {"y"}) {
+  std::vector<std::int64_t> shape{1, m, k};
+  const auto memory = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+  std::vector<Ort::Value> inputs;
+  inputs.push_back(Ort::Value::CreateTensor<float>(memory, x.data(), x.size(), shape.data(), shape.size()));
+  return session.run({"x"}, inputs, outputs);
 }
 
 TEST(QuantLinearOrt, AgreesWithMatMulNBitsOnTheSameWeights) {
@@ -79,11 +114,7 @@ TEST(QuantLinearOrt, AgreesWithMatMulNBitsOnTheSameWeights) {
           const Reference ref = reference(c);
           runtime::OrtSession session("pair", write_pair_graph("pair", c), config);
           std::vector<float> x = c.x;
-          std::vector<std::int64_t> shape{1, m, k};
-          const auto memory = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
-          std::vector<Ort::Value> inputs;
-          inputs.push_back(Ort::Value::CreateTensor<float>(memory, x.data(), x.size(), shape.data(), shape.size()));
-          const auto out = session.run({"x"}, inputs, {"y_q3vl", "y_ort"});
+          const auto out = run_x(session, x, m, k, {"y_q3vl", "y_ort"});
           ASSERT_EQ(out[0].GetTensorTypeAndShapeInfo().GetShape(), (std::vector<std::int64_t>{1, m, n})) << label;
           const float* yq = out[0].GetTensorData<float>();
           const float* yo = out[1].GetTensorData<float>();
@@ -125,31 +156,10 @@ TEST(QuantLinearOrt, SessionWithoutTheDomainNamesIt) {
 // not, M = 1 and 600) against the double reference of test_quant_swiglu.cpp's math:
 // y = silu(g) · u with g, u the quantized products of the stacked rows.
 std::filesystem::path write_swiglu_graph(const std::string& name, const LinearCase& c, std::int64_t intermediate) {
-  const auto dir = fresh(name);
   const auto& s = c.q.shape;
-  builder::Graph g("swiglu", dir / "swiglu.onnx.data");
-  const builder::Value x = g.input("x", builder::DType::f32, {"batch", "rows", s.k});
-  const kernels::PackedMatrix p = kernels::pack(c.q);
-  std::vector<builder::Value> inputs{
-      x, g.initializer_u8("w", {s.n_tiles(), s.k_blocks(), s.tile_block_bytes()}, p.weight),
-      g.initializer_f16("s", {s.n_tiles(), s.k_blocks(), kernels::kTileRows}, p.scales)};
-  if (!p.zero_points.empty()) {
-    inputs.push_back(g.initializer_u8("z", {s.n_tiles(), s.k_blocks(), kernels::kTileRows}, p.zero_points));
-  }
   std::vector<builder::Attr> attributes{{"K", s.k}, {"N", intermediate}, {"bits", s.bits}, {"block_size", s.block_size}};
   if (s.grid == kernels::WeightGrid::nl) attributes.emplace_back("grid", "nl");
-  g.output(g.op("q3vl.QuantSwiGLU", inputs, attributes),
-           "y", builder::DType::f32, {"batch", "rows", intermediate});
-  g.save(dir / "swiglu.onnx");
-  return dir / "swiglu.onnx";
-}
-
-std::vector<Ort::Value> run_x(runtime::OrtSession& session, std::vector<float>& x, std::int64_t m, std::int64_t k) {
-  std::vector<std::int64_t> shape{1, m, k};
-  const auto memory = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
-  std::vector<Ort::Value> inputs;
-  inputs.push_back(Ort::Value::CreateTensor<float>(memory, x.data(), x.size(), shape.data(), shape.size()));
-  return session.run({"x"}, inputs, {"y"});
+  return write_op_graph(name, c, "q3vl.QuantSwiGLU", attributes, intermediate);
 }
 
 TEST(QuantSwiGLUOrt, MatchesTheDoubleReferenceOnSessionThreads) {
@@ -208,20 +218,7 @@ TEST(QuantSwiGLUOrt, WeightOfAnotherSizeIsAnErrorNamingTheOpAndInput) {
 // A graph with one q3vl.QuantLinear node of the given attributes on c's packed weights.
 std::filesystem::path write_linear_graph(const std::string& name, const LinearCase& c,
                                          const std::vector<builder::Attr>& attributes) {
-  const auto dir = fresh(name);
-  const auto& s = c.q.shape;
-  builder::Graph g("linear", dir / "linear.onnx.data");
-  const builder::Value x = g.input("x", builder::DType::f32, {"batch", "rows", s.k});
-  const kernels::PackedMatrix p = kernels::pack(c.q);
-  std::vector<builder::Value> inputs{
-      x, g.initializer_u8("w", {s.n_tiles(), s.k_blocks(), s.tile_block_bytes()}, p.weight),
-      g.initializer_f16("s", {s.n_tiles(), s.k_blocks(), kernels::kTileRows}, p.scales)};
-  if (!p.zero_points.empty()) {
-    inputs.push_back(g.initializer_u8("z", {s.n_tiles(), s.k_blocks(), kernels::kTileRows}, p.zero_points));
-  }
-  g.output(g.op("q3vl.QuantLinear", inputs, attributes), "y", builder::DType::f32, {"batch", "rows", s.n});
-  g.save(dir / "linear.onnx");
-  return dir / "linear.onnx";
+  return write_op_graph(name, c, "q3vl.QuantLinear", attributes, c.q.shape.n);
 }
 
 // The formats MatMulNBits has no counterpart for (5-, 6-bit, nl4) through ONNX Runtime,
