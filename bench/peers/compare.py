@@ -70,6 +70,13 @@ def dir_bytes(path):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
 
 
+def kv_element_bytes(package):
+    """Bytes of one KV cache element in the package (q3vl.json decoder.kv_cache_dtype)."""
+    with open(os.path.join(package, "q3vl.json")) as f:
+        dtype = json.load(f).get("decoder", {}).get("kv_cache_dtype", "float32")
+    return 2 if dtype == "float16" else 4
+
+
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--q3vl", required=True, help="q3vl executable")
@@ -101,7 +108,7 @@ def main():
 
     results = {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                "machine": machine(), "args": vars(args), "rounds": [],
-               "weights_bytes": {"q3vl_package": dir_bytes(args.package)}}
+               "weights_bytes": {"q3vl_package": dir_bytes(args.package)}, "read_bytes": {}}
     for key in ("llama_text_gguf", "llama_vlm_gguf", "llama_mmproj"):
         if getattr(args, key):
             results["weights_bytes"][key] = dir_bytes(getattr(args, key))
@@ -127,8 +134,15 @@ def main():
                     rnd["measurements"].append(entry)
                     bench = figures.get("raw", {}).get("bench") if isinstance(figures.get("raw"), dict) else None
                     if bench:
-                        # What q3vl bench counts as read per decode token: every decoder initializer.
+                        # What q3vl bench counts as read per decode token: every decoder initializer,
+                        # and with the K/V rows each step attends over (read_bytes_per_token).
                         results["weights_bytes"]["q3vl_decoder"] = bench["package"]["decoder_weight_bytes"]
+                        if bench.get("decode") and "read_bytes_per_token" in bench["decode"][0]:
+                            results["read_bytes"]["q3vl"] = bench["decode"][0]["read_bytes_per_token"]
+                            # llama-bench's tg128 starts from an empty f16 cache of the same shape:
+                            # its steps attend over 1..128 tokens, 64.5 on average.
+                            kv_elements = bench["package"]["kv_bytes_per_token"] / kv_element_bytes(args.package)
+                            results["read_bytes"]["llama_kv"] = 64.5 * 2 * kv_elements
                     print(f"[{label}] load {gate['load_at_start'][0]:.1f} "
                           f"{ {k: v for k, v in figures.items() if k != 'raw'} }", flush=True)
         rnd["probe_after"] = probe(args.probe)

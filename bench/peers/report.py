@@ -21,7 +21,8 @@ FIGURES = [
     ("ttft_ms_1024x768", "time to first token, 1024x768 + prompt", "ms", False, 0.5),
     ("peak_rss_text", "peak RSS, text run", "GiB", False, None),
     ("peak_rss_image", "peak RSS, image run (VLM)", "GiB", False, 0.7),
-    ("decode_bw_fraction", "decode: weight bytes x tok/s / probed bandwidth", "%", True, None),
+    ("decode_bw_fraction", "decode: bytes read (weights + K/V rows) x tok/s / probed bandwidth", "%", True, None),
+    ("decode_weight_bw_fraction", "decode: weight bytes x tok/s / probed bandwidth", "%", True, None),
 ]
 
 
@@ -39,10 +40,21 @@ def round_figures(rnd):
     return out
 
 
-def decode_bytes(results, system):
+def decode_weight_bytes(results, system):
     """Weight bytes read per decoded token: the decoder graph's data (q3vl), the GGUF (llama)."""
     weights = results["weights_bytes"]
     return weights.get("q3vl_decoder") if system == "q3vl" else weights.get("llama_text_gguf")
+
+
+def decode_read_bytes(results, system):
+    """Bytes a decode step reads on average: the weights and the K/V rows it attends over
+    (q3vl bench's read_bytes_per_token; llama: the GGUF and its f16 cache over tg128's
+    contexts). None for results written before compare.py recorded them."""
+    read = results.get("read_bytes", {})
+    if system == "q3vl":
+        return read.get("q3vl")
+    weights = decode_weight_bytes(results, system)
+    return weights + read["llama_kv"] if weights and "llama_kv" in read else None
 
 
 def fmt(value, unit):
@@ -71,9 +83,12 @@ def render(results):
         figs = round_figures(rnd)
         bw = statistics.mean([rnd["probe_before"]["median_gbps"], rnd["probe_after"]["median_gbps"]])
         for system, f in figs.items():
-            per_byte = decode_bytes(results, system)
-            if per_byte and "decode_tok_s" in f:
-                f["decode_bw_fraction"] = f["decode_tok_s"] * per_byte / (bw * 1e9)
+            if "decode_tok_s" not in f:
+                continue
+            for key, per_token in (("decode_bw_fraction", decode_read_bytes(results, system)),
+                                   ("decode_weight_bw_fraction", decode_weight_bytes(results, system))):
+                if per_token:
+                    f[key] = f["decode_tok_s"] * per_token / (bw * 1e9)
         per_round.append(figs)
     systems = []
     for figs in per_round:

@@ -88,6 +88,11 @@ struct BenchDecode {
   std::int64_t tokens = 0;          // timed decoder steps
   BenchStat tokens_per_s;
   BenchStat weight_gb_per_s;        // decoder_weight_bytes * tok/s / 1e9, per run
+  // Bytes a timed step reads on average: the decoder's weights and the K and V rows it
+  // attends over (kv_bytes_per_token per cached token; step i of n attends over
+  // context_tokens + i + 1 of them).
+  double read_bytes_per_token = 0.0;
+  BenchStat read_gb_per_s;          // read_bytes_per_token * tok/s / 1e9, per run
 };
 
 struct BenchImage {

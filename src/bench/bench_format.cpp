@@ -55,6 +55,7 @@ std::vector<Row> rows(const BenchReport& r) {
     const std::string test = "tg" + std::to_string(d.tokens) + " @ " + std::to_string(d.context_tokens);
     out.push_back({test, "decode_tokens_per_s", "tok/s", d.tokens, &d.tokens_per_s});
     out.push_back({test, "decode_weight_gb_per_s", "GB/s", d.tokens, &d.weight_gb_per_s});
+    out.push_back({test, "decode_read_gb_per_s", "GB/s", d.tokens, &d.read_gb_per_s});
   }
   for (const auto& i : r.images) {
     out.push_back({"vision " + size_name(i.size), "vision_ms", "ms", i.image_tokens, &i.vision_ms});
@@ -88,7 +89,8 @@ std::string format_bench_markdown(const BenchReport& r) {
   out << "- decoder weights read per decode token: " << fixed(mb(p.decoder_weight_bytes), 1)
       << " MB (every decoder.onnx initializer; linear layers " << fixed(mb(p.linear_weight_bytes), 1) << " MB for "
       << p.linear_weights << " weights = " << fixed(bytes_per_weight(p), 4) << " byte/weight); KV cache "
-      << p.kv_bytes_per_token << " bytes per context token\n";
+      << p.kv_bytes_per_token << " bytes per context token (decode_read_gb_per_s counts the weights and the K/V rows "
+         "each step attends over)\n";
   out << "- load " << fixed(r.load_ms, 0) << " ms, peak RSS " << fixed(mb(r.peak_rss_bytes), 1) << " MB\n\n";
   out << "| test | tokens | value | unit |\n|---|---:|---:|---|\n";
   for (const Row& row : rows(r)) {
@@ -128,7 +130,9 @@ std::string format_bench_json(const BenchReport& r) {
   for (const auto& x : r.decode) {
     j["decode"].push_back({{"context_tokens", x.context_tokens}, {"tokens", x.tokens},
                            {"tokens_per_s", stat_json(x.tokens_per_s)},
-                           {"weight_gb_per_s", stat_json(x.weight_gb_per_s)}});
+                           {"weight_gb_per_s", stat_json(x.weight_gb_per_s)},
+                           {"read_bytes_per_token", x.read_bytes_per_token},
+                           {"read_gb_per_s", stat_json(x.read_gb_per_s)}});
   }
   j["images"] = nlohmann::ordered_json::array();
   for (const auto& x : r.images) {

@@ -195,13 +195,19 @@ BenchReport run_bench(const std::filesystem::path& package_dir, const ModelOptio
     BenchDecode r;
     r.context_tokens = ctx;
     r.tokens = n;
-    std::vector<double> rates, bandwidth;
+    // The mean of ctx + i + 1 over the steps i < n.
+    const double mean_attended = static_cast<double>(ctx) + static_cast<double>(n + 1) / 2.0;
+    r.read_bytes_per_token = static_cast<double>(report.package.decoder_weight_bytes) +
+                             mean_attended * static_cast<double>(report.package.kv_bytes_per_token);
+    std::vector<double> rates, bandwidth, read;
     for (double m : ms) {
       rates.push_back(1000.0 * static_cast<double>(n) / m);
       bandwidth.push_back(rates.back() * static_cast<double>(report.package.decoder_weight_bytes) / 1e9);
+      read.push_back(rates.back() * r.read_bytes_per_token / 1e9);
     }
     r.tokens_per_s = bench::summarize(rates);
     r.weight_gb_per_s = bench::summarize(bandwidth);
+    r.read_gb_per_s = bench::summarize(read);
     report.decode.push_back(std::move(r));
   }
   runner.cache().clear();

@@ -95,6 +95,21 @@ TEST(BenchCli, JsonHasEveryFigureWithTheRequestedCounts) {
   expect_stat(d.at("weight_gb_per_s"), 2, "decode GB/s");
   EXPECT_NEAR(d.at("weight_gb_per_s").at("mean").get<double>(),
               d.at("tokens_per_s").at("mean").get<double>() * p.at("decoder_weight_bytes").get<double>() / 1e9, 1e-9);
+  // Bytes read per step: the weights and the K and V rows attended over, of every layer, in
+  // the package's cache type (q3vl.json decoder.kv_cache_dtype).
+  const nlohmann::json text = read_json(checkpoint_dir("tiny") / "config.json").at("text_config");
+  const nlohmann::json manifest_decoder = read_json(std::filesystem::path(package) / "q3vl.json").at("decoder");
+  const std::int64_t element = manifest_decoder.value("kv_cache_dtype", std::string("float32")) == "float16" ? 2 : 4;
+  const std::int64_t kv_per_token = 2 * text.at("num_hidden_layers").get<std::int64_t>() *
+                                    text.at("num_key_value_heads").get<std::int64_t>() *
+                                    text.at("head_dim").get<std::int64_t>() * element;
+  EXPECT_EQ(p.at("kv_bytes_per_token").get<std::int64_t>(), kv_per_token);
+  // Context 12, 8 steps: the steps attend over 13, 14, ..., 20 cached tokens, 16.5 on average.
+  EXPECT_DOUBLE_EQ(d.at("read_bytes_per_token").get<double>(),
+                   p.at("decoder_weight_bytes").get<double>() + 16.5 * static_cast<double>(kv_per_token));
+  expect_stat(d.at("read_gb_per_s"), 2, "decode read GB/s");
+  EXPECT_NEAR(d.at("read_gb_per_s").at("mean").get<double>(),
+              d.at("tokens_per_s").at("mean").get<double>() * d.at("read_bytes_per_token").get<double>() / 1e9, 1e-9);
 
   const ProcessorConfig processor = load_processor_config(package);
   ASSERT_EQ(j.at("images").size(), 2u);
@@ -149,30 +164,31 @@ std::vector<std::string> csv_fields(const std::string& line) {
 TEST(BenchCli, MarkdownAndCsvHaveOneRowPerFigure) {
   const auto package = bench_package("fp32", "");
   const std::string args = " -p 16 -n 4 -d 8 -r 1 --warmup 0 --image 64x48 --threads 1 --quiet";
-  // Figures: pp16, tg4 tok/s, tg4 GB/s, vision 64x48, ttft 64x48.
+  // Figures: pp16, tg4 tok/s, tg4 weight GB/s, tg4 read GB/s, vision 64x48, ttft 64x48.
   const CliResult md = run_q3vl("bench --model " + quote(package) + args);
   ASSERT_EQ(md.status, 0) << md.out;
   std::vector<std::string> rows;
   for (const auto& line : lines_of(md.out)) {
     if (line.rfind("| ", 0) == 0 && line.find("| test |") != 0) rows.push_back(line);
   }
-  ASSERT_EQ(rows.size(), 5u) << md.out;
+  ASSERT_EQ(rows.size(), 6u) << md.out;
   EXPECT_EQ(rows[0].rfind("| pp16 | 16 | ", 0), 0u) << rows[0];
   EXPECT_NE(rows[1].find("| tg4 @ 8 | 4 | "), std::string::npos) << rows[1];
   EXPECT_NE(rows[2].find("GB/s"), std::string::npos) << rows[2];
-  EXPECT_EQ(rows[3].rfind("| vision 64x48 | ", 0), 0u) << rows[3];
-  EXPECT_EQ(rows[4].rfind("| ttft 64x48 | ", 0), 0u) << rows[4];
+  EXPECT_NE(rows[3].find("GB/s"), std::string::npos) << rows[3];
+  EXPECT_EQ(rows[4].rfind("| vision 64x48 | ", 0), 0u) << rows[4];
+  EXPECT_EQ(rows[5].rfind("| ttft 64x48 | ", 0), 0u) << rows[5];
   EXPECT_NE(md.out.find("ONNX Runtime 1."), std::string::npos);
 
   const CliResult csv = run_q3vl("bench --model " + quote(package) + args + " --output csv");
   ASSERT_EQ(csv.status, 0) << csv.out;
   const auto lines = lines_of(csv.out);
-  ASSERT_EQ(lines.size(), 6u) << csv.out;
+  ASSERT_EQ(lines.size(), 7u) << csv.out;
   const auto header = csv_fields(lines[0]);
   EXPECT_EQ(header[0], "test");
   EXPECT_EQ(header[4], "mean");
-  const char* metrics[] = {"prefill_tokens_per_s", "decode_tokens_per_s", "decode_weight_gb_per_s", "vision_ms",
-                           "ttft_ms"};
+  const char* metrics[] = {"prefill_tokens_per_s", "decode_tokens_per_s", "decode_weight_gb_per_s",
+                           "decode_read_gb_per_s", "vision_ms", "ttft_ms"};
   for (std::size_t i = 1; i < lines.size(); ++i) {
     const auto fields = csv_fields(lines[i]);
     ASSERT_EQ(fields.size(), header.size()) << lines[i];
