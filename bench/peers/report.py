@@ -123,7 +123,12 @@ def render(results):
         lines.append(f"| {rnd['index']} | {' → '.join(rnd['order'])} | {rnd['probe_before']['median_gbps']:.1f} → "
                      f"{rnd['probe_after']['median_gbps']:.1f} | {loads} |")
     lines += ["", "`*`: the load gate timed out and the measurement ran on a busy machine.",
-              "Weights: " + ", ".join(f"{k} {v / 1e9:.2f} GB" for k, v in results["weights_bytes"].items()), ""]
+              "Weights: " + ", ".join(f"{k} {v / 1e9:.2f} GB" for k, v in results["weights_bytes"].items())]
+    read = {s: decode_read_bytes(results, s) for s in ["q3vl"] + peers}
+    if any(read.values()):
+        lines.append("Read per decode step (weights + K/V rows attended): " +
+                     ", ".join(f"{s} {v / 1e9:.3f} GB" for s, v in read.items() if v))
+    lines.append("")
     return "\n".join(lines)
 
 
