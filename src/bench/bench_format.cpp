@@ -64,6 +64,14 @@ std::vector<Row> rows(const BenchReport& r) {
   return out;
 }
 
+// The markdown table has no metric column: the unit says which bytes the two decode GB/s
+// rows count.
+std::string markdown_unit(const Row& row) {
+  if (row.metric == "decode_weight_gb_per_s") return row.unit + " (weights)";
+  if (row.metric == "decode_read_gb_per_s") return row.unit + " (weights + K/V rows)";
+  return row.unit;
+}
+
 std::string csv_field(const std::string& v) {
   if (v.find_first_of(",\"\n") == std::string::npos) return v;
   std::string out = "\"";
@@ -95,7 +103,8 @@ std::string format_bench_markdown(const BenchReport& r) {
   out << "| test | tokens | value | unit |\n|---|---:|---:|---|\n";
   for (const Row& row : rows(r)) {
     const int digits = row.unit == "GB/s" ? 2 : row.unit == "ms" ? 1 : 2;
-    out << "| " << row.test << " | " << row.tokens << " | " << mean_sd(*row.stat, digits) << " | " << row.unit << " |\n";
+    out << "| " << row.test << " | " << row.tokens << " | " << mean_sd(*row.stat, digits) << " | " << markdown_unit(row)
+        << " |\n";
   }
   return out.str();
 }

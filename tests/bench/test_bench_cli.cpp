@@ -174,8 +174,8 @@ TEST(BenchCli, MarkdownAndCsvHaveOneRowPerFigure) {
   ASSERT_EQ(rows.size(), 6u) << md.out;
   EXPECT_EQ(rows[0].rfind("| pp16 | 16 | ", 0), 0u) << rows[0];
   EXPECT_NE(rows[1].find("| tg4 @ 8 | 4 | "), std::string::npos) << rows[1];
-  EXPECT_NE(rows[2].find("GB/s"), std::string::npos) << rows[2];
-  EXPECT_NE(rows[3].find("GB/s"), std::string::npos) << rows[3];
+  EXPECT_NE(rows[2].find("| GB/s (weights) |"), std::string::npos) << rows[2];
+  EXPECT_NE(rows[3].find("| GB/s (weights + K/V rows) |"), std::string::npos) << rows[3];
   EXPECT_EQ(rows[4].rfind("| vision 64x48 | ", 0), 0u) << rows[4];
   EXPECT_EQ(rows[5].rfind("| ttft 64x48 | ", 0), 0u) << rows[5];
   EXPECT_NE(md.out.find("ONNX Runtime 1."), std::string::npos);
