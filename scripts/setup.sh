@@ -44,9 +44,10 @@ APT_PACKAGES=(
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenblas-dev
-  # libclang-rt-16-dev: the ASan / UBSan / TSan runtimes of the sanitizer trees (clang-16 only
-  # recommends it, and apt here installs no recommends).
-  clang-16 libclang-rt-16-dev libfuzzer-16-dev
+  # libclang-rt-16-dev: the ASan / UBSan / TSan runtimes of the sanitizer trees; llvm-16: the
+  # llvm-symbolizer their reports need (tests/CMakeLists.txt). clang-16 only recommends both,
+  # and apt here installs no recommends.
+  clang-16 libclang-rt-16-dev llvm-16 libfuzzer-16-dev
   libssl-dev npm python3-pip
   python3-venv curl chromium chromium-driver
 )
