@@ -80,6 +80,23 @@ int inspect_genai_package(const std::filesystem::path& dir, bool json) {
   return 0;
 }
 
+// "bf16 (q3vl.Bf16Linear)" when the vision graph multiplies qkv in bf16, else "fp32";
+// "unknown" when the graph cannot be read (the per-graph report then says why).
+const char* vision_qkv_form(const std::filesystem::path& dir, const PackageManifest& manifest) {
+  for (const auto& graph : manifest.graphs) {
+    if (graph.name != "vision") continue;
+    try {
+      for (const auto& [op, count] : graph_domain_ops(dir / graph.file)) {
+        if (op == "q3vl.Bf16Linear") return "bf16 (q3vl.Bf16Linear)";
+      }
+      return "fp32";
+    } catch (const Error&) {
+      return "unknown";
+    }
+  }
+  return "unknown";
+}
+
 RunFunction setup_inspect(CLI::App& command) {
   auto dir = std::make_shared<std::filesystem::path>();
   auto json = std::make_shared<bool>(false);
@@ -122,10 +139,15 @@ RunFunction setup_inspect(CLI::App& command) {
         std::printf("  %s %s\n", manifest.quantization.fake_quant ? "fake-quantized recipe" : "recipe",
                     manifest.quantization.recipe.c_str());
       }
-      if (manifest.vision_precision == "q8") {
-        std::printf("  vision kernels q3vl (q3vl.QuantLinear: 8-bit weights, int8 activations per 32 values; qkv fp32)\n");
-      } else if (manifest.vision_precision == "int8") {
-        std::printf("  vision kernels ort (com.microsoft.DynamicQuantizeMatMul; qkv fp32)\n");
+      if (manifest.vision_precision == "q8" || manifest.vision_precision == "int8") {
+        // How qkv is multiplied is read from the graph: packages built before q3vl.Bf16Linear
+        // existed keep it fp32 at the same precision names.
+        const char* qkv = vision_qkv_form(*dir, manifest);
+        if (manifest.vision_precision == "q8") {
+          std::printf("  vision kernels q3vl (q3vl.QuantLinear: 8-bit weights, int8 activations per 32 values; qkv %s)\n", qkv);
+        } else {
+          std::printf("  vision kernels ort (com.microsoft.DynamicQuantizeMatMul; qkv %s)\n", qkv);
+        }
       }
       if (manifest.files.empty()) {
         std::printf("  files: no sizes or checksums recorded (built by an older q3vl; rebuild to get them)\n");

@@ -112,7 +112,10 @@ void write_genai_vision_graph(Graph& g, const io::Checkpoint& checkpoint, const 
     // [t * h * w, P] -> [t, h * w, P]: each temporal group is one attention segment.
     tower_in.pixels = g.op("Reshape", {pixel_values, g.op("Concat", {grid.t, g.constant_i64({-1, p})}, {{"axis", 0}})});
   }
-  const VisionTowerOutputs tower = write_vision_tower(g, checkpoint, config, options, tower_in);
+  // ONNX Runtime GenAI has no q3vl op domain.
+  VisionGraphOptions tower_options = options;
+  tower_options.q3vl_ops = false;
+  const VisionTowerOutputs tower = write_vision_tower(g, checkpoint, config, tower_options, tower_in);
 
   std::vector<Value> columns{tower.merged};
   if (deepstack) columns.insert(columns.end(), tower.deepstack.begin(), tower.deepstack.end());

@@ -131,6 +131,7 @@ VisionTowerOutputs write_vision_tower(Graph& graph, const io::Checkpoint& checkp
       g,
       weights,
       v,
+      options.q3vl_ops,
       g.op("Concat", {segments_and_len, g.constant_i64({c})}, {{"axis", 0}}),
       g.op("Concat", {segments_and_len, g.constant_i64({3 * c})}, {{"axis", 0}}),
       in.rotary_cos,

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "builder/linear.h"
+#include "kernels/bf16_linear.h"  // kBf16LinearOp
 
 namespace q3vl::builder {
 namespace {
@@ -56,6 +57,15 @@ Value write_q8_linear(VisionContext& ctx, const std::string& path, Value x, std:
                 ctx.weights.read(path + ".bias", {out}));
 }
 
+// q3vl.Bf16Linear: W rounded to bf16 in the kernel's pair layout, x rounded per call,
+// float sums, the bias added in the op.
+Value write_bf16_linear(VisionContext& ctx, const std::string& path, Value x, std::int64_t in, std::int64_t out) {
+  Graph& g = ctx.graph;
+  const Value w = ctx.weights.bf16_matrix(path + ".weight", out, in);
+  const Value bias = ctx.weights.vector(path + ".bias", {out});
+  return g.op(std::string("q3vl.") + kernels::kBf16LinearOp, {x, w, bias}, {{"K", in}, {"N", out}});
+}
+
 }  // namespace
 
 Value write_layer_norm(VisionContext& ctx, const std::string& path, Value x, std::int64_t width) {
@@ -68,10 +78,16 @@ Value write_layer_norm(VisionContext& ctx, const std::string& path, Value x, std
 Value write_linear(VisionContext& ctx, const std::string& path, Value x, std::int64_t in,
                    std::int64_t out, Int8Activations activations) {
   auto scope = ctx.graph.scope(path);
-  if (ctx.weights.precision() == VisionPrecision::q8 && activations != Int8Activations::none) {
+  const bool quantized =
+      ctx.weights.precision() == VisionPrecision::int8 || ctx.weights.precision() == VisionPrecision::q8;
+  if (quantized && activations == Int8Activations::bf16 && ctx.q3vl_ops) {
+    return write_bf16_linear(ctx, path, x, in, out);
+  }
+  if (ctx.weights.precision() == VisionPrecision::q8 && activations != Int8Activations::none &&
+      activations != Int8Activations::bf16) {
     return write_q8_linear(ctx, path, x, in, out);
   }
-  if (ctx.weights.precision() != VisionPrecision::int8 || activations == Int8Activations::none) {
+  if (!quantized || activations == Int8Activations::none || activations == Int8Activations::bf16) {
     // The checkpoint's float weight (fp32, or fp16 cast back to fp32 at session load).
     const Value weight = ctx.weights.matrix(path + ".weight", {out, in}, out, in);
     const Value bias = ctx.weights.vector(path + ".bias", {out});
@@ -80,7 +96,8 @@ Value write_linear(VisionContext& ctx, const std::string& path, Value x, std::in
   switch (activations) {
     case Int8Activations::per_row: return write_dynamic_quantized_linear(ctx, path, x, in, out, true);
     case Int8Activations::per_tensor: return write_dynamic_quantized_linear(ctx, path, x, in, out, false);
-    case Int8Activations::none: break;
+    case Int8Activations::none:
+    case Int8Activations::bf16: break;
   }
   return {};
 }
@@ -94,14 +111,15 @@ Value write_vision_attention(VisionContext& ctx, const std::string& path, Value 
   Graph& g = ctx.graph;
   const VisionConfig& v = ctx.config;
   const std::int64_t c = v.hidden_size;
-  // qkv stays float at int8: its error goes through the softmax. Measured (4B vision dims,
+  // qkv is not int8: its error goes through the softmax. Measured (4B vision dims,
   // gain-2 random weights, 1024x768): DeepStack cosine vs fp32 0.9987 with qkv per_row,
   // 0.9989 with qkv per 32-block (MatMulNBits, 2.3x the per_row cost); and on the 4-block
   // test config (tests/builder/test_vision_graph.cpp) int8 qkv falls below 0.999.
   // The same holds at q8 (per-32 activations too): on the 4B-like test config
   // (tests/builder/test_vision_int8.cpp) q8 qkv gives merged cosine 0.9985, DeepStack
-  // 0.9988; with qkv float 0.9996 / 0.9997.
-  const Value qkv = write_linear(ctx, path + ".qkv", x, c, 3 * c, Int8Activations::none);
+  // 0.9988; with qkv float 0.9996 / 0.9997. bf16 keeps 8 significant bits of every
+  // value whatever its row's range, at twice fp32's rate where vdpbf16ps exists.
+  const Value qkv = write_linear(ctx, path + ".qkv", x, c, 3 * c, Int8Activations::bf16);
   Value flat;
   {
     auto scope = g.scope(path);

@@ -24,6 +24,7 @@ struct VisionContext {
   Graph& graph;
   VisionWeights& weights;
   const VisionConfig& config;
+  bool q3vl_ops;           // VisionGraphOptions::q3vl_ops
   Value shape_slc;         // int64 [3]: {S, L, C}
   Value shape_sl3c;        // int64 [3]: {S, L, 3C}
   Value rotary_cos;        // f32 [L, head_dim / 2]: the first half of the host table's rows
@@ -46,12 +47,16 @@ enum class Int8Activations {
   per_tensor,
   // Not quantized: float weights and activations even at int8 or q8.
   none,
+  // Not int8: at int8 and q8, weights and activations rounded to bf16 with float sums
+  // (q3vl.Bf16Linear, kernels/bf16_linear.h) when the graph may use q3vl's ops, float as
+  // `none` otherwise. For linears whose error int8 cannot carry (the attention's qkv).
+  bf16,
 };
 
 // y = x W^T + b; x: [N, in], W: [out, in] (HF nn.Linear). Float precisions: Gemm with
 // the checkpoint's weight. int8: `activations` chooses the form (see above). q8:
 // q3vl.QuantLinear (per-32 int8 activations whatever feeds the linear) unless
-// `activations` is none, which keeps the linear float as at int8.
+// `activations` is none or bf16, which take the form they take at int8.
 Value write_linear(VisionContext& ctx, const std::string& path, Value x, std::int64_t in,
                    std::int64_t out, Int8Activations activations);
 

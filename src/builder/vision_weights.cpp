@@ -6,6 +6,7 @@
 
 #include "builder/weight_reader.h"
 #include "io/dtype.h"
+#include "kernels/bf16_linear.h"
 #include "q3vl/error.h"
 
 namespace q3vl::builder {
@@ -79,6 +80,16 @@ VisionWeights::Quantized VisionWeights::quantized_matrix(const std::string& name
                                   std::as_bytes(std::span<const std::int8_t>(quantized)));
   out.scale = graph_.initializer_f32(graph_name + ".scale", {rows}, scales);
   return out;
+}
+
+Value VisionWeights::bf16_matrix(const std::string& name, std::int64_t rows, std::int64_t cols) {
+  const kernels::Bf16LinearShape shape{rows, cols};
+  const std::vector<float> values = read(name, {rows, cols});
+  std::vector<std::uint16_t> packed(static_cast<std::size_t>(shape.weight_count()));
+  kernels::pack_bf16(shape, values.data(), packed.data());
+  return graph_.initializer(kGraphPrefix + name + ".bf16", DType::bf16,
+                            {shape.n_tiles(), shape.k_pairs(), kernels::kTileRows, 2},
+                            std::as_bytes(std::span<const std::uint16_t>(packed)));
 }
 
 Value VisionWeights::vector(const std::string& name, const std::vector<std::int64_t>& shape) {

@@ -51,6 +51,9 @@ class VisionWeights {
     Value scale;
   };
   Quantized quantized_matrix(const std::string& name, std::int64_t rows, std::int64_t cols);
+  // A linear's [rows = out, cols = in] weight rounded to bf16 in q3vl.Bf16Linear's pair
+  // layout (kernels/bf16_linear.h), initializer "<name>.bf16".
+  Value bf16_matrix(const std::string& name, std::int64_t rows, std::int64_t cols);
 
   // A float32 tensor with the checkpoint's shape.
   Value vector(const std::string& name, const std::vector<std::int64_t>& shape);

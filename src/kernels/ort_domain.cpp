@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/bf16_linear.h"
 #include "kernels/kv_attention.h"
 #include "kernels/moe.h"
 #include "kernels/qk_norm_rope.h"
@@ -248,6 +249,81 @@ struct QuantLinearOp : Ort::CustomOpBase<QuantLinearOp<Swiglu>, QuantLinearKerne
   OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(std::size_t index) const {
     return index >= kZeroPoints ? OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_OPTIONAL
                                 : OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_REQUIRED;
+  }
+  std::size_t GetOutputTypeCount() const { return 1; }
+  ONNXTensorElementDataType GetOutputType(std::size_t /*index*/) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
+};
+
+// y = q3vl.Bf16Linear(x, weight [, bias]): see ort_domain.h and bf16_linear.h.
+struct Bf16LinearKernel {
+  Bf16LinearShape shape;
+  std::string where;  // "q3vl.Bf16Linear node <name>"
+
+  OrtStatusPtr ComputeV2(OrtKernelContext* raw) const noexcept {
+    return as_status(ORT_FAIL, [&] { compute(Ort::KernelContext(raw)); });
+  }
+
+  void compute(Ort::KernelContext context) const {
+    const Ort::ConstValue x = context.GetInput(0);
+    const auto x_info = x.GetTensorTypeAndShapeInfo();
+    std::vector<std::int64_t> dims = x_info.GetShape();
+    if (dims.empty() || dims.back() != shape.k) {
+      throw std::runtime_error(where + ": input x: expected last dimension K = " + std::to_string(shape.k) + ", got " +
+                               (dims.empty() ? std::string("a scalar") : std::to_string(dims.back())));
+    }
+    const std::int64_t m = static_cast<std::int64_t>(x_info.GetElementCount()) / shape.k;
+    Bf16WeightsView w;
+    w.shape = shape;
+    w.weight = reinterpret_cast<const std::uint16_t*>(input<Ort::BFloat16_t>(context, 1, shape.weight_count(), "weight"));
+    const float* bias = context.GetInputCount() > 2 && context.GetInput(2) != nullptr
+                            ? input<float>(context, 2, shape.n, "bias")
+                            : nullptr;
+    dims.back() = shape.n;
+    Ort::UnownedValue y = context.GetOutput(0, dims);
+    bf16_linear(w, x.GetTensorData<float>(), m, bias, y.GetTensorMutableData<float>(),
+                Parallelism{QuantLinearKernel::run_parallel, &context});
+  }
+
+  template <typename T>
+  const T* input(const Ort::KernelContext& context, std::size_t index, std::int64_t count, const char* name) const {
+    const Ort::ConstValue v = context.GetInput(index);
+    const auto n = static_cast<std::int64_t>(v.GetTensorTypeAndShapeInfo().GetElementCount());
+    if (n != count) {
+      throw std::runtime_error(where + ": input " + name + ": expected " + std::to_string(count) +
+                               " elements for K, N (bf16_linear.h's layout), got " + std::to_string(n));
+    }
+    return v.GetTensorData<T>();
+  }
+};
+
+struct Bf16LinearOp : Ort::CustomOpBase<Bf16LinearOp, Bf16LinearKernel, true> {
+  Bf16LinearOp() { install_shape_inference<Bf16LinearOp>(*this); }
+
+  // y: x's shape with the last dimension N.
+  static void infer_shapes(Ort::ShapeInferContext& context, OrtShapeInferContext* raw) {
+    set_output_shapes(context, raw, 0, {{0, context.GetAttrInt("N")}});
+  }
+
+  OrtStatusPtr CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* raw, void** kernel) const noexcept {
+    return as_status(ORT_INVALID_ARGUMENT, [&] {
+      Ort::ConstKernelInfo info(raw);
+      Bf16LinearShape shape;
+      shape.k = info.GetAttribute<std::int64_t>("K");
+      shape.n = info.GetAttribute<std::int64_t>("N");
+      std::string where = std::string("q3vl.") + kBf16LinearOp + " node " + info.GetNodeName();
+      validate(shape, where.c_str());
+      *kernel = new Bf16LinearKernel{shape, std::move(where)};  // owned by ONNX Runtime: KernelDestroy deletes it
+    });
+  }
+
+  const char* GetName() const { return kBf16LinearOp; }
+  std::size_t GetInputTypeCount() const { return 3; }
+  ONNXTensorElementDataType GetInputType(std::size_t index) const {
+    return index == 1 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16 : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+  }
+  OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(std::size_t index) const {
+    return index == 2 ? OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_OPTIONAL
+                      : OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_REQUIRED;
   }
   std::size_t GetOutputTypeCount() const { return 1; }
   ONNXTensorElementDataType GetOutputType(std::size_t /*index*/) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
@@ -557,6 +633,7 @@ void add_q3vl_ops(Ort::SessionOptions& options) {
   static QkNormRopeOp qk_norm_rope_op;
   static KvAttentionOp kv_attention_op;
   static MoEOp moe_op;
+  static Bf16LinearOp bf16_linear_op;
   static Ort::CustomOpDomain domain = [] {
     Ort::CustomOpDomain d(kDomain);
     d.Add(&quant_linear_op);
@@ -564,6 +641,7 @@ void add_q3vl_ops(Ort::SessionOptions& options) {
     d.Add(&qk_norm_rope_op);
     d.Add(&kv_attention_op);
     d.Add(&moe_op);
+    d.Add(&bf16_linear_op);
     return d;
   }();
   options.Add(domain);

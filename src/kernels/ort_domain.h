@@ -1,6 +1,6 @@
 // The ONNX Runtime custom-op domain "q3vl": q3vl.QuantLinear and q3vl.QuantSwiGLU
-// (quant_linear.h), q3vl.QkNormRope (qk_norm_rope.h), q3vl.KvAttention (kv_attention.h) and
-// q3vl.MoE (moe.h) as nodes ONNX Runtime can run. Each op infers its outputs' shapes, so
+// (quant_linear.h), q3vl.Bf16Linear (bf16_linear.h), q3vl.QkNormRope (qk_norm_rope.h),
+// q3vl.KvAttention (kv_attention.h) and q3vl.MoE (moe.h) as nodes ONNX Runtime can run. Each op infers its outputs' shapes, so
 // ONNX Runtime can plan memory around it.
 //
 //   y = q3vl.QuantLinear(x, weight, scales [, zero_points] [, bias])
@@ -19,6 +19,13 @@
 //     weight, scales, zero_points  QuantLinear's, of the stacked matrix with
 //                  swiglu_stacked_rows(N) rows in the (gate, up) pair order
 //     attributes   K, N (the intermediate size I), bits, block_size, grid
+//     y            float32 [..., N]
+//
+//   y = q3vl.Bf16Linear(x, weight [, bias])   (bf16_linear.h)
+//     x            float32 [..., K]
+//     weight       bfloat16 [n_tiles, ceil(K / 2), 16, 2]
+//     bias         float32 [N]   optional
+//     attributes   K, N
 //     y            float32 [..., N]
 //
 //   q, k, v = q3vl.QkNormRope(qkv, q_norm_weight, k_norm_weight, cos, sin)   (qk_norm_rope.h)

@@ -12,6 +12,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
 
 #include "builder/embed_graph.h"
 #include "builder/genai_config.h"
@@ -106,6 +110,32 @@ TEST(GenaiVisionGraph, InGraphGridTablesGiveTheQ3vlVisionOutputs) {
   check_vision("tiny", 4, 6);
   check_vision("tiny", 8, 2);
   check_vision("custom", 6, 4);
+}
+
+// At int8, q3vl's vision graph multiplies qkv with q3vl.Bf16Linear (one per block); the
+// GenAI one must not use the "q3vl" domain (ONNX Runtime GenAI does not register it).
+TEST(GenaiVisionGraph, Int8KeepsQkvOffQ3vlOps) {
+  const auto path = checkpoint_dir("tiny");
+  const ModelConfig config = load_model_config(path);
+  const auto dir = fresh_dir("genai-vision-int8");
+  const auto checkpoint = io::Checkpoint::open(path);
+  const builder::VisionGraphOptions int8{builder::VisionPrecision::int8};
+  builder::Graph g("vision", dir / "vision.onnx.data");
+  builder::write_vision_graph(g, checkpoint, config, int8);
+  g.save(dir / "vision.onnx");
+  builder::Graph genai("genai_vision", dir / "genai_vision.onnx.data");
+  builder::write_genai_vision_graph(genai, checkpoint, config, int8, true);
+  genai.save(dir / "genai_vision.onnx");
+  auto count = [](const std::filesystem::path& file, const std::string& what) {
+    std::ifstream in(file, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::size_t n = 0;
+    for (auto at = bytes.find(what); at != std::string::npos; at = bytes.find(what, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_GE(count(dir / "vision.onnx", "Bf16Linear"), static_cast<std::size_t>(config.vision.depth));
+  EXPECT_EQ(count(dir / "genai_vision.onnx", "Bf16Linear"), 0u);
+  EXPECT_EQ(count(dir / "genai_vision.onnx", "QuantLinear"), 0u);
 }
 
 TEST(GenaiEmbedGraph, ScattersImageFeaturesInOrderAndZeroPadsTextRows) {

@@ -196,6 +196,7 @@ TEST(Package, VisionQ8UsesQ3vlKernelsAndInspectSaysSo) {
   EXPECT_EQ(shown.status, 0) << shown.out;
   EXPECT_NE(shown.out.find("vision q8"), std::string::npos) << shown.out;
   EXPECT_NE(shown.out.find("vision kernels q3vl (q3vl.QuantLinear"), std::string::npos) << shown.out;
+  EXPECT_NE(shown.out.find("qkv bf16 (q3vl.Bf16Linear)"), std::string::npos) << shown.out;
   EXPECT_NE(shown.out.find("graph vision (vision.onnx, q8): session ok"), std::string::npos) << shown.out;
   // Each graph's non-standard ops with their node counts: one KvAttention and one QuantSwiGLU
   // per decoder layer.
@@ -205,11 +206,14 @@ TEST(Package, VisionQ8UsesQ3vlKernelsAndInspectSaysSo) {
   const ShellOutput json = run_shell(q3vl_exe().string() + " inspect --json " + quote(root / "p"));
   ASSERT_EQ(json.status, 0) << json.out;
   const auto report = nlohmann::json::parse(json.out);
-  std::int64_t vision_linears = 0;
+  std::int64_t vision_linears = 0, vision_bf16 = 0;
   for (const auto& graph : report["sessions"]) {
-    if (graph["name"] == "vision") vision_linears = graph["ops"].value("q3vl.QuantLinear", 0);
+    if (graph["name"] != "vision") continue;
+    vision_linears = graph["ops"].value("q3vl.QuantLinear", 0);
+    vision_bf16 = graph["ops"].value("q3vl.Bf16Linear", 0);
   }
   EXPECT_GT(vision_linears, 0) << json.out;
+  EXPECT_EQ(vision_bf16, load_model_config(checkpoint_dir("tiny")).vision.depth) << json.out;
 
   o.out_dir = root / "g";
   o.target = "ort-genai";
