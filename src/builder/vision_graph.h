@@ -42,13 +42,14 @@ enum class VisionPrecision {
   int8,  // attn.proj, mlp and merger linears int8 (ORT's VNNI DynamicQuantizeMatMul),
          // activations quantized per call: per row for LayerNorm/attention outputs, per
          // tensor for GELU outputs (vision_layers.h Int8Activations); attn.qkv (its error
-         // passes through the softmax) in bf16 (q3vl.Bf16Linear; fp32 without q3vl_ops);
-         // norms, rotary, attention and the patch embedding stay fp32
+         // passes through the softmax) and the attention's two products in bf16
+         // (q3vl.Bf16Linear, q3vl.Bf16Attention; fp32 without q3vl_ops); norms, rotary, the
+         // softmax and the patch embedding stay fp32
   q8,    // attn.proj, mlp and merger linears on q3vl.QuantLinear (kernels/quant_linear.h):
          // 8-bit weights per 32-value block with fp16 scales, activations int8 per 32-value
          // block (llama.cpp Q8_0's form on both sides), in the kernel's layout so nothing is
-         // repacked at load. attn.qkv is bf16 as at int8 (vision_layers.cpp says why); norms,
-         // rotary, attention and the patch embedding stay fp32. Needs q3vl's runtime (the
+         // repacked at load. attn.qkv and the attention products are bf16 as at int8
+         // (vision_layers.cpp says why); norms, rotary and the patch embedding stay fp32. Needs q3vl's runtime (the
          // "q3vl" op domain). Not the default: on the 4B tower it is the closest quantized form
          // (merged cosine 0.99984 vs int8's 0.99971) but costs 0.71-0.76x fp32's CPU time where
          // int8 costs 0.51-0.64x on an AMX machine (bench/kernels/results/2026-12-06-vision.md).
@@ -61,8 +62,9 @@ const char* to_string(VisionPrecision precision);
 struct VisionGraphOptions {
   VisionPrecision precision = VisionPrecision::fp32;
   // Whether the graph may use q3vl's own ops (the "q3vl" domain, which only q3vl's runtime
-  // registers). At int8 and q8 the attention's qkv projection then runs in bf16
-  // (q3vl.Bf16Linear, vision_layers.h); without them it stays fp32 (GenAI packages).
+  // registers). At int8 and q8 the attention's qkv projection and its two products then
+  // run in bf16 (q3vl.Bf16Linear, q3vl.Bf16Attention; vision_layers.h); without them they
+  // stay fp32 (GenAI packages).
   bool q3vl_ops = true;
 };
 

@@ -1,9 +1,11 @@
 #include "builder/vision_layers.h"
 
+#include <cmath>
 #include <vector>
 
 #include "builder/linear.h"
-#include "kernels/bf16_linear.h"  // kBf16LinearOp
+#include "kernels/bf16_attention.h"  // kBf16AttentionOp
+#include "kernels/bf16_linear.h"     // kBf16LinearOp
 
 namespace q3vl::builder {
 namespace {
@@ -125,11 +127,19 @@ Value write_vision_attention(VisionContext& ctx, const std::string& path, Value 
     auto scope = g.scope(path);
     const Value per_segment = g.op("Reshape", {qkv, ctx.shape_sl3c});  // [S, L, 3C]
     auto [query, key, value] = g.ops<3>("Split", {per_segment, g.constant_i64({c, c, c})}, {{"axis", -1}});
-    // MultiHeadAttention with only q/k/v and one output takes ORT's CPU flash-attention
-    // path: batch = segment, so attention stays inside a segment and no L x L buffer exists.
-    const Value attended = g.op("com.microsoft.MultiHeadAttention",
-                                {write_rotary(ctx, query), write_rotary(ctx, key), value},
-                                {{"num_heads", v.num_heads}});
+    // batch = segment, so attention stays inside a segment. At int8 and q8 with q3vl's ops:
+    // q3vl.Bf16Attention (bf16 products, float softmax; kernels/bf16_attention.h), the
+    // encoder's largest cost at large images (L^2 per layer). Otherwise MultiHeadAttention
+    // with only q/k/v and one output, which takes ORT's CPU flash-attention path.
+    const Value q_rotated = write_rotary(ctx, query), k_rotated = write_rotary(ctx, key);
+    const bool bf16 = ctx.q3vl_ops && (ctx.weights.precision() == VisionPrecision::int8 ||
+                                       ctx.weights.precision() == VisionPrecision::q8);
+    const Value attended =
+        bf16 ? g.op(std::string("q3vl.") + kernels::kBf16AttentionOp, {q_rotated, k_rotated, value},
+                    {{"num_heads", v.num_heads},
+                     {"head_dim", v.head_dim()},
+                     {"scale", static_cast<float>(1.0 / std::sqrt(static_cast<double>(v.head_dim())))}})
+             : g.op("com.microsoft.MultiHeadAttention", {q_rotated, k_rotated, value}, {{"num_heads", v.num_heads}});
     flat = g.op("Reshape", {attended, g.constant_i64({-1, c})});
   }
   return write_linear(ctx, path + ".proj", flat, c, c, Int8Activations::per_row);

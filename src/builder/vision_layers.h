@@ -61,7 +61,8 @@ Value write_linear(VisionContext& ctx, const std::string& path, Value x, std::in
                    std::int64_t out, Int8Activations activations);
 
 // x: [N, C] -> [N, C]. qkv -> 2-D rotary on q and k (fp32) -> per-segment softmax(q k^T / sqrt(d)) v
-// (com.microsoft.MultiHeadAttention, batch = segment) -> proj.
+// (batch = segment: com.microsoft.MultiHeadAttention, or q3vl.Bf16Attention at int8 and q8
+// with q3vl's ops) -> proj.
 Value write_vision_attention(VisionContext& ctx, const std::string& path, Value x);
 
 // x: [N, C] -> linear_fc2(act(linear_fc1(x))), act = config.hidden_act (tanh-GELU for Qwen3-VL).

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/bf16_paths.h"
 #include "kernels/dispatch.h"
 #include "q3vl/error.h"
 
@@ -19,7 +20,7 @@ constexpr std::int64_t kRowsPerItem = 16 * kBf16PanelRows;
 constexpr std::int64_t kConvertRowsPerItem = 32;
 
 struct Job {
-  Bf16PanelKernel panel;
+  void (*panel)(const Bf16Panel& panel);
   const Bf16WeightsView* w;
   const float* x;
   std::int64_t m;
@@ -51,8 +52,8 @@ void gemm_item(void* data, std::size_t item) {
   const std::int64_t t_begin = group * kBf16PanelTiles;
   const std::int64_t tile_stride = shape.k_pairs() * kTileRows * 2;
   const std::int64_t n_begin = t_begin * kTileRows;
-  const std::int64_t columns = std::min(shape.n - n_begin, kBf16PanelTiles * kTileRows);
-  alignas(64) float out[kBf16PanelRows * kBf16PanelTiles * kTileRows];
+  const std::int64_t columns = std::min(shape.n - n_begin, kBf16PanelWidth);
+  alignas(64) float out[kBf16PanelRows * kBf16PanelWidth];
   Bf16Panel panel;
   panel.x_stride = 2 * shape.k_pairs();
   panel.w = job.w->weight + t_begin * tile_stride;
@@ -66,7 +67,7 @@ void gemm_item(void* data, std::size_t item) {
     job.panel(panel);
     for (std::int64_t r = 0; r < panel.rows; ++r) {
       float* y = job.y + (m + r) * shape.n + n_begin;
-      const float* acc = out + r * kBf16PanelTiles * kTileRows;
+      const float* acc = out + r * kBf16PanelWidth;
       if (job.bias == nullptr) {
         std::copy(acc, acc + columns, y);
       } else {
@@ -74,15 +75,6 @@ void gemm_item(void* data, std::size_t item) {
       }
     }
   }
-}
-
-Bf16PanelKernel panel_kernel(Bf16Path path) {
-  switch (path) {
-    case Bf16Path::avx512bf16: return bf16_panel_avx512bf16;
-    case Bf16Path::avx2: return bf16_panel_avx2;
-    case Bf16Path::scalar: break;
-  }
-  return bf16_panel_scalar;
 }
 
 bool cpu_has_avx512bf16() {
@@ -124,6 +116,15 @@ const char* to_string(Bf16Path path) {
   return "?";
 }
 
+const Bf16Kernels& bf16_kernels(Bf16Path path) {
+  switch (path) {
+    case Bf16Path::avx512bf16: return kBf16Avx512Kernels;
+    case Bf16Path::avx2: return kBf16Avx2Kernels;
+    case Bf16Path::scalar: break;
+  }
+  return kBf16ScalarKernels;
+}
+
 Bf16Path active_bf16_path() {
   switch (active_isa()) {
     case Isa::avx512vnni: return cpu_has_avx512bf16() ? Bf16Path::avx512bf16 : Bf16Path::avx2;
@@ -140,31 +141,12 @@ void bf16_linear(const Bf16WeightsView& w, const float* x, std::int64_t m, const
   // nodes on one thread at once).
   thread_local std::vector<std::uint16_t> xb;
   xb.resize(static_cast<std::size_t>(m * 2 * w.shape.k_pairs()));
-  Job job{panel_kernel(active_bf16_path()), &w, x, m, bias, y, xb.data(),
+  Job job{bf16_kernels(active_bf16_path()).panel, &w, x, m, bias, y, xb.data(),
           (w.shape.n_tiles() + kBf16PanelTiles - 1) / kBf16PanelTiles};
   parallel.run(parallel.context, static_cast<std::size_t>((m + kConvertRowsPerItem - 1) / kConvertRowsPerItem),
                convert_item, &job);
   const std::int64_t row_chunks = (m + kRowsPerItem - 1) / kRowsPerItem;
   parallel.run(parallel.context, static_cast<std::size_t>(row_chunks * job.tile_groups), gemm_item, &job);
-}
-
-// The reference loop: for each row and output, the pairs in order, even k first.
-void bf16_panel_scalar(const Bf16Panel& panel) {
-  for (std::int64_t r = 0; r < panel.rows; ++r) {
-    const std::uint16_t* x = panel.x + r * panel.x_stride;
-    for (std::int64_t t = 0; t < panel.tiles; ++t) {
-      const std::uint16_t* w = panel.w + t * panel.tile_stride;
-      for (std::int64_t i = 0; i < kTileRows; ++i) {
-        float acc = 0.0f;
-        for (std::int64_t p = 0; p < panel.k_pairs; ++p) {
-          const std::uint16_t* pair = w + p * kTileRows * 2 + 2 * i;
-          acc += from_bf16(x[2 * p]) * from_bf16(pair[0]);
-          acc += from_bf16(x[2 * p + 1]) * from_bf16(pair[1]);
-        }
-        panel.out[r * kBf16PanelTiles * kTileRows + t * kTileRows + i] = acc;
-      }
-    }
-  }
 }
 
 }  // namespace q3vl::kernels

@@ -82,25 +82,4 @@ Bf16Path active_bf16_path();
 void bf16_linear(const Bf16WeightsView& w, const float* x, std::int64_t m, const float* bias, float* y,
                  const Parallelism& parallel = {});
 
-// ---- The per-path kernels (bf16_linear_<path>.cpp) ----------------------------------
-// Rows [0, rows) of x (bf16 [rows, 2·k_pairs], row stride x_stride) times tiles
-// [0, tiles) of w (each tile_stride values apart): out[r · 64 + 16 · t + i] = the sum for
-// row r and the tile's row i. rows <= kBf16PanelRows, tiles <= kBf16PanelTiles.
-inline constexpr std::int64_t kBf16PanelRows = 6;
-inline constexpr std::int64_t kBf16PanelTiles = 4;
-struct Bf16Panel {
-  const std::uint16_t* x = nullptr;
-  std::int64_t x_stride = 0;
-  std::int64_t rows = 0;
-  const std::uint16_t* w = nullptr;
-  std::int64_t tile_stride = 0;
-  std::int64_t tiles = 0;
-  std::int64_t k_pairs = 0;
-  float* out = nullptr;  // [kBf16PanelRows, kBf16PanelTiles · 16]
-};
-using Bf16PanelKernel = void (*)(const Bf16Panel& panel);
-void bf16_panel_scalar(const Bf16Panel& panel);
-void bf16_panel_avx2(const Bf16Panel& panel);
-void bf16_panel_avx512bf16(const Bf16Panel& panel);
-
 }  // namespace q3vl::kernels

@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/bf16_attention.h"
 #include "kernels/bf16_linear.h"
 #include "kernels/kv_attention.h"
 #include "kernels/moe.h"
@@ -329,6 +330,67 @@ struct Bf16LinearOp : Ort::CustomOpBase<Bf16LinearOp, Bf16LinearKernel, true> {
   ONNXTensorElementDataType GetOutputType(std::size_t /*index*/) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
 };
 
+// o = q3vl.Bf16Attention(q, k, v): see ort_domain.h and bf16_attention.h.
+struct Bf16AttentionKernel {
+  Bf16AttentionShape shape;
+  std::string where;  // "q3vl.Bf16Attention node <name>"
+
+  OrtStatusPtr ComputeV2(OrtKernelContext* raw) const noexcept {
+    return as_status(ORT_FAIL, [&] { compute(Ort::KernelContext(raw)); });
+  }
+
+  void compute(Ort::KernelContext context) const {
+    const Ort::ConstValue q = context.GetInput(0), k = context.GetInput(1), v = context.GetInput(2);
+    const std::vector<std::int64_t> dims = q.GetTensorTypeAndShapeInfo().GetShape();
+    const std::int64_t width = shape.num_heads * shape.head_dim;
+    if (dims.size() != 3 || dims[2] != width) {
+      throw std::runtime_error(where + ": input q: expected [B, L, num_heads * head_dim = " + std::to_string(width) + "]");
+    }
+    for (const auto& [value, name] : {std::pair{&k, "k"}, std::pair{&v, "v"}}) {
+      if (value->GetTensorTypeAndShapeInfo().GetShape() != dims) {
+        throw std::runtime_error(where + ": input " + name + ": expected q's shape [B, L, num_heads * head_dim]");
+      }
+    }
+    Bf16AttentionArgs args;
+    args.shape = shape;
+    args.batch = dims[0];
+    args.length = dims[1];
+    args.q = q.GetTensorData<float>();
+    args.k = k.GetTensorData<float>();
+    args.v = v.GetTensorData<float>();
+    args.out = context.GetOutput(0, dims).GetTensorMutableData<float>();
+    bf16_attention(args, Parallelism{QuantLinearKernel::run_parallel, &context});
+  }
+};
+
+struct Bf16AttentionOp : Ort::CustomOpBase<Bf16AttentionOp, Bf16AttentionKernel, true> {
+  Bf16AttentionOp() { install_shape_inference<Bf16AttentionOp>(*this); }
+
+  // o: q's shape.
+  static void infer_shapes(Ort::ShapeInferContext& context, OrtShapeInferContext* raw) {
+    set_output_shapes(context, raw, 0, {{0, context.GetAttrInt("num_heads") * context.GetAttrInt("head_dim")}});
+  }
+
+  OrtStatusPtr CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* raw, void** kernel) const noexcept {
+    return as_status(ORT_INVALID_ARGUMENT, [&] {
+      Ort::ConstKernelInfo info(raw);
+      Bf16AttentionShape shape;
+      shape.num_heads = info.GetAttribute<std::int64_t>("num_heads");
+      shape.head_dim = info.GetAttribute<std::int64_t>("head_dim");
+      shape.scale = info.GetAttribute<float>("scale");
+      std::string where = std::string("q3vl.") + kBf16AttentionOp + " node " + info.GetNodeName();
+      validate(shape, where.c_str());
+      *kernel = new Bf16AttentionKernel{shape, std::move(where)};  // owned by ONNX Runtime: KernelDestroy deletes it
+    });
+  }
+
+  const char* GetName() const { return kBf16AttentionOp; }
+  std::size_t GetInputTypeCount() const { return 3; }
+  ONNXTensorElementDataType GetInputType(std::size_t /*index*/) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
+  std::size_t GetOutputTypeCount() const { return 1; }
+  ONNXTensorElementDataType GetOutputType(std::size_t /*index*/) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
+};
+
 // q, k, v = q3vl.QkNormRope(qkv, q_norm_weight, k_norm_weight, cos, sin): see ort_domain.h.
 struct QkNormRopeKernel {
   QkNormRopeShape shape;
@@ -634,6 +696,7 @@ void add_q3vl_ops(Ort::SessionOptions& options) {
   static KvAttentionOp kv_attention_op;
   static MoEOp moe_op;
   static Bf16LinearOp bf16_linear_op;
+  static Bf16AttentionOp bf16_attention_op;
   static Ort::CustomOpDomain domain = [] {
     Ort::CustomOpDomain d(kDomain);
     d.Add(&quant_linear_op);
@@ -642,6 +705,7 @@ void add_q3vl_ops(Ort::SessionOptions& options) {
     d.Add(&kv_attention_op);
     d.Add(&moe_op);
     d.Add(&bf16_linear_op);
+    d.Add(&bf16_attention_op);
     return d;
   }();
   options.Add(domain);

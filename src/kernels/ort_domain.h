@@ -1,7 +1,8 @@
 // The ONNX Runtime custom-op domain "q3vl": q3vl.QuantLinear and q3vl.QuantSwiGLU
-// (quant_linear.h), q3vl.Bf16Linear (bf16_linear.h), q3vl.QkNormRope (qk_norm_rope.h),
-// q3vl.KvAttention (kv_attention.h) and q3vl.MoE (moe.h) as nodes ONNX Runtime can run. Each op infers its outputs' shapes, so
-// ONNX Runtime can plan memory around it.
+// (quant_linear.h), q3vl.Bf16Linear (bf16_linear.h), q3vl.Bf16Attention
+// (bf16_attention.h), q3vl.QkNormRope (qk_norm_rope.h), q3vl.KvAttention (kv_attention.h)
+// and q3vl.MoE (moe.h) as nodes ONNX Runtime can run. Each op infers its outputs' shapes,
+// so ONNX Runtime can plan memory around it.
 //
 //   y = q3vl.QuantLinear(x, weight, scales [, zero_points] [, bias])
 //     x            float32 [..., K]   (M = product of the leading dims; M = 1 is decode)
@@ -27,6 +28,11 @@
 //     bias         float32 [N]   optional
 //     attributes   K, N
 //     y            float32 [..., N]
+//
+//   o = q3vl.Bf16Attention(q, k, v)   (bf16_attention.h)
+//     q, k, v      float32 [B, L, num_heads * head_dim]  (each batch entry attends within itself)
+//     attributes   num_heads, head_dim (even), scale (float)
+//     o            float32 [B, L, num_heads * head_dim]
 //
 //   q, k, v = q3vl.QkNormRope(qkv, q_norm_weight, k_norm_weight, cos, sin)   (qk_norm_rope.h)
 //     qkv          float32 [..., (num_heads + 2 kv_num_heads) * head_dim]

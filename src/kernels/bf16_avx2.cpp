@@ -5,7 +5,10 @@
 // tile (8 accumulators + 4 weights + 2 broadcasts of the 16 ymm registers).
 #include <immintrin.h>
 
-#include "kernels/bf16_linear.h"
+#include <cmath>
+
+#include "kernels/bf16_paths.h"
+#include "kernels/simd_exp.h"
 
 namespace q3vl::kernels {
 namespace {
@@ -15,6 +18,7 @@ constexpr int kMaxRows = 4;
 template <int Rows>
 void rows_by_tile(const Bf16Panel& panel, std::int64_t row0, std::int64_t tile) {
   __m256 lo[Rows], hi[Rows];
+#pragma GCC unroll 4
   for (int r = 0; r < Rows; ++r) lo[r] = hi[r] = _mm256_setzero_ps();
   const __m256i odd_mask = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
   const std::uint16_t* w = panel.w + tile * panel.tile_stride;
@@ -26,6 +30,7 @@ void rows_by_tile(const Bf16Panel& panel, std::int64_t row0, std::int64_t tile) 
     const __m256 odd_lo = _mm256_castsi256_ps(_mm256_and_si256(w_lo, odd_mask));
     const __m256 even_hi = _mm256_castsi256_ps(_mm256_slli_epi32(w_hi, 16));
     const __m256 odd_hi = _mm256_castsi256_ps(_mm256_and_si256(w_hi, odd_mask));
+#pragma GCC unroll 4
     for (int r = 0; r < Rows; ++r) {
       const std::uint16_t* pair = x + r * panel.x_stride;
       const __m256 a_even = _mm256_set1_ps(from_bf16(pair[0]));
@@ -34,16 +39,15 @@ void rows_by_tile(const Bf16Panel& panel, std::int64_t row0, std::int64_t tile) 
       hi[r] = _mm256_fmadd_ps(a_odd, odd_hi, _mm256_fmadd_ps(a_even, even_hi, hi[r]));
     }
   }
+#pragma GCC unroll 4
   for (int r = 0; r < Rows; ++r) {
-    float* out = panel.out + (row0 + r) * kBf16PanelTiles * kTileRows + tile * kTileRows;
+    float* out = panel.out + (row0 + r) * kBf16PanelWidth + tile * kTileRows;
     _mm256_storeu_ps(out, lo[r]);
     _mm256_storeu_ps(out + 8, hi[r]);
   }
 }
 
-}  // namespace
-
-void bf16_panel_avx2(const Bf16Panel& panel) {
+void run_panel(const Bf16Panel& panel) {
   for (std::int64_t t = 0; t < panel.tiles; ++t) {
     for (std::int64_t r = 0; r < panel.rows; r += kMaxRows) {
       switch (panel.rows - r) {
@@ -55,5 +59,48 @@ void bf16_panel_avx2(const Bf16Panel& panel) {
     }
   }
 }
+
+// 8 floats (finite, >= 0) -> 8 bf16 rounded to nearest even (to_bf16 without its NaN case).
+__m128i to_bf16x8(__m256 v) {
+  __m256i bits = _mm256_castps_si256(v);
+  const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+  bits = _mm256_srli_epi32(_mm256_add_epi32(bits, _mm256_add_epi32(odd, _mm256_set1_epi32(0x7FFF))), 16);
+  // packus packs within 128-bit lanes: the low 64 bits of each lane hold the 4 results.
+  const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(bits, bits), 0x08);
+  return _mm256_castsi256_si128(packed);
+}
+
+float softmax_row(const float* s, std::int64_t n, float scale, std::uint16_t* p) {
+  const __m256 scale8 = _mm256_set1_ps(scale);
+  __m256 top8 = _mm256_set1_ps(-INFINITY);
+  std::int64_t j = 0;
+  for (; j + 8 <= n; j += 8) top8 = _mm256_max_ps(top8, _mm256_mul_ps(scale8, _mm256_loadu_ps(s + j)));
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, top8);
+  float top = -INFINITY;
+  for (float v : lanes) top = std::fmax(top, v);
+  for (std::int64_t t = j; t < n; ++t) top = std::fmax(top, scale * s[t]);
+  const __m256 top_v = _mm256_set1_ps(top);
+  __m256 sum8 = _mm256_setzero_ps();
+  for (j = 0; j + 8 <= n; j += 8) {
+    const __m256 e = exp8(_mm256_fmsub_ps(scale8, _mm256_loadu_ps(s + j), top_v));
+    sum8 = _mm256_add_ps(sum8, e);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p + j), to_bf16x8(e));
+  }
+  _mm256_store_ps(lanes, sum8);
+  float sum = 0.0f;
+  for (float v : lanes) sum += v;
+  for (; j < n; ++j) {
+    const float e = std::exp(scale * s[j] - top);
+    sum += e;
+    p[j] = to_bf16(e);
+  }
+  if (n % 2 != 0) p[n] = 0;
+  return sum;
+}
+
+}  // namespace
+
+const Bf16Kernels kBf16Avx2Kernels{run_panel, softmax_row};
 
 }  // namespace q3vl::kernels

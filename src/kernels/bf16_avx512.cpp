@@ -1,0 +1,132 @@
+// The AVX512-BF16 panel: vdpbf16ps multiplies a tile's pair vector (16 rows x 2 k, the
+// layout of bf16_linear.h) by one activation row's broadcast pair and adds both products
+// to the row's 16 float accumulators. A panel keeps ROWS x TILES accumulators (up to
+// 6 x 4 = 24 zmm) and loads TILES weight vectors per pair, so each weight byte loaded
+// from L1/L2 feeds ROWS instructions.
+#include <immintrin.h>
+
+#include <cmath>
+
+#include "kernels/bf16_paths.h"
+#include "kernels/simd_exp.h"
+
+namespace q3vl::kernels {
+namespace {
+
+// acc += the two products of each dword lane of w (bf16 pairs) with the pair at `pair`,
+// broadcast to every lane: vdpbf16ps with an embedded {1to16} broadcast. Written as
+// inline assembly because clang 16 crashes (segfault at -O1 and above) on any conversion
+// of an integer vector to __m512bh, and the pairs arrive as integer loads.
+inline __m512 dot_pairs(__m512 acc, __m512i w, const std::uint16_t* pair) {
+  __asm__("vdpbf16ps %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*reinterpret_cast<const std::int32_t*>(pair)));
+  return acc;
+}
+
+template <int Rows, int Tiles>
+void panel_kernel(const Bf16Panel& panel) {
+  __m512 acc[Rows][Tiles];
+#pragma GCC unroll 8
+  for (int r = 0; r < Rows; ++r) {
+#pragma GCC unroll 8
+    for (int t = 0; t < Tiles; ++t) acc[r][t] = _mm512_setzero_ps();
+  }
+  const std::uint16_t* w = panel.w;
+  const std::uint16_t* x = panel.x;
+  for (std::int64_t p = 0; p < panel.k_pairs; ++p, w += kTileRows * 2, x += 2) {
+    __m512i weights[Tiles];
+#pragma GCC unroll 8
+    for (int t = 0; t < Tiles; ++t) weights[t] = _mm512_loadu_si512(w + t * panel.tile_stride);
+#pragma GCC unroll 8
+    for (int r = 0; r < Rows; ++r) {
+#pragma GCC unroll 8
+      for (int t = 0; t < Tiles; ++t) acc[r][t] = dot_pairs(acc[r][t], weights[t], x + r * panel.x_stride);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < Rows; ++r) {
+#pragma GCC unroll 8
+    for (int t = 0; t < Tiles; ++t) {
+      _mm512_store_ps(panel.out + r * kBf16PanelWidth + t * kTileRows, acc[r][t]);
+    }
+  }
+}
+
+using PanelKernel = void (*)(const Bf16Panel& panel);
+
+template <int Rows>
+PanelKernel for_tiles(std::int64_t tiles) {
+  switch (tiles) {
+    case 1: return panel_kernel<Rows, 1>;
+    case 2: return panel_kernel<Rows, 2>;
+    case 3: return panel_kernel<Rows, 3>;
+    default: return panel_kernel<Rows, 4>;
+  }
+}
+
+static_assert(kBf16PanelRows == 6 && kBf16PanelTiles == 4, "the instantiations below cover 1..6 x 1..4");
+
+void run_panel(const Bf16Panel& panel) {
+  PanelKernel kernel = nullptr;
+  switch (panel.rows) {
+    case 1: kernel = for_tiles<1>(panel.tiles); break;
+    case 2: kernel = for_tiles<2>(panel.tiles); break;
+    case 3: kernel = for_tiles<3>(panel.tiles); break;
+    case 4: kernel = for_tiles<4>(panel.tiles); break;
+    case 5: kernel = for_tiles<5>(panel.tiles); break;
+    default: kernel = for_tiles<6>(panel.tiles); break;
+  }
+  kernel(panel);
+}
+
+// 16 floats (finite, >= 0) -> 16 bf16 rounded to nearest even (to_bf16 without its NaN
+// case; integer arithmetic, not vcvtneps2bf16, whose bf16 result type clang 16 cannot
+// convert, see dot_pairs).
+__m256i to_bf16x16(__m512 v) {
+  __m512i bits = _mm512_castps_si512(v);
+  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+  bits = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7FFF))), 16);
+  return _mm512_cvtepi32_epi16(bits);
+}
+
+__m512 exp16(__m512 x) {
+  const __m256 lo = exp8(_mm512_castps512_ps256(x));
+  const __m256 hi = exp8(_mm512_extractf32x8_ps(x, 1));
+  return _mm512_insertf32x8(_mm512_zextps256_ps512(lo), hi, 1);
+}
+
+float softmax_row(const float* s, std::int64_t n, float scale, std::uint16_t* p) {
+  const __m512 scale16 = _mm512_set1_ps(scale);
+  __m512 top16 = _mm512_set1_ps(-INFINITY);
+  std::int64_t j = 0;
+  for (; j + 16 <= n; j += 16) top16 = _mm512_max_ps(top16, _mm512_mul_ps(scale16, _mm512_loadu_ps(s + j)));
+  // Reduced through memory: GCC 12 flags _mm512_reduce_*_ps here as reading an
+  // uninitialized value (its _mm256_undefined_pd, GCC bug 105593).
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, top16);
+  float top = -INFINITY;
+  for (float v : lanes) top = std::fmax(top, v);
+  for (std::int64_t t = j; t < n; ++t) top = std::fmax(top, scale * s[t]);
+  const __m512 top_v = _mm512_set1_ps(top);
+  __m512 sum16 = _mm512_setzero_ps();
+  for (j = 0; j + 16 <= n; j += 16) {
+    const __m512 e = exp16(_mm512_fmsub_ps(scale16, _mm512_loadu_ps(s + j), top_v));
+    sum16 = _mm512_add_ps(sum16, e);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + j), to_bf16x16(e));
+  }
+  _mm512_store_ps(lanes, sum16);
+  float sum = 0.0f;
+  for (float v : lanes) sum += v;
+  for (; j < n; ++j) {
+    const float e = std::exp(scale * s[j] - top);
+    sum += e;
+    p[j] = to_bf16(e);
+  }
+  if (n % 2 != 0) p[n] = 0;
+  return sum;
+}
+
+}  // namespace
+
+const Bf16Kernels kBf16Avx512Kernels{run_panel, softmax_row};
+
+}  // namespace q3vl::kernels
