@@ -42,24 +42,29 @@ void pack_item(void* data, std::size_t item) {
   const std::int64_t heads = a.shape.num_heads, d = a.shape.head_dim, L = a.length;
   const auto i = static_cast<std::int64_t>(item);
   const std::int64_t b = i / heads, h = i % heads;
-  auto at = [&](const float* t, std::int64_t l, std::int64_t c) { return t[(b * L + l) * job.width + h * d + c]; };
+  // Row l of head h of tensor t, rounded to bf16 into out [d].
+  auto round = [&](const float* t, std::int64_t l, std::uint16_t* out) {
+    job.kernels->round_row(t + (b * L + l) * job.width + h * d, d, out);
+  };
   std::uint16_t* q = job.q + i * job.q_size();
-  for (std::int64_t l = 0; l < L; ++l) {
-    for (std::int64_t c = 0; c < d; ++c) q[l * d + c] = to_bf16(at(a.q, l, c));
-  }
+  for (std::int64_t l = 0; l < L; ++l) round(a.q, l, q + l * d);
+  thread_local std::vector<std::uint16_t> rows;
+  rows.resize(static_cast<std::size_t>(L * d));
   // Keys: row l of the first product's matrix, pairs along head_dim.
+  for (std::int64_t l = 0; l < L; ++l) round(a.k, l, rows.data() + l * d);
   std::uint16_t* k = job.k + i * job.k_size();
   for (std::int64_t t = 0; t < job.key_tiles; ++t) {
     for (std::int64_t p = 0; p < job.d_pairs; ++p) {
       std::uint16_t* vector = k + (t * job.d_pairs + p) * kTileRows * 2;
       for (std::int64_t r = 0; r < kTileRows; ++r) {
         const std::int64_t l = t * kTileRows + r;
-        vector[2 * r] = l < L ? to_bf16(at(a.k, l, 2 * p)) : 0;
-        vector[2 * r + 1] = l < L ? to_bf16(at(a.k, l, 2 * p + 1)) : 0;
+        vector[2 * r] = l < L ? rows[static_cast<std::size_t>(l * d + 2 * p)] : 0;
+        vector[2 * r + 1] = l < L ? rows[static_cast<std::size_t>(l * d + 2 * p + 1)] : 0;
       }
     }
   }
   // Values transposed: row c of the second product's matrix, pairs along the keys.
+  for (std::int64_t l = 0; l < L; ++l) round(a.v, l, rows.data() + l * d);
   std::uint16_t* vt = job.vt + i * job.vt_size();
   for (std::int64_t t = 0; t < job.d_tiles; ++t) {
     for (std::int64_t p = 0; p < job.l_pairs; ++p) {
@@ -68,7 +73,7 @@ void pack_item(void* data, std::size_t item) {
         const std::int64_t c = t * kTileRows + r;
         for (std::int64_t j = 0; j < 2; ++j) {
           const std::int64_t l = 2 * p + j;
-          vector[2 * r + j] = c < d && l < L ? to_bf16(at(a.v, l, c)) : 0;
+          vector[2 * r + j] = c < d && l < L ? rows[static_cast<std::size_t>(l * d + c)] : 0;
         }
       }
     }

@@ -1,4 +1,5 @@
-// The AVX2 panel (CPUs without AVX512-BF16): the bf16 values widened to float32 (a bf16
+// The AVX2 path of the bf16 kernels (bf16_paths.h; CPUs without AVX512-BF16): the panel
+// and the softmax row (exp8, simd_exp.h). The panel: the bf16 values widened to float32 (a bf16
 // is a float's top half) and multiplied with FMA. A tile's pair vector is two ymm of 8
 // rows' (k even, k odd) dwords: shifting a dword left by 16 gives the even k's float,
 // masking its low half away the odd k's. Up to 4 activation rows share each widened
@@ -99,8 +100,26 @@ float softmax_row(const float* s, std::int64_t n, float scale, std::uint16_t* p)
   return sum;
 }
 
+// to_bf16 on 8 lanes at a time, NaNs quieted as to_bf16 does.
+void round_row(const float* x, std::int64_t n, std::uint16_t* out) {
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i bits = _mm256_castps_si256(_mm256_loadu_ps(x + i));
+    const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+    const __m256i rounded =
+        _mm256_srli_epi32(_mm256_add_epi32(bits, _mm256_add_epi32(odd, _mm256_set1_epi32(0x7FFF))), 16);
+    const __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(0x0040));
+    const __m256i magnitude = _mm256_and_si256(bits, _mm256_set1_epi32(0x7FFFFFFF));
+    const __m256i nan = _mm256_cmpgt_epi32(magnitude, _mm256_set1_epi32(0x7F800000));
+    const __m256i result = _mm256_blendv_epi8(rounded, _mm256_and_si256(quiet, _mm256_set1_epi32(0xFFFF)), nan);
+    const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(result, result), 0x08);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_castsi256_si128(packed));
+  }
+  for (; i < n; ++i) out[i] = to_bf16(x[i]);
+}
+
 }  // namespace
 
-const Bf16Kernels kBf16Avx2Kernels{run_panel, softmax_row};
+const Bf16Kernels kBf16Avx2Kernels{run_panel, softmax_row, round_row};
 
 }  // namespace q3vl::kernels

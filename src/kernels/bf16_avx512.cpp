@@ -1,4 +1,5 @@
-// The AVX512-BF16 panel: vdpbf16ps multiplies a tile's pair vector (16 rows x 2 k, the
+// The AVX512-BF16 path of the bf16 kernels (bf16_paths.h): the panel and the softmax row.
+// The panel: vdpbf16ps multiplies a tile's pair vector (16 rows x 2 k, the
 // layout of bf16_linear.h) by one activation row's broadcast pair and adds both products
 // to the row's 16 float accumulators. A panel keeps ROWS x TILES accumulators (up to
 // 6 x 4 = 24 zmm) and loads TILES weight vectors per pair, so each weight byte loaded
@@ -8,7 +9,6 @@
 #include <cmath>
 
 #include "kernels/bf16_paths.h"
-#include "kernels/simd_exp.h"
 
 namespace q3vl::kernels {
 namespace {
@@ -88,10 +88,20 @@ __m256i to_bf16x16(__m512 v) {
   return _mm512_cvtepi32_epi16(bits);
 }
 
+// e^x on 16 lanes for x <= 0 (softmax arguments): exp8's reduction and polynomial
+// (simd_exp.h) on zmm, with 2^n applied by vscalefps. x is clamped below at -87, where
+// the weight next to the row maximum's 1 is lost in float rounding anyway.
 __m512 exp16(__m512 x) {
-  const __m256 lo = exp8(_mm512_castps512_ps256(x));
-  const __m256 hi = exp8(_mm512_extractf32x8_ps(x, 1));
-  return _mm512_insertf32x8(_mm512_zextps256_ps512(lo), hi, 1);
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682030941723e-6f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 5040);
+  for (float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f}) {
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+  }
+  return _mm512_scalef_ps(p, n);
 }
 
 float softmax_row(const float* s, std::int64_t n, float scale, std::uint16_t* p) {
@@ -125,8 +135,23 @@ float softmax_row(const float* s, std::int64_t n, float scale, std::uint16_t* p)
   return sum;
 }
 
+// to_bf16 on 16 lanes at a time, NaNs quieted as to_bf16 does.
+void round_row(const float* x, std::int64_t n, std::uint16_t* out) {
+  std::int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512i bits = _mm512_castps_si512(_mm512_loadu_ps(x + i));
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+    __m512i result = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7FFF))), 16);
+    const __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(bits, _mm512_set1_epi32(0x7FFFFFFF)),
+                                                  _mm512_set1_epi32(0x7F800000));
+    result = _mm512_mask_or_epi32(result, nan, _mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x0040));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm512_cvtepi32_epi16(result));
+  }
+  for (; i < n; ++i) out[i] = to_bf16(x[i]);
+}
+
 }  // namespace
 
-const Bf16Kernels kBf16Avx512Kernels{run_panel, softmax_row};
+const Bf16Kernels kBf16Avx512Kernels{run_panel, softmax_row, round_row};
 
 }  // namespace q3vl::kernels

@@ -20,7 +20,7 @@ constexpr std::int64_t kRowsPerItem = 16 * kBf16PanelRows;
 constexpr std::int64_t kConvertRowsPerItem = 32;
 
 struct Job {
-  void (*panel)(const Bf16Panel& panel);
+  const Bf16Kernels* kernels;
   const Bf16WeightsView* w;
   const float* x;
   std::int64_t m;
@@ -36,9 +36,8 @@ void convert_item(void* data, std::size_t item) {
   const std::int64_t begin = static_cast<std::int64_t>(item) * kConvertRowsPerItem;
   const std::int64_t end = std::min(job.m, begin + kConvertRowsPerItem);
   for (std::int64_t r = begin; r < end; ++r) {
-    const float* from = job.x + r * k;
     std::uint16_t* to = job.xb + r * stride;
-    for (std::int64_t i = 0; i < k; ++i) to[i] = to_bf16(from[i]);
+    job.kernels->round_row(job.x + r * k, k, to);
     if (stride > k) to[k] = 0;
   }
 }
@@ -64,7 +63,7 @@ void gemm_item(void* data, std::size_t item) {
   for (std::int64_t m = row_chunk * kRowsPerItem; m < m_end; m += kBf16PanelRows) {
     panel.x = job.xb + m * panel.x_stride;
     panel.rows = std::min(kBf16PanelRows, m_end - m);
-    job.panel(panel);
+    job.kernels->panel(panel);
     for (std::int64_t r = 0; r < panel.rows; ++r) {
       float* y = job.y + (m + r) * shape.n + n_begin;
       const float* acc = out + r * kBf16PanelWidth;
@@ -141,7 +140,7 @@ void bf16_linear(const Bf16WeightsView& w, const float* x, std::int64_t m, const
   // nodes on one thread at once).
   thread_local std::vector<std::uint16_t> xb;
   xb.resize(static_cast<std::size_t>(m * 2 * w.shape.k_pairs()));
-  Job job{bf16_kernels(active_bf16_path()).panel, &w, x, m, bias, y, xb.data(),
+  Job job{&bf16_kernels(active_bf16_path()), &w, x, m, bias, y, xb.data(),
           (w.shape.n_tiles() + kBf16PanelTiles - 1) / kBf16PanelTiles};
   parallel.run(parallel.context, static_cast<std::size_t>((m + kConvertRowsPerItem - 1) / kConvertRowsPerItem),
                convert_item, &job);

@@ -32,6 +32,8 @@ struct Bf16Kernels {
   // One softmax row: p[j] = bf16(e^(scale · s[j] − max_j scale · s[j])) for j < n, and
   // returns Σ_j of the unrounded e^(...) (float). p[n] = 0 when n is odd (the pair's pad).
   float (*softmax_row)(const float* s, std::int64_t n, float scale, std::uint16_t* p);
+  // out[i] = to_bf16(x[i]) for i < n (bf16_linear.h's rounding, NaN included).
+  void (*round_row)(const float* x, std::int64_t n, std::uint16_t* out);
 };
 
 const Bf16Kernels& bf16_kernels(Bf16Path path);

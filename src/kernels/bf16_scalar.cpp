@@ -38,8 +38,12 @@ float softmax_row(const float* s, std::int64_t n, float scale, std::uint16_t* p)
   return sum;
 }
 
+void round_row(const float* x, std::int64_t n, std::uint16_t* out) {
+  for (std::int64_t i = 0; i < n; ++i) out[i] = to_bf16(x[i]);
+}
+
 }  // namespace
 
-const Bf16Kernels kBf16ScalarKernels{run_panel, softmax_row};
+const Bf16Kernels kBf16ScalarKernels{run_panel, softmax_row, round_row};
 
 }  // namespace q3vl::kernels

@@ -23,6 +23,7 @@
 
 #include "builder/graph.h"
 #include "kernels/bf16_linear.h"
+#include "kernels/bf16_paths.h"
 #include "kernels/dispatch.h"
 #include "runtime/ort_session.h"
 #include "support/test_paths.h"
@@ -205,6 +206,25 @@ TEST_P(Bf16LinearIsa, MatchesTheDoubleReferenceOnRandomShapes) {
   }
   // The operands really are rounded to bf16 (a float32 kernel would pass (a) on no case).
   EXPECT_GT(rounded_past_float, 1000u);
+}
+
+// Each path's vectorised rounding (bf16_paths.h round_row) gives to_bf16's bits, on ties,
+// signs, zeros, infinities, the largest floats and NaNs, in the SIMD body and the tail.
+TEST_P(Bf16LinearIsa, RoundRowMatchesToBf16) {
+  const float inf = std::numeric_limits<float>::infinity();
+  std::uint32_t low_nan_bits = 0x7F800001u, negative_nan_bits = 0xFFC12345u;
+  float low_nan = 0, negative_nan = 0;
+  std::memcpy(&low_nan, &low_nan_bits, sizeof low_nan);
+  std::memcpy(&negative_nan, &negative_nan_bits, sizeof negative_nan);
+  std::vector<float> x{1.0f, 1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, -1.0f - 0x1p-8f, 0.0f, -0.0f, inf, -inf,
+                       std::numeric_limits<float>::max(), -std::numeric_limits<float>::max(), low_nan, negative_nan,
+                       std::numeric_limits<float>::quiet_NaN(), 1e-40f, -3.14159f, 65504.0f};
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal(0.0f, 100.0f);
+  while (x.size() < 53) x.push_back(normal(rng));
+  std::vector<std::uint16_t> got(x.size(), 0xAAAA);
+  kernels::bf16_kernels(kernels::active_bf16_path()).round_row(x.data(), static_cast<std::int64_t>(x.size()), got.data());
+  for (std::size_t i = 0; i < x.size(); ++i) EXPECT_EQ(got[i], to_bf16(x[i])) << "value " << i << " = " << x[i];
 }
 
 INSTANTIATE_TEST_SUITE_P(Paths, Bf16LinearIsa,
