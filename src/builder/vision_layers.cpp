@@ -68,6 +68,13 @@ Value write_bf16_linear(VisionContext& ctx, const std::string& path, Value x, st
   return g.op(std::string("q3vl.") + kernels::kBf16LinearOp, {x, w, bias}, {{"K", in}, {"N", out}});
 }
 
+// Whether the float work int8 cannot carry (qkv, attention) runs in bf16 on q3vl's ops:
+// at the quantized precisions, in graphs that may use them.
+bool bf16_ops(const VisionContext& ctx) {
+  return ctx.q3vl_ops &&
+         (ctx.weights.precision() == VisionPrecision::int8 || ctx.weights.precision() == VisionPrecision::q8);
+}
+
 }  // namespace
 
 Value write_layer_norm(VisionContext& ctx, const std::string& path, Value x, std::int64_t width) {
@@ -80,21 +87,16 @@ Value write_layer_norm(VisionContext& ctx, const std::string& path, Value x, std
 Value write_linear(VisionContext& ctx, const std::string& path, Value x, std::int64_t in,
                    std::int64_t out, Int8Activations activations) {
   auto scope = ctx.graph.scope(path);
+  if (activations == Int8Activations::bf16 && bf16_ops(ctx)) return write_bf16_linear(ctx, path, x, in, out);
   const bool quantized =
       ctx.weights.precision() == VisionPrecision::int8 || ctx.weights.precision() == VisionPrecision::q8;
-  if (quantized && activations == Int8Activations::bf16 && ctx.q3vl_ops) {
-    return write_bf16_linear(ctx, path, x, in, out);
-  }
-  if (ctx.weights.precision() == VisionPrecision::q8 && activations != Int8Activations::none &&
-      activations != Int8Activations::bf16) {
-    return write_q8_linear(ctx, path, x, in, out);
-  }
   if (!quantized || activations == Int8Activations::none || activations == Int8Activations::bf16) {
     // The checkpoint's float weight (fp32, or fp16 cast back to fp32 at session load).
     const Value weight = ctx.weights.matrix(path + ".weight", {out, in}, out, in);
     const Value bias = ctx.weights.vector(path + ".bias", {out});
     return ctx.graph.op("Gemm", {x, weight, bias}, {{"transB", 1}});
   }
+  if (ctx.weights.precision() == VisionPrecision::q8) return write_q8_linear(ctx, path, x, in, out);
   switch (activations) {
     case Int8Activations::per_row: return write_dynamic_quantized_linear(ctx, path, x, in, out, true);
     case Int8Activations::per_tensor: return write_dynamic_quantized_linear(ctx, path, x, in, out, false);
@@ -132,10 +134,8 @@ Value write_vision_attention(VisionContext& ctx, const std::string& path, Value 
     // encoder's largest cost at large images (L^2 per layer). Otherwise MultiHeadAttention
     // with only q/k/v and one output, which takes ORT's CPU flash-attention path.
     const Value q_rotated = write_rotary(ctx, query), k_rotated = write_rotary(ctx, key);
-    const bool bf16 = ctx.q3vl_ops && (ctx.weights.precision() == VisionPrecision::int8 ||
-                                       ctx.weights.precision() == VisionPrecision::q8);
     const Value attended =
-        bf16 ? g.op(std::string("q3vl.") + kernels::kBf16AttentionOp, {q_rotated, k_rotated, value},
+        bf16_ops(ctx) ? g.op(std::string("q3vl.") + kernels::kBf16AttentionOp, {q_rotated, k_rotated, value},
                     {{"num_heads", v.num_heads},
                      {"head_dim", v.head_dim()},
                      {"scale", static_cast<float>(1.0 / std::sqrt(static_cast<double>(v.head_dim())))}})
