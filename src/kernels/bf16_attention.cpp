@@ -80,6 +80,22 @@ void pack_item(void* data, std::size_t item) {
   }
 }
 
+// Runs `panel` (x, rows, k_pairs and out set) over the `tiles` tiles of matrix w (each
+// k_pairs pair vectors long), kBf16PanelTiles at a time; after each run, store(column0,
+// columns) takes panel.out's first `columns` of `width` columns from column0 on.
+template <typename Store>
+void for_each_panel(const Bf16Kernels& kernels, Bf16Panel& panel, const std::uint16_t* w, std::int64_t tiles,
+                    std::int64_t width, Store store) {
+  panel.tile_stride = panel.k_pairs * kTileRows * 2;
+  for (std::int64_t t0 = 0; t0 < tiles; t0 += kBf16PanelTiles) {
+    panel.w = w + t0 * panel.tile_stride;
+    panel.tiles = std::min(kBf16PanelTiles, tiles - t0);
+    kernels.panel(panel);
+    const std::int64_t column0 = t0 * kTileRows;
+    store(column0, std::min(kBf16PanelWidth, width - column0));
+  }
+}
+
 void attend_item(void* data, std::size_t item) {
   const auto& job = *static_cast<Job*>(data);
   const Bf16AttentionArgs& a = *job.a;
@@ -107,16 +123,11 @@ void attend_item(void* data, std::size_t item) {
     panel.x = q + m * d;
     panel.x_stride = d;
     panel.k_pairs = job.d_pairs;
-    panel.tile_stride = job.d_pairs * kTileRows * 2;
-    for (std::int64_t t0 = 0; t0 < job.key_tiles; t0 += kBf16PanelTiles) {
-      panel.w = k + t0 * panel.tile_stride;
-      panel.tiles = std::min(kBf16PanelTiles, job.key_tiles - t0);
-      job.kernels->panel(panel);
-      const std::int64_t l0 = t0 * kTileRows, columns = std::min(kBf16PanelWidth, L - l0);
+    for_each_panel(*job.kernels, panel, k, job.key_tiles, L, [&](std::int64_t l0, std::int64_t columns) {
       for (std::int64_t r = 0; r < panel.rows; ++r) {
         std::copy(out + r * kBf16PanelWidth, out + r * kBf16PanelWidth + columns, scores.data() + r * L + l0);
       }
-    }
+    });
     for (std::int64_t r = 0; r < panel.rows; ++r) {
       z[r] = job.kernels->softmax_row(scores.data() + r * L, L, a.shape.scale, weights.data() + r * p_stride);
     }
@@ -124,18 +135,13 @@ void attend_item(void* data, std::size_t item) {
     panel.x = weights.data();
     panel.x_stride = p_stride;
     panel.k_pairs = job.l_pairs;
-    panel.tile_stride = job.l_pairs * kTileRows * 2;
-    for (std::int64_t t0 = 0; t0 < job.d_tiles; t0 += kBf16PanelTiles) {
-      panel.w = vt + t0 * panel.tile_stride;
-      panel.tiles = std::min(kBf16PanelTiles, job.d_tiles - t0);
-      job.kernels->panel(panel);
-      const std::int64_t c0 = t0 * kTileRows, columns = std::min(kBf16PanelWidth, d - c0);
+    for_each_panel(*job.kernels, panel, vt, job.d_tiles, d, [&](std::int64_t c0, std::int64_t columns) {
       for (std::int64_t r = 0; r < panel.rows; ++r) {
         float* o = a.out + (b * L + m + r) * job.width + h * d + c0;
         const float inverse = 1.0f / z[r];
         for (std::int64_t c = 0; c < columns; ++c) o[c] = out[r * kBf16PanelWidth + c] * inverse;
       }
-    }
+    });
   }
 }
 

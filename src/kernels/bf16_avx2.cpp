@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "kernels/bf16_paths.h"
+#include "kernels/bf16_simd.h"
 #include "kernels/simd_exp.h"
 
 namespace q3vl::kernels {
@@ -61,65 +62,49 @@ void run_panel(const Bf16Panel& panel) {
   }
 }
 
-// 8 floats (finite, >= 0) -> 8 bf16 rounded to nearest even (to_bf16 without its NaN case).
-__m128i to_bf16x8(__m256 v) {
-  __m256i bits = _mm256_castps_si256(v);
-  const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
-  bits = _mm256_srli_epi32(_mm256_add_epi32(bits, _mm256_add_epi32(odd, _mm256_set1_epi32(0x7FFF))), 16);
-  // packus packs within 128-bit lanes: the low 64 bits of each lane hold the 4 results.
-  const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(bits, bits), 0x08);
-  return _mm256_castsi256_si128(packed);
-}
-
-float softmax_row(const float* s, std::int64_t n, float scale, std::uint16_t* p) {
-  const __m256 scale8 = _mm256_set1_ps(scale);
-  __m256 top8 = _mm256_set1_ps(-INFINITY);
-  std::int64_t j = 0;
-  for (; j + 8 <= n; j += 8) top8 = _mm256_max_ps(top8, _mm256_mul_ps(scale8, _mm256_loadu_ps(s + j)));
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, top8);
-  float top = -INFINITY;
-  for (float v : lanes) top = std::fmax(top, v);
-  for (std::int64_t t = j; t < n; ++t) top = std::fmax(top, scale * s[t]);
-  const __m256 top_v = _mm256_set1_ps(top);
-  __m256 sum8 = _mm256_setzero_ps();
-  for (j = 0; j + 8 <= n; j += 8) {
-    const __m256 e = exp8(_mm256_fmsub_ps(scale8, _mm256_loadu_ps(s + j), top_v));
-    sum8 = _mm256_add_ps(sum8, e);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(p + j), to_bf16x8(e));
+// bf16_simd.h's vector type: 8 lanes.
+struct Avx2 {
+  using Reg = __m256;
+  static constexpr int kWidth = 8;
+  static Reg load(const float* p) { return _mm256_loadu_ps(p); }
+  static Reg set1(float f) { return _mm256_set1_ps(f); }
+  static Reg max(Reg a, Reg b) { return _mm256_max_ps(a, b); }
+  static Reg mul(Reg a, Reg b) { return _mm256_mul_ps(a, b); }
+  static Reg fmsub(Reg a, Reg b, Reg c) { return _mm256_fmsub_ps(a, b, c); }
+  static Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
+  static Reg exp_nonpositive(Reg x) { return exp8(x); }
+  static float max_lane(Reg v) {
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, v);
+    float top = -INFINITY;
+    for (float x : lanes) top = std::fmax(top, x);
+    return top;
   }
-  _mm256_store_ps(lanes, sum8);
-  float sum = 0.0f;
-  for (float v : lanes) sum += v;
-  for (; j < n; ++j) {
-    const float e = std::exp(scale * s[j] - top);
-    sum += e;
-    p[j] = to_bf16(e);
+  static float sum(Reg v) {
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, v);
+    float total = 0.0f;
+    for (float x : lanes) total += x;
+    return total;
   }
-  if (n % 2 != 0) p[n] = 0;
-  return sum;
-}
-
-// to_bf16 on 8 lanes at a time, NaNs quieted as to_bf16 does.
-void round_row(const float* x, std::int64_t n, std::uint16_t* out) {
-  std::int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256i bits = _mm256_castps_si256(_mm256_loadu_ps(x + i));
+  // to_bf16 per lane: round to nearest even, NaNs quieted.
+  static void store_bf16(std::uint16_t* out, Reg v) {
+    const __m256i bits = _mm256_castps_si256(v);
     const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
     const __m256i rounded =
         _mm256_srli_epi32(_mm256_add_epi32(bits, _mm256_add_epi32(odd, _mm256_set1_epi32(0x7FFF))), 16);
     const __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(0x0040));
-    const __m256i magnitude = _mm256_and_si256(bits, _mm256_set1_epi32(0x7FFFFFFF));
-    const __m256i nan = _mm256_cmpgt_epi32(magnitude, _mm256_set1_epi32(0x7F800000));
-    const __m256i result = _mm256_blendv_epi8(rounded, _mm256_and_si256(quiet, _mm256_set1_epi32(0xFFFF)), nan);
+    const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(bits, _mm256_set1_epi32(0x7FFFFFFF)),
+                                           _mm256_set1_epi32(0x7F800000));
+    const __m256i result = _mm256_blendv_epi8(rounded, quiet, nan);
+    // packus packs within 128-bit lanes: the low 64 bits of each lane hold the 4 results.
     const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(result, result), 0x08);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_castsi256_si128(packed));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(packed));
   }
-  for (; i < n; ++i) out[i] = to_bf16(x[i]);
-}
+};
 
 }  // namespace
 
-const Bf16Kernels kBf16Avx2Kernels{run_panel, softmax_row, round_row};
+const Bf16Kernels kBf16Avx2Kernels{run_panel, softmax_row<Avx2>, round_row<Avx2>};
 
 }  // namespace q3vl::kernels

@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "kernels/bf16_paths.h"
+#include "kernels/bf16_simd.h"
 
 namespace q3vl::kernels {
 namespace {
@@ -78,80 +79,62 @@ void run_panel(const Bf16Panel& panel) {
   kernel(panel);
 }
 
-// 16 floats (finite, >= 0) -> 16 bf16 rounded to nearest even (to_bf16 without its NaN
-// case; integer arithmetic, not vcvtneps2bf16, whose bf16 result type clang 16 cannot
-// convert, see dot_pairs).
-__m256i to_bf16x16(__m512 v) {
-  __m512i bits = _mm512_castps_si512(v);
-  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
-  bits = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7FFF))), 16);
-  return _mm512_cvtepi32_epi16(bits);
-}
-
-// e^x on 16 lanes for x <= 0 (softmax arguments): exp8's reduction and polynomial
-// (simd_exp.h) on zmm, with 2^n applied by vscalefps. x is clamped below at -87, where
-// the weight next to the row maximum's 1 is lost in float rounding anyway.
-__m512 exp16(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682030941723e-6f), r);
-  __m512 p = _mm512_set1_ps(1.0f / 5040);
-  for (float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f}) {
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+// bf16_simd.h's vector type: 16 lanes.
+struct Avx512 {
+  using Reg = __m512;
+  static constexpr int kWidth = 16;
+  static Reg load(const float* p) { return _mm512_loadu_ps(p); }
+  static Reg set1(float f) { return _mm512_set1_ps(f); }
+  static Reg max(Reg a, Reg b) { return _mm512_max_ps(a, b); }
+  static Reg mul(Reg a, Reg b) { return _mm512_mul_ps(a, b); }
+  static Reg fmsub(Reg a, Reg b, Reg c) { return _mm512_fmsub_ps(a, b, c); }
+  static Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
+  // e^x for x <= 0: exp8's reduction and polynomial (simd_exp.h) on 16 lanes, 2^n applied
+  // by vscalefps; below -87 the weight next to the row maximum's 1 is lost in float
+  // rounding anyway.
+  static Reg exp_nonpositive(Reg x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682030941723e-6f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 5040);
+    for (float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f}) {
+      p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+    }
+    return _mm512_scalef_ps(p, n);
   }
-  return _mm512_scalef_ps(p, n);
-}
-
-float softmax_row(const float* s, std::int64_t n, float scale, std::uint16_t* p) {
-  const __m512 scale16 = _mm512_set1_ps(scale);
-  __m512 top16 = _mm512_set1_ps(-INFINITY);
-  std::int64_t j = 0;
-  for (; j + 16 <= n; j += 16) top16 = _mm512_max_ps(top16, _mm512_mul_ps(scale16, _mm512_loadu_ps(s + j)));
   // Reduced through memory: GCC 12 flags _mm512_reduce_*_ps here as reading an
   // uninitialized value (its _mm256_undefined_pd, GCC bug 105593).
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, top16);
-  float top = -INFINITY;
-  for (float v : lanes) top = std::fmax(top, v);
-  for (std::int64_t t = j; t < n; ++t) top = std::fmax(top, scale * s[t]);
-  const __m512 top_v = _mm512_set1_ps(top);
-  __m512 sum16 = _mm512_setzero_ps();
-  for (j = 0; j + 16 <= n; j += 16) {
-    const __m512 e = exp16(_mm512_fmsub_ps(scale16, _mm512_loadu_ps(s + j), top_v));
-    sum16 = _mm512_add_ps(sum16, e);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + j), to_bf16x16(e));
+  static float max_lane(Reg v) {
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, v);
+    float top = -INFINITY;
+    for (float x : lanes) top = std::fmax(top, x);
+    return top;
   }
-  _mm512_store_ps(lanes, sum16);
-  float sum = 0.0f;
-  for (float v : lanes) sum += v;
-  for (; j < n; ++j) {
-    const float e = std::exp(scale * s[j] - top);
-    sum += e;
-    p[j] = to_bf16(e);
+  static float sum(Reg v) {
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, v);
+    float total = 0.0f;
+    for (float x : lanes) total += x;
+    return total;
   }
-  if (n % 2 != 0) p[n] = 0;
-  return sum;
-}
-
-// to_bf16 on 16 lanes at a time, NaNs quieted as to_bf16 does.
-void round_row(const float* x, std::int64_t n, std::uint16_t* out) {
-  std::int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const __m512i bits = _mm512_castps_si512(_mm512_loadu_ps(x + i));
+  // to_bf16 per lane with integer arithmetic (not vcvtneps2bf16, whose bf16 result type
+  // clang 16 cannot convert, see dot_pairs): round to nearest even, NaNs quieted.
+  static void store_bf16(std::uint16_t* out, Reg v) {
+    const __m512i bits = _mm512_castps_si512(v);
     const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
     __m512i result = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7FFF))), 16);
     const __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(bits, _mm512_set1_epi32(0x7FFFFFFF)),
                                                   _mm512_set1_epi32(0x7F800000));
     result = _mm512_mask_or_epi32(result, nan, _mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x0040));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm512_cvtepi32_epi16(result));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtepi32_epi16(result));
   }
-  for (; i < n; ++i) out[i] = to_bf16(x[i]);
-}
+};
 
 }  // namespace
 
-const Bf16Kernels kBf16Avx512Kernels{run_panel, softmax_row, round_row};
+const Bf16Kernels kBf16Avx512Kernels{run_panel, softmax_row<Avx512>, round_row<Avx512>};
 
 }  // namespace q3vl::kernels

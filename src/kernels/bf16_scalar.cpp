@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "kernels/bf16_paths.h"
+#include "kernels/bf16_simd.h"
 
 namespace q3vl::kernels {
 namespace {
@@ -25,25 +26,24 @@ void run_panel(const Bf16Panel& panel) {
   }
 }
 
-float softmax_row(const float* s, std::int64_t n, float scale, std::uint16_t* p) {
-  float top = -INFINITY;
-  for (std::int64_t j = 0; j < n; ++j) top = std::fmax(top, scale * s[j]);
-  float sum = 0.0f;
-  for (std::int64_t j = 0; j < n; ++j) {
-    const float e = std::exp(scale * s[j] - top);
-    sum += e;
-    p[j] = to_bf16(e);
-  }
-  if (n % 2 != 0) p[n] = 0;
-  return sum;
-}
-
-void round_row(const float* x, std::int64_t n, std::uint16_t* out) {
-  for (std::int64_t i = 0; i < n; ++i) out[i] = to_bf16(x[i]);
-}
+// bf16_simd.h's vector type: one lane, the reference the SIMD types must match.
+struct Scalar {
+  using Reg = float;
+  static constexpr int kWidth = 1;
+  static Reg load(const float* p) { return *p; }
+  static Reg set1(float f) { return f; }
+  static Reg max(Reg a, Reg b) { return std::fmax(a, b); }
+  static Reg mul(Reg a, Reg b) { return a * b; }
+  static Reg fmsub(Reg a, Reg b, Reg c) { return a * b - c; }
+  static Reg add(Reg a, Reg b) { return a + b; }
+  static Reg exp_nonpositive(Reg x) { return std::exp(x); }
+  static float max_lane(Reg v) { return v; }
+  static float sum(Reg v) { return v; }
+  static void store_bf16(std::uint16_t* out, Reg v) { *out = to_bf16(v); }
+};
 
 }  // namespace
 
-const Bf16Kernels kBf16ScalarKernels{run_panel, softmax_row, round_row};
+const Bf16Kernels kBf16ScalarKernels{run_panel, softmax_row<Scalar>, round_row<Scalar>};
 
 }  // namespace q3vl::kernels
