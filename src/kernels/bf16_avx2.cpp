@@ -1,16 +1,14 @@
 // The AVX2 path of the bf16 kernels (bf16_paths.h; CPUs without AVX512-BF16): the panel
-// and the softmax row (exp8, simd_exp.h). The panel: the bf16 values widened to float32 (a bf16
+// and the softmax row (simd_float.h's exp8). The panel: the bf16 values widened to float32 (a bf16
 // is a float's top half) and multiplied with FMA. A tile's pair vector is two ymm of 8
 // rows' (k even, k odd) dwords: shifting a dword left by 16 gives the even k's float,
 // masking its low half away the odd k's. Up to 4 activation rows share each widened
 // tile (8 accumulators + 4 weights + 2 broadcasts of the 16 ymm registers).
 #include <immintrin.h>
 
-#include <cmath>
-
 #include "kernels/bf16_paths.h"
 #include "kernels/bf16_simd.h"
-#include "kernels/simd_exp.h"
+#include "kernels/simd_float.h"
 
 namespace q3vl::kernels {
 namespace {
@@ -62,31 +60,9 @@ void run_panel(const Bf16Panel& panel) {
   }
 }
 
-// bf16_simd.h's vector type: 8 lanes.
-struct Avx2 {
-  using Reg = __m256;
-  static constexpr int kWidth = 8;
+// bf16_simd.h's vector type: simd_float.h's 8 lanes.
+struct Avx2 : Float8 {
   static Reg load(const float* p) { return _mm256_loadu_ps(p); }
-  static Reg set1(float f) { return _mm256_set1_ps(f); }
-  static Reg max(Reg a, Reg b) { return _mm256_max_ps(a, b); }
-  static Reg mul(Reg a, Reg b) { return _mm256_mul_ps(a, b); }
-  static Reg fmsub(Reg a, Reg b, Reg c) { return _mm256_fmsub_ps(a, b, c); }
-  static Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
-  static Reg exp_nonpositive(Reg x) { return exp8(x); }
-  static float max_lane(Reg v) {
-    alignas(32) float lanes[8];
-    _mm256_store_ps(lanes, v);
-    float top = -INFINITY;
-    for (float x : lanes) top = std::fmax(top, x);
-    return top;
-  }
-  static float sum(Reg v) {
-    alignas(32) float lanes[8];
-    _mm256_store_ps(lanes, v);
-    float total = 0.0f;
-    for (float x : lanes) total += x;
-    return total;
-  }
   // to_bf16 per lane: round to nearest even, NaNs quieted.
   static void store_bf16(std::uint16_t* out, Reg v) {
     const __m256i bits = _mm256_castps_si256(v);

@@ -6,10 +6,9 @@
 // from L1/L2 feeds ROWS instructions.
 #include <immintrin.h>
 
-#include <cmath>
-
 #include "kernels/bf16_paths.h"
 #include "kernels/bf16_simd.h"
+#include "kernels/simd_float.h"
 
 namespace q3vl::kernels {
 namespace {
@@ -79,47 +78,9 @@ void run_panel(const Bf16Panel& panel) {
   kernel(panel);
 }
 
-// bf16_simd.h's vector type: 16 lanes.
-struct Avx512 {
-  using Reg = __m512;
-  static constexpr int kWidth = 16;
+// bf16_simd.h's vector type: simd_float.h's 16 lanes.
+struct Avx512 : Float16 {
   static Reg load(const float* p) { return _mm512_loadu_ps(p); }
-  static Reg set1(float f) { return _mm512_set1_ps(f); }
-  static Reg max(Reg a, Reg b) { return _mm512_max_ps(a, b); }
-  static Reg mul(Reg a, Reg b) { return _mm512_mul_ps(a, b); }
-  static Reg fmsub(Reg a, Reg b, Reg c) { return _mm512_fmsub_ps(a, b, c); }
-  static Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
-  // e^x for x <= 0: exp8's reduction and polynomial (simd_exp.h) on 16 lanes, 2^n applied
-  // by vscalefps; below -87 the weight next to the row maximum's 1 is lost in float
-  // rounding anyway.
-  static Reg exp_nonpositive(Reg x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682030941723e-6f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 5040);
-    for (float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f}) {
-      p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
-    }
-    return _mm512_scalef_ps(p, n);
-  }
-  // Reduced through memory: GCC 12 flags _mm512_reduce_*_ps here as reading an
-  // uninitialized value (its _mm256_undefined_pd, GCC bug 105593).
-  static float max_lane(Reg v) {
-    alignas(64) float lanes[16];
-    _mm512_store_ps(lanes, v);
-    float top = -INFINITY;
-    for (float x : lanes) top = std::fmax(top, x);
-    return top;
-  }
-  static float sum(Reg v) {
-    alignas(64) float lanes[16];
-    _mm512_store_ps(lanes, v);
-    float total = 0.0f;
-    for (float x : lanes) total += x;
-    return total;
-  }
   // to_bf16 per lane with integer arithmetic (not vcvtneps2bf16, whose bf16 result type
   // clang 16 cannot convert, see dot_pairs): round to nearest even, NaNs quieted.
   static void store_bf16(std::uint16_t* out, Reg v) {

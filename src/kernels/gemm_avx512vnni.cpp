@@ -14,7 +14,7 @@
 #include <utility>
 
 #include "kernels/dispatch.h"
-#include "kernels/simd_exp.h"
+#include "kernels/simd_float.h"
 #include "kernels/weight_grid.h"
 
 namespace q3vl::kernels {
@@ -28,16 +28,7 @@ inline __m512i broadcast4(const std::int8_t* p) {
   return _mm512_set1_epi32(v);
 }
 
-// Horizontal max / sum by folding halves (GCC 12's _mm512_reduce_* trip -Wmaybe-uninitialized).
-inline float horizontal_max(__m512 v) {
-  v = _mm512_max_ps(v, _mm512_shuffle_f32x4(v, v, 0x4E));
-  v = _mm512_max_ps(v, _mm512_shuffle_f32x4(v, v, 0xB1));
-  __m128 x = _mm512_castps512_ps128(v);
-  x = _mm_max_ps(x, _mm_movehl_ps(x, x));
-  x = _mm_max_ss(x, _mm_shuffle_ps(x, x, 1));
-  return _mm_cvtss_f32(x);
-}
-
+// Horizontal sum by folding halves (GCC 12's _mm512_reduce_* trip -Wmaybe-uninitialized).
 inline std::int32_t horizontal_sum(__m512i v) {
   v = _mm512_add_epi32(v, _mm512_shuffle_i32x4(v, v, 0x4E));
   v = _mm512_add_epi32(v, _mm512_shuffle_i32x4(v, v, 0xB1));
@@ -231,7 +222,7 @@ void quantize_rows(const float* x, std::int64_t k, std::int64_t row_begin, std::
       const __mmask16 m1 = static_cast<__mmask16>(left >= 32 ? 0xFFFF : left <= 16 ? 0 : (1u << (left - 16)) - 1u);
       const __m512 v0 = _mm512_maskz_loadu_ps(m0, row + begin);
       const __m512 v1 = _mm512_maskz_loadu_ps(m1, row + begin + 16);
-      const float amax = horizontal_max(_mm512_max_ps(_mm512_and_ps(v0, sign_off), _mm512_and_ps(v1, sign_off)));
+      const float amax = Float16::max_lane(_mm512_max_ps(_mm512_and_ps(v0, sign_off), _mm512_and_ps(v1, sign_off)));
       const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
       const __m512 scale = _mm512_set1_ps(inv);
       const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, scale));

@@ -1,19 +1,17 @@
 // kv_attention.h's row primitives with AVX2, FMA and F16C: 8 lanes of
-// kv_attention_simd.h's loops. AVX2 has no masked 16-bit load or store, so a row's
+// kv_attention_simd.h's loops (simd_float.h's Float8). AVX2 has no masked 16-bit load or store, so a row's
 // float16 tail goes through a zeroed copy.
 #include <immintrin.h>
 
 #include <cstring>
 
 #include "kernels/kv_attention_simd.h"
-#include "kernels/simd_exp.h"
+#include "kernels/simd_float.h"
 
 namespace q3vl::kernels {
 namespace {
 
-struct Avx2 {
-  using Reg = __m256;
-  static constexpr int kWidth = 8;
+struct Avx2 : Float8 {
   static constexpr int kChunksPerPass = 2;  // 4 queries x 2 chunks = 8 of 16 ymm registers
 
   // The lane count (loads and stores of whole chunks take the unmasked instructions) and
@@ -25,13 +23,6 @@ struct Avx2 {
   static Mask mask(int lanes) {
     return {lanes, _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))};
   }
-  static Reg zero() { return _mm256_setzero_ps(); }
-  static Reg set1(float f) { return _mm256_set1_ps(f); }
-  static Reg fmadd(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
-  static Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
-  static Reg sub(Reg a, Reg b) { return _mm256_sub_ps(a, b); }
-  static Reg mul(Reg a, Reg b) { return _mm256_mul_ps(a, b); }
-  static Reg max(Reg a, Reg b) { return _mm256_max_ps(a, b); }
   static Reg load(const float* p, const Mask& m) {
     return m.lanes == kWidth ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, m.bits);
   }
@@ -62,17 +53,6 @@ struct Avx2 {
     std::memcpy(p, part, static_cast<std::size_t>(m.lanes) * sizeof(std::uint16_t));
   }
   static Reg keep(Reg v, const Mask& m) { return _mm256_and_ps(v, _mm256_castsi256_ps(m.bits)); }
-  static float sum(Reg v) {
-    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-    return _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)));
-  }
-  static float max_lane(Reg v) {
-    __m128 x = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    x = _mm_max_ps(x, _mm_movehl_ps(x, x));
-    return _mm_cvtss_f32(_mm_max_ss(x, _mm_movehdup_ps(x)));
-  }
-  static Reg exp_nonpositive(Reg x) { return exp8(x); }
 
   template <int MQ>
   static void store_scores(const Reg* acc, float scale, float* out, std::int64_t stride) {

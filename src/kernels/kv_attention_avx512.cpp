@@ -1,8 +1,9 @@
 // kv_attention.h's row primitives with AVX-512 (F, BW, VL, DQ) and F16C: 16 lanes of
-// kv_attention_simd.h's loops, tails masked in k registers.
+// kv_attention_simd.h's loops (simd_float.h's Float16), tails masked in k registers.
 #include <immintrin.h>
 
 #include "kernels/kv_attention_simd.h"
+#include "kernels/simd_float.h"
 
 namespace q3vl::kernels {
 namespace {
@@ -20,20 +21,11 @@ __m128 sum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
   return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0), u));
 }
 
-struct Avx512 {
-  using Reg = __m512;
-  static constexpr int kWidth = 16;
+struct Avx512 : Float16 {
   static constexpr int kChunksPerPass = 4;  // 4 queries x 4 chunks = 16 of 32 zmm registers
 
   using Mask = __mmask16;
   static Mask mask(int lanes) { return static_cast<Mask>((1u << lanes) - 1u); }
-  static Reg zero() { return _mm512_setzero_ps(); }
-  static Reg set1(float f) { return _mm512_set1_ps(f); }
-  static Reg fmadd(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
-  static Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
-  static Reg sub(Reg a, Reg b) { return _mm512_sub_ps(a, b); }
-  static Reg mul(Reg a, Reg b) { return _mm512_mul_ps(a, b); }
-  static Reg max(Reg a, Reg b) { return _mm512_max_ps(a, b); }
   static Reg load(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
   static Reg load_fill(const float* p, Mask m, float fill) { return _mm512_mask_loadu_ps(set1(fill), m, p); }
   static void store(float* p, Mask m, Reg v) { _mm512_mask_storeu_ps(p, m, v); }
@@ -42,23 +34,6 @@ struct Avx512 {
     _mm256_mask_storeu_epi16(p, m, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
   }
   static Reg keep(Reg v, Mask m) { return _mm512_maskz_mov_ps(m, v); }
-  static float sum(Reg v) { return _mm512_reduce_add_ps(v); }
-  static float max_lane(Reg v) { return _mm512_reduce_max_ps(v); }
-
-  // e^x for x <= 0 (scores minus their max): 2^n · p(r), n = round(x / ln 2),
-  // r = x - n ln 2 in [-ln2/2, ln2/2] (ln 2 split in two for exactness), p the degree-6
-  // Taylor polynomial of e^r (relative error < 2e-7 there, about float32 rounding).
-  // Below -87 the result underflows to 0 like expf.
-  static Reg exp_nonpositive(Reg x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 720.0f);
-    for (float c : {1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f, 0.5f, 1.0f, 1.0f}) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
-    return _mm512_scalef_ps(p, n);
-  }
 
   // Four queries' sums reduce together (sum4).
   template <int MQ>
