@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <string>
 
 #include "io/json_file.h"
 #include "io/manifest.h"
@@ -80,21 +81,28 @@ int inspect_genai_package(const std::filesystem::path& dir, bool json) {
   return 0;
 }
 
-// "bf16 (q3vl.Bf16Linear)" when the vision graph multiplies qkv in bf16, else "fp32";
-// "unknown" when the graph cannot be read (the per-graph report then says why).
-const char* vision_qkv_form(const std::filesystem::path& dir, const PackageManifest& manifest) {
+// How the vision attention multiplies, read from the graph's ops: its qkv projection
+// (q3vl.Bf16Linear or fp32) and its two products (q3vl.Bf16Attention or fp32). Packages
+// built before those ops existed keep fp32 at the same precision names. "unknown" when
+// the graph cannot be read (the per-graph report then says why).
+std::string vision_attention_form(const std::filesystem::path& dir, const PackageManifest& manifest) {
   for (const auto& graph : manifest.graphs) {
     if (graph.name != "vision") continue;
     try {
+      bool linear = false, attention = false;
       for (const auto& [op, count] : graph_domain_ops(dir / graph.file)) {
-        if (op == "q3vl.Bf16Linear") return "bf16 (q3vl.Bf16Linear)";
+        linear = linear || op == "q3vl.Bf16Linear";
+        attention = attention || op == "q3vl.Bf16Attention";
       }
-      return "fp32";
+      if (linear && attention) return "qkv and attention bf16 (q3vl.Bf16Linear, q3vl.Bf16Attention)";
+      if (linear) return "qkv bf16 (q3vl.Bf16Linear), attention fp32";
+      if (attention) return "qkv fp32, attention bf16 (q3vl.Bf16Attention)";
+      return "qkv and attention fp32";
     } catch (const Error&) {
-      return "unknown";
+      return "attention unknown";
     }
   }
-  return "unknown";
+  return "attention unknown";
 }
 
 RunFunction setup_inspect(CLI::App& command) {
@@ -140,13 +148,12 @@ RunFunction setup_inspect(CLI::App& command) {
                     manifest.quantization.recipe.c_str());
       }
       if (manifest.vision_precision == "q8" || manifest.vision_precision == "int8") {
-        // How qkv is multiplied is read from the graph: packages built before q3vl.Bf16Linear
-        // existed keep it fp32 at the same precision names.
-        const char* qkv = vision_qkv_form(*dir, manifest);
+        const std::string attention = vision_attention_form(*dir, manifest);
         if (manifest.vision_precision == "q8") {
-          std::printf("  vision kernels q3vl (q3vl.QuantLinear: 8-bit weights, int8 activations per 32 values; qkv %s)\n", qkv);
+          std::printf("  vision kernels q3vl (q3vl.QuantLinear: 8-bit weights, int8 activations per 32 values; %s)\n",
+                      attention.c_str());
         } else {
-          std::printf("  vision kernels ort (com.microsoft.DynamicQuantizeMatMul; qkv %s)\n", qkv);
+          std::printf("  vision kernels ort (com.microsoft.DynamicQuantizeMatMul; %s)\n", attention.c_str());
         }
       }
       if (manifest.files.empty()) {

@@ -196,7 +196,7 @@ TEST(Package, VisionQ8UsesQ3vlKernelsAndInspectSaysSo) {
   EXPECT_EQ(shown.status, 0) << shown.out;
   EXPECT_NE(shown.out.find("vision q8"), std::string::npos) << shown.out;
   EXPECT_NE(shown.out.find("vision kernels q3vl (q3vl.QuantLinear"), std::string::npos) << shown.out;
-  EXPECT_NE(shown.out.find("qkv bf16 (q3vl.Bf16Linear)"), std::string::npos) << shown.out;
+  EXPECT_NE(shown.out.find("qkv and attention bf16 (q3vl.Bf16Linear, q3vl.Bf16Attention)"), std::string::npos) << shown.out;
   EXPECT_NE(shown.out.find("graph vision (vision.onnx, q8): session ok"), std::string::npos) << shown.out;
   // Each graph's non-standard ops with their node counts: one KvAttention and one QuantSwiGLU
   // per decoder layer.
