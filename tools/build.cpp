@@ -37,8 +37,9 @@ RunFunction setup_build(CLI::App& command) {
                      "activations (faster)");
   command.add_option("--kv-cache", options->kv_cache,
                      "Decoder KV cache: float16 (half the KV memory and bytes per token; default with q3vl "
-                     "kernels) or float32 (default otherwise)")
-      ->check(CLI::IsMember({"float16", "float32"}));
+                     "kernels), int8 (0.53 of float16's: int8 codes with a float16 scale per 32 values) or "
+                     "float32 (default otherwise)")
+      ->check(CLI::IsMember({"float16", "int8", "float32"}));
   command.add_option("--quant-method", options->quant_method,
                      "rtn (round to nearest), mse (per-block scale search; default) or gptq (mse plus "
                      "error compensation from calibration prompts; slower, most accurate)")

@@ -39,7 +39,8 @@ struct BuildOptions {
   std::string kernels;
   int accuracy_level = 0;        // kernels "ort" only: 0 = float math (exact); 4 = int8 activations (faster)
   // Decoder KV cache element type: "float16" (half the KV bytes per decode step and of
-  // KV memory) or "float32". "" = the default: float16 when the linears use the q3vl
+  // KV memory), "int8" (int8 codes with a float16 scale per 32 values, 0.53 of float16's
+  // bytes; not for --target ort-genai) or "float32". "" = the default: float16 when the linears use the q3vl
   // kernels, float32 otherwise (standard packages for other ONNX Runtime consumers).
   std::string kv_cache;
   // rtn | mse (per-block scale search, lower error) | gptq (mse's scales plus error

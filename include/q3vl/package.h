@@ -96,9 +96,10 @@ struct PackageManifest {
   std::int64_t hidden_size = 0;
   std::int64_t vocab_size = 0;
   std::int64_t deepstack_layers = 0;
-  // Element type of the decoder's past/present KV tensors: "float32" or "float16" (half
-  // the KV bytes per decode step and of KV memory). Packages written before this field
-  // read as "float32".
+  // Element type of the decoder's past/present KV tensors: "float32", "float16" (half the
+  // KV bytes per decode step and of KV memory) or "int8" (rows of int8 codes with a float16
+  // scale per 32 values: 0.53 of float16's bytes for head_dim 128). Packages written
+  // before this field read as "float32".
   std::string kv_cache_dtype = "float32";
   std::vector<PackageGraph> graphs;
   std::vector<PackageFile> files;  // empty in packages built before q3vl recorded sizes + sha256

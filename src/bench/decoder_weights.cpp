@@ -97,8 +97,9 @@ BenchPackage describe_package(const Model& model) {
   p.vision_precision = m.vision_precision;
   p.quantization = describe_quantization(m);
   p.has_vision = parts.vision.present();
-  p.kv_bytes_per_token = 2 * m.num_hidden_layers * m.num_key_value_heads * m.head_dim *
-                         static_cast<std::int64_t>(runtime::kv_element_bytes(runtime::parse_kv_dtype(m.kv_cache_dtype)));
+  const runtime::KvDtype kv = runtime::parse_kv_dtype(m.kv_cache_dtype);
+  p.kv_bytes_per_token = 2 * m.num_hidden_layers * m.num_key_value_heads * runtime::kv_row_width(kv, m.head_dim) *
+                         static_cast<std::int64_t>(runtime::kv_element_bytes(kv));
   p.linear_weights = linear_weight_count(parts.config.text);
 
   const auto path = parts.dir / m.graph("decoder").file;

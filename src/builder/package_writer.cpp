@@ -32,6 +32,7 @@ const char* dtype_text(io::DType dtype) {
     case io::DType::i64: return "int64";
     case io::DType::i32: return "int32";
     case io::DType::u8: return "uint8";
+    case io::DType::i8: return "int8";
     default: return io::dtype_name(dtype);
   }
 }
@@ -162,12 +163,12 @@ builder::DecoderGraphOptions decoder_options(const BuildOptions& o) {
   const bool q3vl_kernels = quantized && base.kernels == builder::LinearKernels::q3vl;
   if (o.kv_cache.empty()) {
     d.kv_cache = q3vl_kernels ? io::DType::f16 : io::DType::f32;
-  } else if (o.kv_cache == "float16" || o.kv_cache == "float32") {
-    d.kv_cache = o.kv_cache == "float16" ? io::DType::f16 : io::DType::f32;
+  } else if (o.kv_cache == "float16" || o.kv_cache == "float32" || o.kv_cache == "int8") {
+    d.kv_cache = o.kv_cache == "float16" ? io::DType::f16 : o.kv_cache == "int8" ? io::DType::i8 : io::DType::f32;
   } else {
-    throw_error(ErrorKind::usage, "", "--kv-cache", "float16 or float32", o.kv_cache);
+    throw_error(ErrorKind::usage, "", "--kv-cache", "float16, int8 or float32", o.kv_cache);
   }
-  if (genai && d.kv_cache == io::DType::f16) {
+  if (genai && d.kv_cache != io::DType::f32) {
     throw_error(ErrorKind::usage, "", "--kv-cache", "float32 with --target ort-genai", o.kv_cache);
   }
   return d;
@@ -399,7 +400,9 @@ BuildResult build_package(const BuildOptions& requested) {
   m.hidden_size = config.text.hidden_size;
   m.vocab_size = config.text.vocab_size;
   m.deepstack_layers = static_cast<std::int64_t>(config.vision.deepstack_visual_indexes.size());
-  m.kv_cache_dtype = decoder.kv_cache == io::DType::f16 ? "float16" : "float32";
+  m.kv_cache_dtype = decoder.kv_cache == io::DType::f16  ? "float16"
+                     : decoder.kv_cache == io::DType::i8 ? "int8"
+                                                         : "float32";
   m.source_config_json = source_config.dump();
   m.preprocessing_json = preprocessing_json(o.model_dir, config).dump();
 

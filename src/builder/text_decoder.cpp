@@ -333,8 +333,9 @@ void write_decoder_graph(Graph& g, WeightReader& w, const ModelConfig& config,
                                 ? 0
                                 : static_cast<std::int64_t>(config.vision.deepstack_visual_indexes.size());
   const Shape hidden_shape{"batch_size", "sequence_length", decoder_embeds_width(config, options.deepstack)};
-  const Shape past_shape{"batch_size", t.num_key_value_heads, "past_sequence_length", t.head_dim};
-  const Shape present_shape{"batch_size", t.num_key_value_heads, "total_sequence_length", t.head_dim};
+  const std::int64_t cache_width = kv_cache_width(options.kv_cache, t.head_dim);
+  const Shape past_shape{"batch_size", t.num_key_value_heads, "past_sequence_length", cache_width};
+  const Shape present_shape{"batch_size", t.num_key_value_heads, "total_sequence_length", cache_width};
 
   Value x = g.input(io::kDecoderInputsEmbeds, DType::f32, hidden_shape);
   Value position_ids = g.input(io::kDecoderPositionIds, DType::i64, {3, "batch_size", "sequence_length"});

@@ -154,8 +154,8 @@ PackageManifest manifest_from_json(const Json& json, const std::string& file) {
   // Optional: packages from before the float16 KV cache all use float32.
   if (root.object("decoder").has("kv_cache_dtype")) {
     m.kv_cache_dtype = root.object("decoder").get_string("kv_cache_dtype");
-    if (m.kv_cache_dtype != "float32" && m.kv_cache_dtype != "float16") {
-      root.object("decoder").fail("kv_cache_dtype", "float32 or float16", "\"" + m.kv_cache_dtype + "\"");
+    if (m.kv_cache_dtype != "float32" && m.kv_cache_dtype != "float16" && m.kv_cache_dtype != "int8") {
+      root.object("decoder").fail("kv_cache_dtype", "float32, float16 or int8", "\"" + m.kv_cache_dtype + "\"");
     }
   }
   if (root.object("quantization").has("calibration")) {

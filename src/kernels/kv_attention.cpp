@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -17,11 +18,31 @@ namespace {
 // K/V row many times in prefill, few enough that the scores of a block stay in L2.
 constexpr std::int64_t kTokensPerItem = 16;
 
-void scalar_scores(const float* q, std::int64_t count_q, const std::uint16_t* keys, std::int64_t count_t,
+// A cached row of `type` as head_dim floats.
+template <KvCacheType Type>
+void load_row(const std::uint8_t* row, std::int64_t head_dim, float* out) {
+  if constexpr (Type == KvCacheType::float16) {
+    for (std::int64_t d = 0; d < head_dim; ++d) {
+      std::uint16_t bits;
+      std::memcpy(&bits, row + 2 * d, sizeof bits);
+      out[d] = io::f16_to_f32(bits);
+    }
+  } else {
+    for (std::int64_t d = 0; d < head_dim; ++d) {
+      std::uint16_t bits;
+      std::memcpy(&bits, row + head_dim + 2 * (d / kKvInt8Block), sizeof bits);
+      out[d] = static_cast<float>(static_cast<std::int8_t>(row[d])) * io::f16_to_f32(bits);
+    }
+  }
+}
+
+template <KvCacheType Type>
+void scalar_scores(const float* q, std::int64_t count_q, const std::uint8_t* keys, std::int64_t count_t,
                    std::int64_t head_dim, float scale, float* scores, std::int64_t stride) {
+  const std::int64_t row_bytes = kv_row_bytes(Type, head_dim);
   std::vector<float> row(static_cast<std::size_t>(head_dim));
   for (std::int64_t t = 0; t < count_t; ++t) {
-    for (std::int64_t d = 0; d < head_dim; ++d) row[static_cast<std::size_t>(d)] = io::f16_to_f32(keys[t * head_dim + d]);
+    load_row<Type>(keys + t * row_bytes, head_dim, row.data());
     for (std::int64_t m = 0; m < count_q; ++m) {
       float dot = 0.0f;
       for (std::int64_t d = 0; d < head_dim; ++d) dot += q[m * head_dim + d] * row[static_cast<std::size_t>(d)];
@@ -30,11 +51,13 @@ void scalar_scores(const float* q, std::int64_t count_q, const std::uint16_t* ke
   }
 }
 
-void scalar_accumulate(const float* w, std::int64_t count_q, std::int64_t stride, const std::uint16_t* values,
+template <KvCacheType Type>
+void scalar_accumulate(const float* w, std::int64_t count_q, std::int64_t stride, const std::uint8_t* values,
                        std::int64_t count_t, std::int64_t head_dim, float* out) {
+  const std::int64_t row_bytes = kv_row_bytes(Type, head_dim);
   std::vector<float> row(static_cast<std::size_t>(head_dim));
   for (std::int64_t t = 0; t < count_t; ++t) {
-    for (std::int64_t d = 0; d < head_dim; ++d) row[static_cast<std::size_t>(d)] = io::f16_to_f32(values[t * head_dim + d]);
+    load_row<Type>(values + t * row_bytes, head_dim, row.data());
     for (std::int64_t m = 0; m < count_q; ++m) {
       const float wt = w[m * stride + t];
       for (std::int64_t d = 0; d < head_dim; ++d) out[m * head_dim + d] += wt * row[static_cast<std::size_t>(d)];
@@ -67,11 +90,14 @@ const KvAttentionIsa& active() {
 struct Job {
   const KvAttentionArgs* args;
   const KvAttentionIsa* isa;
+  const KvAttentionIsa::Products* products;  // the isa's, for the cache's row form
+  std::int64_t row_bytes;
   std::int64_t blocks;  // token blocks per (batch row, KV head)
 };
 
-std::size_t cache_offset(const KvAttentionArgs& a, std::int64_t b, std::int64_t kv_head, std::int64_t row) {
-  return static_cast<std::size_t>(((b * a.shape.kv_num_heads + kv_head) * a.rows + row) * a.shape.head_dim);
+std::size_t cache_offset(const Job& job, std::int64_t b, std::int64_t kv_head, std::int64_t row) {
+  const KvAttentionArgs& a = *job.args;
+  return static_cast<std::size_t>(((b * a.shape.kv_num_heads + kv_head) * a.rows + row) * job.row_bytes);
 }
 
 // Item i = (b, kv head): the new k/v rows of b into the cache.
@@ -83,9 +109,15 @@ void write_rows(void* data, std::size_t i) {
   const std::int64_t first = a.seqlens_k[b] + 1 - a.new_tokens;
   for (std::int64_t s = 0; s < a.new_tokens; ++s) {
     const std::size_t from = static_cast<std::size_t>(((b * a.new_tokens + s) * a.shape.kv_num_heads + h) * hd);
-    const std::size_t to = cache_offset(a, b, h, first + s);
-    job.isa->to_half(a.k + from, a.key_cache + to, hd);
-    job.isa->to_half(a.v + from, a.value_cache + to, hd);
+    const std::size_t to = cache_offset(job, b, h, first + s);
+    if (a.cache == KvCacheType::int8) {
+      quantize_kv_row(a.k + from, hd, a.key_cache + to);
+      quantize_kv_row(a.v + from, hd, a.value_cache + to);
+    } else {
+      // Row starts are 2-byte aligned: float16 rows are 2 · head_dim bytes.
+      job.isa->to_half(a.k + from, reinterpret_cast<std::uint16_t*>(a.key_cache + to), hd);
+      job.isa->to_half(a.v + from, reinterpret_cast<std::uint16_t*>(a.value_cache + to), hd);
+    }
   }
 }
 
@@ -111,10 +143,10 @@ void attend(void* data, std::size_t i) {
     const float* from = a.q + (b * s_count + s) * q_width + h * g * hd;
     std::copy(from, from + g * hd, queries.begin() + (s - s_begin) * g * hd);
   }
-  const std::uint16_t* keys = a.key_cache + cache_offset(a, b, h, 0);
-  const std::uint16_t* values = a.value_cache + cache_offset(a, b, h, 0);
+  const std::uint8_t* keys = a.key_cache + cache_offset(job, b, h, 0);
+  const std::uint8_t* values = a.value_cache + cache_offset(job, b, h, 0);
   for (std::int64_t m = 0; m < count_q; m += kQueryGroup) {
-    job.isa->scores(queries.data() + m * hd, std::min(kQueryGroup, count_q - m), keys, visible, hd, a.shape.scale,
+    job.products->scores(queries.data() + m * hd, std::min(kQueryGroup, count_q - m), keys, visible, hd, a.shape.scale,
                     scores.data() + m * visible, visible);
   }
   // Causal softmax: token s sees rows [0, past + s]; the rest of its row gets weight 0.
@@ -125,7 +157,7 @@ void attend(void* data, std::size_t i) {
     std::fill(row + seen, row + visible, 0.0f);
   }
   for (std::int64_t m = 0; m < count_q; m += kQueryGroup) {
-    job.isa->accumulate(scores.data() + m * visible, std::min(kQueryGroup, count_q - m), visible, values, visible, hd,
+    job.products->accumulate(scores.data() + m * visible, std::min(kQueryGroup, count_q - m), visible, values, visible, hd,
                         out.data() + m * hd);
   }
   for (std::int64_t s = s_begin; s < s_end; ++s) {
@@ -150,7 +182,32 @@ void run(const Parallelism& parallel, std::size_t items, void (*fn)(void*, std::
 
 }  // namespace
 
-const KvAttentionIsa kKvAttentionScalar{scalar_scores, scalar_accumulate, scalar_softmax, scalar_to_half};
+const KvAttentionIsa kKvAttentionScalar{
+    {scalar_scores<KvCacheType::float16>, scalar_accumulate<KvCacheType::float16>},
+    {scalar_scores<KvCacheType::int8>, scalar_accumulate<KvCacheType::int8>},
+    scalar_softmax,
+    scalar_to_half};
+
+std::int64_t kv_row_bytes(KvCacheType type, std::int64_t head_dim) {
+  if (type == KvCacheType::float16) return 2 * head_dim;
+  return head_dim + 2 * ((head_dim + kKvInt8Block - 1) / kKvInt8Block);
+}
+
+void quantize_kv_row(const float* x, std::int64_t head_dim, std::uint8_t* row) {
+  for (std::int64_t begin = 0; begin < head_dim; begin += kKvInt8Block) {
+    const std::int64_t end = std::min(head_dim, begin + kKvInt8Block);
+    float amax = 0.0f;
+    for (std::int64_t d = begin; d < end; ++d) amax = std::max(amax, std::fabs(x[d]));
+    const std::uint16_t scale_bits = io::f32_to_f16(amax / 127.0f);
+    const float scale = io::f16_to_f32(scale_bits);
+    for (std::int64_t d = begin; d < end; ++d) {
+      const float q = scale > 0.0f ? std::nearbyint(x[d] / scale) : 0.0f;
+      const float code = std::isfinite(q) ? std::clamp(q, -127.0f, 127.0f) : 0.0f;
+      row[d] = static_cast<std::uint8_t>(static_cast<std::int8_t>(code));
+    }
+    std::memcpy(row + head_dim + 2 * (begin / kKvInt8Block), &scale_bits, sizeof scale_bits);
+  }
+}
 
 void validate(const KvAttentionShape& shape, const char* where) {
   if (shape.num_heads <= 0 || shape.kv_num_heads <= 0 || shape.num_heads % shape.kv_num_heads != 0) {
@@ -180,7 +237,9 @@ void check_lengths(const KvAttentionArgs& args, const char* where) {
 
 void kv_attention(const KvAttentionArgs& args, const Parallelism& parallel) {
   if (args.batch <= 0 || args.new_tokens <= 0) return;
-  Job job{&args, &active(), (args.new_tokens + kTokensPerItem - 1) / kTokensPerItem};
+  const KvAttentionIsa& isa = active();
+  Job job{&args, &isa, args.cache == KvCacheType::int8 ? &isa.int8 : &isa.half,
+          kv_row_bytes(args.cache, args.shape.head_dim), (args.new_tokens + kTokensPerItem - 1) / kTokensPerItem};
   const auto heads = static_cast<std::size_t>(args.batch * args.shape.kv_num_heads);
   if (job.blocks == 1) {
     // One item per (batch row, KV head) reads only the rows it writes itself: one pass,

@@ -1,15 +1,17 @@
 // q3vl.KvAttention: the decoder's grouped-query attention over a float16 KV cache, with
-// float32 queries, float32 math and a float32 output.
+// float32 queries, float32 math and a float32 output; q3vl.KvAttentionInt8: the same over
+// an int8 cache (rows of int8 codes with a float16 scale per 32 values, kv_row_bytes).
 //
 // Semantics are com.microsoft.GroupQueryAttention's on CPU as q3vl uses it (do_rotary 0,
 // no local window, no softcap; shared/ort.md): for batch row b with
 // total_b = seqlens_k[b] + 1 valid rows after the call and S new tokens,
-//   - the new k/v rows of b are rounded to float16 and written to the cache at rows
+//   - the new k/v rows of b are rounded to the cache's form (float16, or quantize_kv_row's
+//     int8 codes) and written to the cache at rows
 //     [total_b - S, total_b) of sequence b (in place when past and present are one buffer);
 //   - new token s of row b (position p = total_b - S + s) attends causally to rows [0, p]:
 //       o[b, s, head h] = sum_t softmax_t(scale · q[b, s, h] · K[b, h / g, t]) · V[b, h / g, t]
-//     with g = num_heads / kv_num_heads, K and V read from the float16 cache (so a token
-//     sees exactly the rounded K/V later steps see).
+//     with g = num_heads / kv_num_heads, K and V read from the cache (so a token sees
+//     exactly the rounded K/V later steps see).
 // Why a q3vl op and not GroupQueryAttention in float16 (which ONNX Runtime registers on
 // CPU): see bench/kernels/results/2026-12-06-kv16.md. ORT's float16 path converts the whole
 // K and V of a KV head to a float32 scratch once per QUERY head (g times per KV head) and
@@ -34,6 +36,26 @@
 namespace q3vl::kernels {
 
 inline constexpr const char* kKvAttentionOp = "KvAttention";
+inline constexpr const char* kKvAttentionInt8Op = "KvAttentionInt8";
+
+// The form of a cached row of head_dim values.
+//   float16: head_dim float16 values (2 bytes each).
+//   int8:    head_dim int8 codes, then ceil(head_dim / 32) float16 scales (little-endian,
+//            2-byte aligned only when head_dim is even): value d = code[d] · scale[d / 32],
+//            llama.cpp's q8_0 form of a row. head_dim 128: 136 bytes, 1.0625 per value,
+//            so a decode step reads 0.53 of the float16 cache's bytes.
+enum class KvCacheType { float16, int8 };
+inline constexpr std::int64_t kKvInt8Block = 32;
+
+// Bytes of one cached row.
+std::int64_t kv_row_bytes(KvCacheType type, std::int64_t head_dim);
+
+// One int8 row from x[0, head_dim): per 32-value block, scale = float16(max|x| / 127) and
+// code = x / scale rounded half to even, clamped to [-127, 127] (0 when the scale is 0 or
+// the quotient is not finite: an int8 row has no NaN or infinity).
+// The codes divide by the stored float16 scale, so each value is the nearest multiple
+// of the scale the row can hold.
+void quantize_kv_row(const float* x, std::int64_t head_dim, std::uint8_t* row);
 
 struct KvAttentionShape {
   std::int64_t num_heads = 0;
@@ -57,8 +79,9 @@ struct KvAttentionArgs {
   const float* k = nullptr;     // [B, S, kv_num_heads * head_dim]
   const float* v = nullptr;     // [B, S, kv_num_heads * head_dim]
   const std::int32_t* seqlens_k = nullptr;  // [B]; S <= seqlens_k[b] + 1 <= rows
-  std::uint16_t* key_cache = nullptr;       // float16 bits [B, kv_num_heads, rows, head_dim]
-  std::uint16_t* value_cache = nullptr;     // the same
+  KvCacheType cache = KvCacheType::float16;
+  std::uint8_t* key_cache = nullptr;    // [B, kv_num_heads, rows] rows of kv_row_bytes(cache, head_dim)
+  std::uint8_t* value_cache = nullptr;  // the same
   float* out = nullptr;                     // [B, S, num_heads * head_dim]
 };
 
@@ -76,13 +99,17 @@ inline constexpr std::int64_t kQueryGroup = 4;
 
 // One ISA's row primitives (kv_attention.cpp drives them); 1 <= count_q <= kQueryGroup.
 struct KvAttentionIsa {
-  // scores[m * stride + t] = scale * q[m]·K[t] for m < count_q, t < count_t;
-  // q rows are head_dim floats apart, K rows head_dim halves apart.
-  void (*scores)(const float* q, std::int64_t count_q, const std::uint16_t* keys, std::int64_t count_t,
-                 std::int64_t head_dim, float scale, float* scores, std::int64_t stride);
-  // out[m] += sum_t w[m * stride + t] * V[t] for m < count_q (out rows head_dim apart).
-  void (*accumulate)(const float* w, std::int64_t count_q, std::int64_t stride, const std::uint16_t* values,
-                     std::int64_t count_t, std::int64_t head_dim, float* out);
+  // The two products over cached rows of one form (rows kv_row_bytes apart).
+  struct Products {
+    // scores[m * stride + t] = scale * q[m]·K[t] for m < count_q, t < count_t; q rows
+    // are head_dim floats apart.
+    void (*scores)(const float* q, std::int64_t count_q, const std::uint8_t* keys, std::int64_t count_t,
+                   std::int64_t head_dim, float scale, float* scores, std::int64_t stride);
+    // out[m] += sum_t w[m * stride + t] * V[t] for m < count_q (out rows head_dim apart).
+    void (*accumulate)(const float* w, std::int64_t count_q, std::int64_t stride, const std::uint8_t* values,
+                       std::int64_t count_t, std::int64_t head_dim, float* out);
+  };
+  Products half, int8;
   // row[0, n) = softmax(row[0, n)) in place (n >= 1).
   void (*softmax)(float* row, std::int64_t n);
   // y[i] = float16(x[i]), round to nearest even.

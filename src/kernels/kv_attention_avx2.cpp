@@ -1,6 +1,6 @@
 // kv_attention.h's row primitives with AVX2, FMA and F16C: 8 lanes of
-// kv_attention_simd.h's loops (simd_float.h's Float8). AVX2 has no masked 16-bit load or store, so a row's
-// float16 tail goes through a zeroed copy.
+// kv_attention_simd.h's loops (simd_float.h's Float8). AVX2 has no masked 8- or 16-bit
+// load or store, so a row's int8 or float16 tail goes through a zeroed copy.
 #include <immintrin.h>
 
 #include <cstring>
@@ -52,6 +52,12 @@ struct Avx2 : Float8 {
     _mm_store_si128(reinterpret_cast<__m128i*>(part), h);
     std::memcpy(p, part, static_cast<std::size_t>(m.lanes) * sizeof(std::uint16_t));
   }
+  static Reg load_int8(const std::int8_t* p, const Mask& m) {
+    std::int64_t part = 0;
+    std::memcpy(&part, p, static_cast<std::size_t>(m.lanes));
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_cvtsi64_si128(part)));
+  }
+  static float half_to_float(std::uint16_t bits) { return _cvtsh_ss(bits); }
   static Reg keep(Reg v, const Mask& m) { return _mm256_and_ps(v, _mm256_castsi256_ps(m.bits)); }
 
   template <int MQ>

@@ -33,6 +33,10 @@ struct Avx512 : Float16 {
   static void store_half(std::uint16_t* p, Mask m, Reg v) {
     _mm256_mask_storeu_epi16(p, m, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
   }
+  static Reg load_int8(const std::int8_t* p, Mask m) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, p)));
+  }
+  static float half_to_float(std::uint16_t bits) { return _cvtsh_ss(bits); }
   static Reg keep(Reg v, Mask m) { return _mm512_maskz_mov_ps(m, v); }
 
   // Four queries' sums reduce together (sum4).

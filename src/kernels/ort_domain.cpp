@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -466,9 +467,14 @@ struct QkNormRopeOp : Ort::CustomOpBase<QkNormRopeOp, QkNormRopeKernel, true> {
   ONNXTensorElementDataType GetOutputType(std::size_t /*index*/) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
 };
 
-// o, present_key, present_value = q3vl.KvAttention(q, k, v, past_key, past_value, seqlens_k,
-// total_sequence_length): see ort_domain.h and kv_attention.h.
+// o, present_key, present_value = q3vl.KvAttention / q3vl.KvAttentionInt8(q, k, v, past_key,
+// past_value, seqlens_k, total_sequence_length): see ort_domain.h and kv_attention.h. The
+// caches' last dimension is a row's bytes over the cache element (float16: head_dim,
+// int8: kv_row_bytes).
+template <KvCacheType Cache>
 struct KvAttentionKernel {
+  using Element = std::conditional_t<Cache == KvCacheType::int8, std::int8_t, Ort::Float16_t>;
+  static constexpr std::int64_t kElementBytes = sizeof(Element);
   KvAttentionShape shape;
   std::string where;  // "q3vl.KvAttention node <name>"
 
@@ -483,6 +489,7 @@ struct KvAttentionKernel {
     const std::vector<std::int64_t> q_dims = q.GetTensorTypeAndShapeInfo().GetShape();
     const std::vector<std::int64_t> past_dims = past_key.GetTensorTypeAndShapeInfo().GetShape();
     const std::int64_t kv_width = shape.kv_num_heads * shape.head_dim;
+    const std::int64_t row_width = kv_row_bytes(Cache, shape.head_dim) / kElementBytes;
     auto expect = [&](bool ok, const std::string& what) {
       if (!ok) throw std::runtime_error(where + ": " + what);
     };
@@ -494,13 +501,15 @@ struct KvAttentionKernel {
              std::string("input ") + name + ": expected [B, S, kv_num_heads * head_dim = " + std::to_string(kv_width) + "]");
     }
     expect(past_dims.size() == 4 && past_dims[0] == b && past_dims[1] == shape.kv_num_heads &&
-               past_dims[3] == shape.head_dim && past_value.GetTensorTypeAndShapeInfo().GetShape() == past_dims,
-           "inputs past_key, past_value: expected [B, kv_num_heads, past rows, head_dim] each");
+               past_dims[3] == row_width && past_value.GetTensorTypeAndShapeInfo().GetShape() == past_dims,
+           "inputs past_key, past_value: expected [B, kv_num_heads, past rows, " +
+               std::string(Cache == KvCacheType::int8 ? "row bytes = " : "head_dim = ") + std::to_string(row_width) +
+               "] each");
     expect(static_cast<std::int64_t>(seqlens.GetTensorTypeAndShapeInfo().GetElementCount()) == b,
            "input seqlens_k: expected B = " + std::to_string(b) + " lengths");
     expect(total.GetTensorTypeAndShapeInfo().GetElementCount() == 1, "input total_sequence_length: expected a scalar");
     const std::int64_t rows = std::max<std::int64_t>(past_dims[2], *total.GetTensorData<std::int32_t>());
-    const std::vector<std::int64_t> present_dims{b, shape.kv_num_heads, rows, shape.head_dim};
+    const std::vector<std::int64_t> present_dims{b, shape.kv_num_heads, rows, row_width};
     Ort::UnownedValue out = context.GetOutput(0, q_dims);
     Ort::UnownedValue present_key = context.GetOutput(1, present_dims);
     Ort::UnownedValue present_value = context.GetOutput(2, present_dims);
@@ -513,8 +522,9 @@ struct KvAttentionKernel {
     args.k = k.GetTensorData<float>();
     args.v = v.GetTensorData<float>();
     args.seqlens_k = seqlens.GetTensorData<std::int32_t>();
-    args.key_cache = reinterpret_cast<std::uint16_t*>(present_key.GetTensorMutableData<Ort::Float16_t>());
-    args.value_cache = reinterpret_cast<std::uint16_t*>(present_value.GetTensorMutableData<Ort::Float16_t>());
+    args.cache = Cache;
+    args.key_cache = reinterpret_cast<std::uint8_t*>(present_key.GetTensorMutableData<Element>());
+    args.value_cache = reinterpret_cast<std::uint8_t*>(present_value.GetTensorMutableData<Element>());
     args.out = out.GetTensorMutableData<float>();
     check_lengths(args, where.c_str());
     // past and present are one buffer when the caller binds it so (the runtime always
@@ -524,20 +534,21 @@ struct KvAttentionKernel {
     kv_attention(args, Parallelism{QuantLinearKernel::run_parallel, &context});
   }
 
-  static void copy_past(const Ort::ConstValue& past, std::uint16_t* present, const std::vector<std::int64_t>& dims,
+  static void copy_past(const Ort::ConstValue& past, std::uint8_t* present, const std::vector<std::int64_t>& dims,
                         std::int64_t rows) {
-    const auto* from = reinterpret_cast<const std::uint16_t*>(past.GetTensorData<Ort::Float16_t>());
+    const auto* from = reinterpret_cast<const std::uint8_t*>(past.GetTensorData<Element>());
     if (from == present) return;
-    const std::int64_t sequences = dims[0] * dims[1], past_rows = dims[2], head_dim = dims[3];
+    const std::int64_t sequences = dims[0] * dims[1], past_rows = dims[2], row_bytes = dims[3] * kElementBytes;
     for (std::int64_t i = 0; i < sequences; ++i) {
-      std::uint16_t* to = present + i * rows * head_dim;
-      std::copy(from + i * past_rows * head_dim, from + (i + 1) * past_rows * head_dim, to);
-      std::fill(to + past_rows * head_dim, to + rows * head_dim, std::uint16_t{0});
+      std::uint8_t* to = present + i * rows * row_bytes;
+      std::copy(from + i * past_rows * row_bytes, from + (i + 1) * past_rows * row_bytes, to);
+      std::fill(to + past_rows * row_bytes, to + rows * row_bytes, std::uint8_t{0});
     }
   }
 };
 
-struct KvAttentionOp : Ort::CustomOpBase<KvAttentionOp, KvAttentionKernel, true> {
+template <KvCacheType Cache>
+struct KvAttentionOp : Ort::CustomOpBase<KvAttentionOp<Cache>, KvAttentionKernel<Cache>, true> {
   KvAttentionOp() { install_shape_inference<KvAttentionOp>(*this); }
 
   // o: q's shape (last dimension num_heads·head_dim). The presents are the past buffers,
@@ -556,19 +567,21 @@ struct KvAttentionOp : Ort::CustomOpBase<KvAttentionOp, KvAttentionKernel, true>
       shape.scale = info.GetAttribute<float>("scale");
       std::string where = "q3vl.KvAttention node " + info.GetNodeName();
       validate(shape, where.c_str());
-      *kernel = new KvAttentionKernel{shape, std::move(where)};  // owned by ONNX Runtime: KernelDestroy deletes it
+      *kernel = new KvAttentionKernel<Cache>{shape, std::move(where)};  // owned by ONNX Runtime: KernelDestroy deletes it
     });
   }
 
-  const char* GetName() const { return kKvAttentionOp; }
+  static constexpr ONNXTensorElementDataType kCacheType =
+      Cache == KvCacheType::int8 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8 : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16;
+  const char* GetName() const { return Cache == KvCacheType::int8 ? kKvAttentionInt8Op : kKvAttentionOp; }
   std::size_t GetInputTypeCount() const { return 7; }
   ONNXTensorElementDataType GetInputType(std::size_t index) const {
-    if (index == 3 || index == 4) return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16;
+    if (index == 3 || index == 4) return kCacheType;
     return index >= 5 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32 : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
   }
   std::size_t GetOutputTypeCount() const { return 3; }
   ONNXTensorElementDataType GetOutputType(std::size_t index) const {
-    return index == 0 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16;
+    return index == 0 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT : kCacheType;
   }
 };
 
@@ -693,7 +706,8 @@ void add_q3vl_ops(Ort::SessionOptions& options) {
   static QuantLinearOp<false> quant_linear_op;
   static QuantLinearOp<true> quant_swiglu_op;
   static QkNormRopeOp qk_norm_rope_op;
-  static KvAttentionOp kv_attention_op;
+  static KvAttentionOp<KvCacheType::float16> kv_attention_op;
+  static KvAttentionOp<KvCacheType::int8> kv_attention_int8_op;
   static MoEOp moe_op;
   static Bf16LinearOp bf16_linear_op;
   static Bf16AttentionOp bf16_attention_op;
@@ -703,6 +717,7 @@ void add_q3vl_ops(Ort::SessionOptions& options) {
     d.Add(&quant_swiglu_op);
     d.Add(&qk_norm_rope_op);
     d.Add(&kv_attention_op);
+    d.Add(&kv_attention_int8_op);
     d.Add(&moe_op);
     d.Add(&bf16_linear_op);
     d.Add(&bf16_attention_op);

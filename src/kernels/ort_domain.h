@@ -1,7 +1,7 @@
 // The ONNX Runtime custom-op domain "q3vl": q3vl.QuantLinear and q3vl.QuantSwiGLU
 // (quant_linear.h), q3vl.Bf16Linear (bf16_linear.h), q3vl.Bf16Attention
-// (bf16_attention.h), q3vl.QkNormRope (qk_norm_rope.h), q3vl.KvAttention (kv_attention.h)
-// and q3vl.MoE (moe.h) as nodes ONNX Runtime can run. Each op infers its outputs' shapes,
+// (bf16_attention.h), q3vl.QkNormRope (qk_norm_rope.h), q3vl.KvAttention and
+// q3vl.KvAttentionInt8 (kv_attention.h) and q3vl.MoE (moe.h) as nodes ONNX Runtime can run. Each op infers its outputs' shapes,
 // so ONNX Runtime can plan memory around it.
 //
 //   y = q3vl.QuantLinear(x, weight, scales [, zero_points] [, bias])
@@ -50,6 +50,8 @@
 //     attributes   num_heads, kv_num_heads, head_dim, scale (float)
 //     o            float32 [B, S, num_heads * head_dim];  present_*  float16 [B, kv_num_heads,
 //                  max(P, total_sequence_length), head_dim]
+//   q3vl.KvAttentionInt8: the same with int8 caches [B, kv_num_heads, P, kv_row_bytes(int8,
+//                  head_dim)]: each row head_dim codes, then a float16 scale per 32 values
 //
 //   y = q3vl.MoE(x, router_logits, fc1, fc1_scales, fc2, fc2_scales [, fc1_zero_points, fc2_zero_points])
 //     x              float32 [..., H]   (T = product of the leading dims)

@@ -1,6 +1,7 @@
 // KvCache: the decoder's past/present key and value buffers, one pair per layer, each
-// [1, num_key_value_heads, capacity, head_dim] in the package's KV dtype (float32, or
-// float16 for packages whose manifest says "kv_cache_dtype": "float16"), allocated once and bound as BOTH
+// [1, num_key_value_heads, capacity, row width] in the package's KV dtype (float32, or
+// float16 / int8 for packages whose manifest says so in "kv_cache_dtype"; kv_row_width),
+// allocated once and bound as BOTH
 // the past input and the present output of every decoder call, so GroupQueryAttention
 // appends the new rows in place (docs/reference/onnxruntime.md). Rows [0, length) are valid.
 //
@@ -21,18 +22,21 @@
 namespace q3vl::runtime {
 
 // Element type of the KV buffers: what the decoder graph declares for past/present.
-enum class KvDtype { float32, float16 };
+// int8: rows of int8 codes with a float16 scale per 32 values (kernels/kv_attention.h).
+enum class KvDtype { float32, float16, int8 };
 
-// The manifest's "kv_cache_dtype" ("float32" | "float16"). Throws q3vl::Error(config)
-// naming q3vl.json's decoder.kv_cache_dtype for anything else.
+// The manifest's "kv_cache_dtype" ("float32" | "float16" | "int8"). Throws
+// q3vl::Error(config) naming q3vl.json's decoder.kv_cache_dtype for anything else.
 KvDtype parse_kv_dtype(const std::string& text);
 std::size_t kv_element_bytes(KvDtype dtype);
+// The buffers' last dimension, in elements: head_dim, or an int8 row's bytes.
+std::int64_t kv_row_width(KvDtype dtype, std::int64_t head_dim);
 ONNXTensorElementDataType kv_tensor_type(KvDtype dtype);
 // Tensor view of `bytes` as `dtype` with `shape` (4 dims); the memory outlives the view.
 Ort::Value kv_view(KvDtype dtype, std::byte* bytes, std::size_t count, const std::int64_t (&shape)[4]);
 
 // The KV buffers one decoder call binds, per layer key and value tensors
-// [B, kv_heads, capacity, head_dim]: views whose memory outlives the call.
+// [B, kv_heads, capacity, row width]: views whose memory outlives the call.
 struct KvBinding {
   std::span<const Ort::Value> keys, values;
   std::int64_t capacity = 0;  // rows per sequence
@@ -56,7 +60,7 @@ class KvCache {
   // Frees the buffers (capacity 0, length 0).
   void clear();
 
-  // Tensors over layer `layer`'s buffers, shape [1, kv_heads, capacity, head_dim]. They
+  // Tensors over layer `layer`'s buffers, shape [1, kv_heads, capacity, row width]. They
   // view memory owned by this cache: valid until the next reserve()/clear().
   Ort::Value& key(std::int64_t layer) { return keys_[static_cast<std::size_t>(layer)]; }
   Ort::Value& value(std::int64_t layer) { return values_[static_cast<std::size_t>(layer)]; }
@@ -66,11 +70,11 @@ class KvCache {
  private:
   void make_views();
 
-  std::int64_t num_layers_, num_kv_heads_, head_dim_;
+  std::int64_t num_layers_, num_kv_heads_, row_width_;
   KvDtype dtype_;
   std::int64_t capacity_ = 0;
   std::int64_t length_ = 0;
-  std::vector<std::vector<std::byte>> key_data_, value_data_;  // zero bits = 0.0 in both dtypes
+  std::vector<std::vector<std::byte>> key_data_, value_data_;  // zero bits = 0.0 in every dtype
   std::vector<Ort::Value> keys_, values_;
 };
 

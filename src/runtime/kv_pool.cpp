@@ -9,12 +9,13 @@ namespace q3vl::runtime {
 
 KvPool::KvPool(std::int64_t num_layers, std::int64_t num_kv_heads, std::int64_t head_dim, std::int64_t slots,
                std::int64_t rows, KvDtype dtype)
-    : num_layers_(num_layers), num_kv_heads_(num_kv_heads), head_dim_(head_dim), slots_(slots), rows_(rows),
+    : num_layers_(num_layers), num_kv_heads_(num_kv_heads), row_width_(kv_row_width(dtype, head_dim)), slots_(slots),
+      rows_(rows),
       dtype_(dtype) {
-  const auto per_buffer = static_cast<std::size_t>(slots_ * num_kv_heads_ * rows_ * head_dim_) * kv_element_bytes(dtype_);
+  const auto per_buffer = static_cast<std::size_t>(slots_ * num_kv_heads_ * rows_ * row_width_) * kv_element_bytes(dtype_);
   try {
     for (std::int64_t l = 0; l < num_layers_; ++l) {
-      // Zeroed (0.0 in either dtype): rows a batch row reads before they are written (an
+      // Zeroed (0.0 in every dtype): rows a batch row reads before they are written (an
       // idle slot's) are finite.
       keys_.push_back(std::make_unique<std::byte[]>(per_buffer));
       values_.push_back(std::make_unique<std::byte[]>(per_buffer));
@@ -37,13 +38,13 @@ KvPool::KvPool(std::int64_t num_layers, std::int64_t num_kv_heads, std::int64_t 
 }
 
 std::int64_t KvPool::bytes() const {
-  return 2 * num_layers_ * slots_ * num_kv_heads_ * rows_ * head_dim_ *
+  return 2 * num_layers_ * slots_ * num_kv_heads_ * rows_ * row_width_ *
          static_cast<std::int64_t>(kv_element_bytes(dtype_));
 }
 
 std::vector<Ort::Value> KvPool::views(std::int64_t first, std::int64_t count) {
-  const std::int64_t block = num_kv_heads_ * rows_ * head_dim_;
-  const std::int64_t shape[4] = {count, num_kv_heads_, rows_, head_dim_};
+  const std::int64_t block = num_kv_heads_ * rows_ * row_width_;
+  const std::int64_t shape[4] = {count, num_kv_heads_, rows_, row_width_};
   const auto size = static_cast<std::size_t>(count * block);
   const auto offset = static_cast<std::size_t>(first * block) * kv_element_bytes(dtype_);
   std::vector<Ort::Value> out;  // key, value per layer

@@ -1,8 +1,8 @@
 // KvPool: the Scheduler's KV memory — per layer one key and one value buffer
-// [slots, kv_heads, rows, head_dim] in the package's KV dtype (kv_cache.h), allocated
+// [slots, kv_heads, rows, row width] in the package's KV dtype (kv_cache.h), allocated
 // (and zeroed) once at start.
 // Slot s owns the contiguous block [s] of every buffer, so
-//   - a prefill of slot s binds a [1, kv_heads, rows, head_dim] view of its block, and
+//   - a prefill of slot s binds a [1, kv_heads, rows, row width] view of its block, and
 //   - a decode step binds a view of consecutive slots [first, first + count) as a batch
 // and GroupQueryAttention appends every row in place (decoder_runner.h).
 // Not thread-safe; owned by the Scheduler's thread.
@@ -36,7 +36,7 @@ class KvPool {
  private:
   std::vector<Ort::Value> views(std::int64_t first, std::int64_t count);
 
-  std::int64_t num_layers_, num_kv_heads_, head_dim_, slots_, rows_;
+  std::int64_t num_layers_, num_kv_heads_, row_width_, slots_, rows_;
   KvDtype dtype_;
   std::vector<std::unique_ptr<std::byte[]>> keys_, values_;  // per layer
   std::vector<std::vector<Ort::Value>> slot_keys_, slot_values_;  // [slot][layer]

@@ -1,5 +1,6 @@
 #include "decoder_runner.h"
 
+#include <cstring>
 #include <random>
 
 #include "builder/graph.h"
@@ -8,6 +9,7 @@
 #include "io/decoder_io.h"
 #include "io/dtype.h"
 #include "io/safetensors.h"
+#include "kernels/kv_attention.h"
 
 namespace q3vl::testing {
 
@@ -86,30 +88,48 @@ DecoderStep DecoderRunner::run(std::int64_t batch, std::int64_t tokens, std::vec
     names.push_back(io::kDecoderDeepstackEmbeds);
     values.push_back(to_ort(ds));
   }
-  // A float16 KV cache (DecoderGraphOptions::kv_cache): the host float32 past is rounded
-  // to float16 here and the presents widened back, so callers see float32 either way.
-  bool half = false;
+  // A float16 or int8 KV cache (DecoderGraphOptions::kv_cache): the host float32 past is
+  // rounded to the cache's form here and the presents widened back, so callers see float32
+  // either way. Both round trips are exact for values that came from a present: float16
+  // trivially; an int8 row's largest value has code ±127, so re-quantizing gives the same
+  // float16 scale (127 · s / 127 = s exactly) and the same codes.
+  ONNXTensorElementDataType cache_type = ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
   Ort::Session& session = session_->session();
   Ort::AllocatorWithDefaultOptions allocator;
   for (std::size_t i = 0; i < session.GetInputCount(); ++i) {
     if (session.GetInputNameAllocated(i, allocator).get() == io::past_key_name(0)) {
-      half = session.GetInputTypeInfo(i).GetTensorTypeAndShapeInfo().GetElementType() ==
-             ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16;
+      cache_type = session.GetInputTypeInfo(i).GetTensorTypeAndShapeInfo().GetElementType();
     }
   }
-  std::vector<std::vector<std::uint16_t>> past_half;
+  const std::int64_t row_bytes = kernels::kv_row_bytes(kernels::KvCacheType::int8, t.head_dim);
+  std::vector<std::vector<std::uint8_t>> past_bytes;
   for (std::int64_t i = 0; i < L; ++i) {
     for (int kv = 0; kv < 2; ++kv) {
       HostF32& host = past[static_cast<std::size_t>(2 * i + kv)];
       names.push_back(kv == 0 ? io::past_key_name(i) : io::past_value_name(i));
-      if (!half) {
+      if (cache_type == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
         values.push_back(to_ort(host));
         continue;
       }
-      auto& bits = past_half.emplace_back(host.data.size());
-      for (std::size_t j = 0; j < bits.size(); ++j) bits[j] = io::f32_to_f16(host.data[j]);
-      values.push_back(Ort::Value::CreateTensor(cpu_memory(), bits.data(), bits.size() * 2, host.shape.data(),
-                                                host.shape.size(), ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16));
+      auto& bytes = past_bytes.emplace_back();
+      std::vector<std::int64_t> shape = host.shape;
+      if (cache_type == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16) {
+        bytes.resize(host.data.size() * 2);
+        for (std::size_t j = 0; j < host.data.size(); ++j) {
+          const std::uint16_t bits = io::f32_to_f16(host.data[j]);
+          std::memcpy(bytes.data() + 2 * j, &bits, 2);
+        }
+      } else {
+        const std::size_t rows = host.data.size() / static_cast<std::size_t>(t.head_dim);
+        bytes.resize(rows * static_cast<std::size_t>(row_bytes));
+        for (std::size_t r = 0; r < rows; ++r) {
+          kernels::quantize_kv_row(host.data.data() + r * static_cast<std::size_t>(t.head_dim), t.head_dim,
+                                   bytes.data() + r * static_cast<std::size_t>(row_bytes));
+        }
+        shape[3] = row_bytes;
+      }
+      values.push_back(Ort::Value::CreateTensor(cpu_memory(), bytes.data(), bytes.size(), shape.data(), shape.size(),
+                                                cache_type));
     }
   }
   std::vector<std::string> outputs = {io::kDecoderLogits};
@@ -126,14 +146,36 @@ DecoderStep DecoderRunner::run(std::int64_t batch, std::int64_t tokens, std::vec
   step.logits = to_host(result[0]);
   const std::size_t presents = static_cast<std::size_t>(2 * L);
   for (std::size_t i = 1; i <= presents; ++i) {
-    if (!half) {
+    if (cache_type == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
       step.present.push_back(to_host(result[i]));
       continue;
     }
     const auto info = result[i].GetTensorTypeAndShapeInfo();
-    const auto* bits = result[i].GetTensorData<std::uint16_t>();
-    HostF32 present{std::vector<float>(info.GetElementCount()), info.GetShape()};
-    for (std::size_t j = 0; j < present.data.size(); ++j) present.data[j] = io::f16_to_f32(bits[j]);
+    std::vector<std::int64_t> shape = info.GetShape();
+    const auto* bytes = static_cast<const std::uint8_t*>(result[i].GetTensorRawData());
+    HostF32 present;
+    if (cache_type == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16) {
+      present.data.resize(info.GetElementCount());
+      for (std::size_t j = 0; j < present.data.size(); ++j) {
+        std::uint16_t bits;
+        std::memcpy(&bits, bytes + 2 * j, 2);
+        present.data[j] = io::f16_to_f32(bits);
+      }
+    } else {
+      const std::size_t rows = info.GetElementCount() / static_cast<std::size_t>(row_bytes);
+      const auto hd = static_cast<std::size_t>(t.head_dim);
+      present.data.resize(rows * hd);
+      for (std::size_t r = 0; r < rows; ++r) {
+        const std::uint8_t* row = bytes + r * static_cast<std::size_t>(row_bytes);
+        for (std::size_t d = 0; d < hd; ++d) {
+          std::uint16_t bits;
+          std::memcpy(&bits, row + hd + 2 * (d / 32), 2);
+          present.data[r * hd + d] = static_cast<float>(static_cast<std::int8_t>(row[d])) * io::f16_to_f32(bits);
+        }
+      }
+      shape[3] = t.head_dim;
+    }
+    present.shape = shape;
     step.present.push_back(std::move(present));
   }
   for (std::size_t i = presents + 1; i < result.size(); ++i) step.router_logits.push_back(to_host(result[i]));

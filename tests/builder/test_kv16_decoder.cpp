@@ -31,7 +31,8 @@ builder::DecoderGraphOptions fp32(io::DType kv_cache) {
 
 // Logits of a 9-token prefill, then of 4 decode steps on top of it.
 std::vector<std::vector<float>> run(const char* checkpoint, const ModelConfig& config, io::DType kv_cache) {
-  const auto dir = fresh_dir(std::string("kv16_decoder_") + checkpoint + (kv_cache == io::DType::f16 ? "_f16" : "_f32"));
+  const char* suffix = kv_cache == io::DType::f16 ? "_f16" : kv_cache == io::DType::i8 ? "_i8" : "_f32";
+  const auto dir = fresh_dir(std::string("kv16_decoder_") + checkpoint + suffix);
   DecoderRunner runner(checkpoint_dir(checkpoint), dir, config, fp32(kv_cache));
   const std::int64_t d = config.text.hidden_size, prompt = 9;
   std::vector<std::int64_t> positions;
@@ -67,6 +68,36 @@ TEST(Kv16Decoder, Float16CacheTracksFloat32Cache) {
                   max_diff, max_abs);
       EXPECT_GE(agreement, 1.0 - 1e-5) << checkpoint << " step " << i;
       EXPECT_LE(max_diff, layers * std::ldexp(1.0, -11) * max_abs) << checkpoint << " step " << i;
+    }
+  }
+}
+
+// int8 rows (a float16 scale per 32 values): each element moves by at most half a step,
+// max|block| / 254 < 2^-7.99 of its block's largest value, instead of float16's 2^-11 of
+// itself; by the same argument as above the logits move by about L · 2^-8 of their
+// scale (bound: twice that, for keys and values both), and 1 - cosine by about
+// (L · 2^-8)^2 / 2 (bound: (L · 2^-8)^2).
+TEST(Kv16Decoder, Int8CacheTracksFloat32Cache) {
+  for (const char* checkpoint : {"tiny", "custom"}) {
+    const ModelConfig config = load_model_config(checkpoint_dir(checkpoint));
+    const auto quantized = run(checkpoint, config, io::DType::i8);
+    const auto full = run(checkpoint, config, io::DType::f32);
+    ASSERT_EQ(quantized.size(), full.size());
+    const double layers = static_cast<double>(config.text.num_hidden_layers);
+    const double e = layers * std::ldexp(1.0, -8);
+    for (std::size_t i = 0; i < quantized.size(); ++i) {
+      double max_diff = 0.0, max_abs = 0.0;
+      for (std::size_t j = 0; j < full[i].size(); ++j) {
+        max_diff = std::max(max_diff, static_cast<double>(std::fabs(quantized[i][j] - full[i][j])));
+        max_abs = std::max(max_abs, static_cast<double>(std::fabs(full[i][j])));
+      }
+      const double agreement = cosine(quantized[i], full[i]);
+      std::printf("[kv8 %s step %zu] cosine %.9f, max |diff| %.3g of max |logit| %.3g\n", checkpoint, i, agreement,
+                  max_diff, max_abs);
+      EXPECT_GE(agreement, 1.0 - e * e) << checkpoint << " step " << i;
+      EXPECT_LE(max_diff, 2.0 * e * max_abs) << checkpoint << " step " << i;
+      // The package really holds int8 rows: its logits differ from the float32 cache's.
+      EXPECT_GT(max_diff, 0.0) << checkpoint << " step " << i;
     }
   }
 }

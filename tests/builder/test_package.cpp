@@ -449,8 +449,35 @@ TEST(Package, KvCacheDtypeIsRecordedOptionalAndChecked) {
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::config);
     EXPECT_NE(std::string(e.what()).find("kv_cache_dtype"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("float32 or float16"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("float32, float16 or int8"), std::string::npos) << e.what();
   }
+}
+
+// --kv-cache int8: the decoder's past/present are int8 rows of head_dim codes plus a
+// float16 scale per 32 values, through q3vl.KvAttentionInt8; inspect names the dtype.
+TEST(Package, KvCacheInt8WritesInt8RowsAndInspectSaysSo) {
+  const auto out = fresh_dir("pkg_kv8") / "fp32-kv8";
+  auto o = options_for(checkpoint_dir("tiny"), out, "fp32");
+  o.kv_cache = "int8";
+  o.include_vision = false;
+  build_package(o);
+  const PackageManifest m = load_package_manifest(out);
+  EXPECT_EQ(m.kv_cache_dtype, "int8");
+  const std::int64_t width = m.head_dim + 2 * ((m.head_dim + 31) / 32);
+  runtime::OrtSession session("decoder", out / m.graph("decoder").file);
+  int rows = 0;
+  for (const auto& t : session.inputs()) {
+    if (t.name.rfind("past_key_values.", 0) != 0) continue;
+    EXPECT_EQ(runtime::element_type_name(t.element_type), std::string("int8")) << t.name;
+    ASSERT_EQ(t.shape.size(), 4u) << t.name;
+    EXPECT_EQ(t.shape[3], width) << t.name;
+    ++rows;
+  }
+  EXPECT_EQ(rows, 2 * m.num_hidden_layers);
+  EXPECT_NE(read_bytes(out / m.graph("decoder").file).find("KvAttentionInt8"), std::string::npos);
+  const ShellOutput shown = run_shell(q3vl_exe().string() + " inspect " + quote(out));
+  EXPECT_EQ(shown.status, 0) << shown.out;
+  EXPECT_NE(shown.out.find("kv cache int8"), std::string::npos) << shown.out;
 }
 
 TEST(Package, FullDiskIsAnIoErrorNamingTheFile) {

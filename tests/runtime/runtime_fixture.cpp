@@ -37,10 +37,14 @@ std::filesystem::path runtime_package(const std::string& preset) {
       std::filesystem::last_write_time(manifest) >= std::filesystem::last_write_time(q3vl_exe())) {
     return dir;
   }
-  // "<preset>:kv16": the same FP32 package with a float16 KV cache.
+  // "<preset>:kv16" / "<preset>:kv8": the same FP32 package with a float16 / int8 KV cache.
   const auto colon = preset.find(':');
   const std::string checkpoint = preset.substr(0, colon);
-  const std::string extra = colon == std::string::npos ? "" : " --kv-cache float16";
+  const std::string variant = colon == std::string::npos ? "" : preset.substr(colon + 1);
+  if (!variant.empty() && variant != "kv16" && variant != "kv8") {
+    throw_error(ErrorKind::usage, preset, "", "<preset>, <preset>:kv16 or <preset>:kv8", preset);
+  }
+  const std::string extra = variant.empty() ? "" : variant == "kv16" ? " --kv-cache float16" : " --kv-cache int8";
   const std::string command = "'" + q3vl_exe().string() + "' build --model '" +
                               checkpoint_dir(checkpoint.c_str()).string() + "' --out '" + dir.string() +
                               "'" + extra + " --force --quiet > /dev/null 2>&1";

@@ -16,7 +16,7 @@
 namespace q3vl::testing {
 
 // shared_dir()/rt-package-<preset>, built from checkpoint_dir(preset) if absent.
-// "<preset>:kv16" is the same package built with --kv-cache float16.
+// "<preset>:kv16" / "<preset>:kv8" is the same package built with --kv-cache float16 / int8.
 // Fails the calling test (ASSERT) via an exception if `q3vl build` fails.
 std::filesystem::path runtime_package(const std::string& preset);
 // Loaded once per process and preset.

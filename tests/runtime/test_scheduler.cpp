@@ -160,11 +160,12 @@ TEST_P(Batched, GreedyEqualsSoloAndHf) {
 
 INSTANTIATE_TEST_SUITE_P(Parallel, Batched, ::testing::Values(4, 8));
 
-// The KV pool in float16 (a package built with --kv-cache float16): four requests decoded
-// in one batch give the tokens each gives alone (same cache dtype; up to near-ties).
-TEST(Scheduler, Float16KvPoolBatchedEqualsSolo) {
-  const auto model = runtime_model("tiny:kv16");
-  ASSERT_EQ(model->manifest().kv_cache_dtype, "float16");
+// The KV pool in float16 or int8 (a package built with --kv-cache float16 / int8): four
+// requests decoded in one batch give the tokens each gives alone (same cache dtype; up to
+// near-ties), and the pool holds what the rows need.
+void expect_batched_equals_solo(const std::string& preset, const std::string& dtype, std::int64_t row_bytes) {
+  const auto model = runtime_model(preset);
+  ASSERT_EQ(model->manifest().kv_cache_dtype, dtype);
   const GoldenSet set = GoldenSet::open();
   const std::vector<std::string> names = {"text_only", "image_small", "two_turn", "image_odd"};
   SchedulerOptions so;
@@ -186,8 +187,19 @@ TEST(Scheduler, Float16KvPoolBatchedEqualsSolo) {
     const GenerateResult solo = generate(model, golden_messages(cases[i]), options);
     expect_same_tokens(batched.token_ids, solo.token_ids, margins_of(solo), cases[i].name() + " vs solo");
   }
-  EXPECT_EQ(scheduler.stats().kv_bytes, model->manifest().num_hidden_layers * 2 * 4 * 1024 *
-                                            model->manifest().num_key_value_heads * model->manifest().head_dim * 2);
+  EXPECT_EQ(scheduler.stats().kv_bytes,
+            model->manifest().num_hidden_layers * 2 * 4 * 1024 * model->manifest().num_key_value_heads * row_bytes);
+}
+
+TEST(Scheduler, Float16KvPoolBatchedEqualsSolo) {
+  const std::int64_t head_dim = runtime_model("tiny:kv16")->manifest().head_dim;
+  expect_batched_equals_solo("tiny:kv16", "float16", 2 * head_dim);
+}
+
+// int8 rows: head_dim codes and a float16 scale per 32 values.
+TEST(Scheduler, Int8KvPoolBatchedEqualsSolo) {
+  const std::int64_t head_dim = runtime_model("tiny:kv8")->manifest().head_dim;
+  expect_batched_equals_solo("tiny:kv8", "int8", head_dim + 2 * ((head_dim + 31) / 32));
 }
 
 TEST(Scheduler, SecondTurnReusesPrefixAndImage) {
