@@ -1,7 +1,8 @@
 // kv_bench: one decode step of the decoder's attention with a float32 KV cache
 // (GroupQueryAttention) vs a float16 one, two ways: ONNX Runtime's GroupQueryAttention in
-// float16 between Casts, and q3vl.KvAttention (builder/kv_attention.h), on the 4B text
-// decoder's attention shape (32 query heads, 8 KV heads, head_dim 128).
+// float16 between Casts, and q3vl.KvAttention (builder/kv_attention.h), and vs an int8 one
+// (q3vl.KvAttentionInt8), on the 4B text decoder's attention shape (32 query heads, 8 KV
+// heads, head_dim 128).
 //
 //   kv_bench [--threads N] [--seconds S] [--context 512,2048] [--rounds R]
 //
@@ -17,6 +18,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -43,23 +45,33 @@ using bench_util::load_average;
 using bench_util::parse_list;
 using bench_util::read_line;
 
-enum class Variant { gqa_f32, gqa_f16, q3vl_f16 };
+enum class Variant { gqa_f32, gqa_f16, q3vl_f16, q3vl_int8 };
 const char* name(Variant v) {
   switch (v) {
     case Variant::gqa_f32: return "GroupQueryAttention float32";
     case Variant::gqa_f16: return "GroupQueryAttention float16 (+ Casts)";
-    default: return "q3vl.KvAttention float16";
+    case Variant::q3vl_f16: return "q3vl.KvAttention float16";
+    default: return "q3vl.KvAttentionInt8 int8";
   }
+}
+
+builder::DType cache_dtype(Variant v) {
+  return v == Variant::gqa_f32 ? builder::DType::f32 : v == Variant::q3vl_int8 ? builder::DType::i8 : builder::DType::f16;
+}
+
+// Bytes of one cached row of kHeadDim values.
+std::int64_t row_bytes(builder::DType kv) {
+  return kv == builder::DType::i8 ? builder::kv_cache_width(kv, kHeadDim) : kHeadDim * (kv == builder::DType::f16 ? 2 : 4);
 }
 
 // The attention over past/present; q/k/v/output stay float32 at the graph edge.
 // gqa_f32 and q3vl_f16 are what the builder writes (builder/kv_attention.h); gqa_f16 is
 // the alternative it rejected: ONNX Runtime's GQA in float16 between Casts.
 std::filesystem::path write_graph(const std::filesystem::path& dir, Variant variant) {
-  const auto kv = variant == Variant::gqa_f32 ? builder::DType::f32 : builder::DType::f16;
+  const auto kv = cache_dtype(variant);
   const auto file = dir / ("attention_" + std::to_string(static_cast<int>(variant)) + ".onnx");
   builder::Graph g("attention", dir / (file.filename().string() + ".data"));
-  const builder::Shape past{1, kKvHeads, "rows", kHeadDim};
+  const builder::Shape past{1, kKvHeads, "rows", builder::kv_cache_width(kv, kHeadDim)};
   const builder::Value q = g.input("q", builder::DType::f32, {1, 1, kHeads * kHeadDim});
   const builder::Value k = g.input("k", builder::DType::f32, {1, 1, kKvHeads * kHeadDim});
   const builder::Value v = g.input("v", builder::DType::f32, {1, 1, kKvHeads * kHeadDim});
@@ -88,15 +100,25 @@ struct Run {
   double ms = 0, cpu_ms = 0;
 };
 
-Run measure(runtime::OrtSession& session, bool half, std::int64_t context, double seconds) {
+Run measure(runtime::OrtSession& session, builder::DType kv_type, std::int64_t context, double seconds) {
   const auto cpu = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
   const std::int64_t rows = context + 1;
-  const std::size_t elem = half ? 2 : 4;
+  const bool half = kv_type == builder::DType::f16;
   const auto count = static_cast<std::size_t>(kKvHeads * rows * kHeadDim);
-  std::vector<unsigned char> keys(count * elem), values(count * elem);
+  const auto bytes = static_cast<std::size_t>(kKvHeads * rows * row_bytes(kv_type));
+  std::vector<unsigned char> keys(bytes), values(bytes);
   std::mt19937 rng(3);
-  std::uniform_int_distribution<int> byte(0, 255);
-  if (half) {  // finite halves in [-1, 1): sign, exponent 0..14, random mantissa
+  if (kv_type == builder::DType::i8) {  // random codes; each row's float16 scales 1/127
+    for (std::size_t i = 0; i < bytes; ++i) keys[i] = static_cast<unsigned char>(rng()), values[i] = static_cast<unsigned char>(rng());
+    const std::int64_t rb = row_bytes(kv_type);
+    for (std::int64_t r = 0; r < kKvHeads * rows; ++r) {
+      for (std::int64_t b = kHeadDim; b < rb; b += 2) {
+        const std::uint16_t scale = 0x2008;  // float16 ~ 1/127
+        std::memcpy(keys.data() + r * rb + b, &scale, 2);
+        std::memcpy(values.data() + r * rb + b, &scale, 2);
+      }
+    }
+  } else if (half) {  // finite halves in [-1, 1): sign, exponent 0..14, random mantissa
     auto* k16 = reinterpret_cast<std::uint16_t*>(keys.data());
     auto* v16 = reinterpret_cast<std::uint16_t*>(values.data());
     for (std::size_t i = 0; i < count; ++i) {
@@ -113,8 +135,10 @@ Run measure(runtime::OrtSession& session, bool half, std::int64_t context, doubl
   std::vector<float> o(kHeads * kHeadDim);
   std::int32_t seqlens = static_cast<std::int32_t>(context), total = static_cast<std::int32_t>(rows);
   const std::int64_t q_shape[3] = {1, 1, kHeads * kHeadDim}, kv_shape[3] = {1, 1, kKvHeads * kHeadDim};
-  const std::int64_t cache_shape[4] = {1, kKvHeads, rows, kHeadDim}, one[1] = {1};
-  const auto type = half ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16 : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+  const std::int64_t cache_shape[4] = {1, kKvHeads, rows, builder::kv_cache_width(kv_type, kHeadDim)}, one[1] = {1};
+  const auto type = half                               ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16
+                    : kv_type == builder::DType::i8 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8
+                                                     : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
   Ort::Value qv = Ort::Value::CreateTensor<float>(cpu, q.data(), q.size(), q_shape, 3);
   Ort::Value kv = Ort::Value::CreateTensor<float>(cpu, k.data(), k.size(), kv_shape, 3);
   Ort::Value vv = Ort::Value::CreateTensor<float>(cpu, v.data(), v.size(), kv_shape, 3);
@@ -171,7 +195,7 @@ int main(int argc, char** argv) {
   std::printf("| round | context | attention | ms/step | CPU ms/step | GB/s (KV read) |\n|---|---|---|---|---|---|\n");
   runtime::SessionConfig config;
   config.intra_op_threads = threads;
-  const Variant variants[] = {Variant::gqa_f32, Variant::gqa_f16, Variant::q3vl_f16};
+  const Variant variants[] = {Variant::gqa_f32, Variant::gqa_f16, Variant::q3vl_f16, Variant::q3vl_int8};
   std::vector<std::unique_ptr<runtime::OrtSession>> sessions;
   for (const Variant v : variants) {
     sessions.push_back(std::make_unique<runtime::OrtSession>("attention", write_graph(dir, v), config));
@@ -179,9 +203,9 @@ int main(int argc, char** argv) {
   for (int r = 0; r < rounds; ++r) {
     for (const std::int64_t context : contexts) {
       for (std::size_t i = 0; i < std::size(variants); ++i) {
-        const bool half = variants[i] != Variant::gqa_f32;
-        const Run run = measure(*sessions[i], half, context, seconds);
-        const double bytes = 2.0 * static_cast<double>(kKvHeads * (context + 1) * kHeadDim) * (half ? 2 : 4);
+        const builder::DType kv = cache_dtype(variants[i]);
+        const Run run = measure(*sessions[i], kv, context, seconds);
+        const double bytes = 2.0 * static_cast<double>(kKvHeads * (context + 1) * row_bytes(kv));
         std::printf("| %d | %lld | %s | %.3f | %.3f | %.1f |\n", r + 1, static_cast<long long>(context),
                     name(variants[i]), run.ms, run.cpu_ms, bytes / run.ms / 1e6);
         std::fflush(stdout);
