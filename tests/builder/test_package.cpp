@@ -406,11 +406,13 @@ TEST(Package, BadOptionsAreUsageErrors) {
   expect_build_error(o, ErrorKind::io, {"absent.jsonl"});
   o = options_for(checkpoint_dir("tiny"), root / "out", "int4");
   o.kv_cache = "bfloat16";
-  expect_build_error(o, ErrorKind::usage, {"--kv-cache", "float16 or float32", "bfloat16"});
+  expect_build_error(o, ErrorKind::usage, {"--kv-cache", "float16, int8 or float32", "bfloat16"});
   o = options_for(checkpoint_dir("tiny"), root / "out", "int4");
   o.target = "ort-genai";
   o.kv_cache = "float16";
   expect_build_error(o, ErrorKind::usage, {"--kv-cache", "float32 with --target ort-genai"});
+  o.kv_cache = "int8";
+  expect_build_error(o, ErrorKind::usage, {"--kv-cache", "float32 with --target ort-genai", "int8"});
   EXPECT_FALSE(std::filesystem::exists(root / "out"));
 }
 
