@@ -50,26 +50,41 @@ std::vector<std::vector<float>> run(const char* checkpoint, const ModelConfig& c
   return logits;
 }
 
-TEST(Kv16Decoder, Float16CacheTracksFloat32Cache) {
+// The bounds for one step: 1 - cosine <= cosine_gap; max |diff| <= relative · max |logit|.
+struct Bounds {
+  double cosine_gap, relative;
+};
+
+// Runs both caches on both checkpoints and checks every step's logits against `bounds`
+// (given the layer count). The cache under test must really round: its logits differ from
+// the float32 cache's somewhere.
+void expect_tracks_float32(io::DType kv_cache, const char* tag, Bounds (*bounds)(double layers)) {
   for (const char* checkpoint : {"tiny", "custom"}) {
     const ModelConfig config = load_model_config(checkpoint_dir(checkpoint));
-    const auto half = run(checkpoint, config, io::DType::f16);
+    const auto rounded = run(checkpoint, config, kv_cache);
     const auto full = run(checkpoint, config, io::DType::f32);
-    ASSERT_EQ(half.size(), full.size());
-    const double layers = static_cast<double>(config.text.num_hidden_layers);
-    for (std::size_t i = 0; i < half.size(); ++i) {
+    ASSERT_EQ(rounded.size(), full.size());
+    const Bounds b = bounds(static_cast<double>(config.text.num_hidden_layers));
+    double largest_diff = 0.0;
+    for (std::size_t i = 0; i < rounded.size(); ++i) {
       double max_diff = 0.0, max_abs = 0.0;
       for (std::size_t j = 0; j < full[i].size(); ++j) {
-        max_diff = std::max(max_diff, static_cast<double>(std::fabs(half[i][j] - full[i][j])));
+        max_diff = std::max(max_diff, static_cast<double>(std::fabs(rounded[i][j] - full[i][j])));
         max_abs = std::max(max_abs, static_cast<double>(std::fabs(full[i][j])));
       }
-      const double agreement = cosine(half[i], full[i]);
-      std::printf("[kv16 %s step %zu] cosine %.9f, max |diff| %.3g of max |logit| %.3g\n", checkpoint, i, agreement,
-                  max_diff, max_abs);
-      EXPECT_GE(agreement, 1.0 - 1e-5) << checkpoint << " step " << i;
-      EXPECT_LE(max_diff, layers * std::ldexp(1.0, -11) * max_abs) << checkpoint << " step " << i;
+      const double agreement = cosine(rounded[i], full[i]);
+      std::printf("[%s %s step %zu] cosine %.9f, max |diff| %.3g of max |logit| %.3g\n", tag, checkpoint, i,
+                  agreement, max_diff, max_abs);
+      EXPECT_GE(agreement, 1.0 - b.cosine_gap) << checkpoint << " step " << i;
+      EXPECT_LE(max_diff, b.relative * max_abs) << checkpoint << " step " << i;
+      largest_diff = std::max(largest_diff, max_diff);
     }
+    EXPECT_GT(largest_diff, 0.0) << checkpoint << ": the " << tag << " cache changed no logit";
   }
+}
+
+TEST(Kv16Decoder, Float16CacheTracksFloat32Cache) {
+  expect_tracks_float32(io::DType::f16, "kv16", [](double layers) { return Bounds{1e-5, layers * std::ldexp(1.0, -11)}; });
 }
 
 // int8 rows (a float16 scale per 32 values): each element moves by at most half a step,
@@ -78,28 +93,10 @@ TEST(Kv16Decoder, Float16CacheTracksFloat32Cache) {
 // scale (bound: twice that, for keys and values both), and 1 - cosine by about
 // (L · 2^-8)^2 / 2 (bound: (L · 2^-8)^2).
 TEST(Kv16Decoder, Int8CacheTracksFloat32Cache) {
-  for (const char* checkpoint : {"tiny", "custom"}) {
-    const ModelConfig config = load_model_config(checkpoint_dir(checkpoint));
-    const auto quantized = run(checkpoint, config, io::DType::i8);
-    const auto full = run(checkpoint, config, io::DType::f32);
-    ASSERT_EQ(quantized.size(), full.size());
-    const double layers = static_cast<double>(config.text.num_hidden_layers);
+  expect_tracks_float32(io::DType::i8, "kv8", [](double layers) {
     const double e = layers * std::ldexp(1.0, -8);
-    for (std::size_t i = 0; i < quantized.size(); ++i) {
-      double max_diff = 0.0, max_abs = 0.0;
-      for (std::size_t j = 0; j < full[i].size(); ++j) {
-        max_diff = std::max(max_diff, static_cast<double>(std::fabs(quantized[i][j] - full[i][j])));
-        max_abs = std::max(max_abs, static_cast<double>(std::fabs(full[i][j])));
-      }
-      const double agreement = cosine(quantized[i], full[i]);
-      std::printf("[kv8 %s step %zu] cosine %.9f, max |diff| %.3g of max |logit| %.3g\n", checkpoint, i, agreement,
-                  max_diff, max_abs);
-      EXPECT_GE(agreement, 1.0 - e * e) << checkpoint << " step " << i;
-      EXPECT_LE(max_diff, 2.0 * e * max_abs) << checkpoint << " step " << i;
-      // The package really holds int8 rows: its logits differ from the float32 cache's.
-      EXPECT_GT(max_diff, 0.0) << checkpoint << " step " << i;
-    }
-  }
+    return Bounds{e * e, 2.0 * e};
+  });
 }
 
 }  // namespace

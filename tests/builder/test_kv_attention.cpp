@@ -287,29 +287,23 @@ const std::vector<Case>& cases() {
   return all;
 }
 
-TEST(KvAttention, Float16CacheMatchesADoubleReferenceOnEveryIsa) {
+// Every case on every ISA path this CPU runs (the scalar path always runs).
+void check_every_isa(builder::DType kv, unsigned first_seed) {
   for (const kernels::Isa isa : {kernels::Isa::scalar, kernels::Isa::avx2, kernels::Isa::avx512vnni}) {
-    if (!kernels::isa_supported(isa)) continue;  // the scalar path always runs
+    if (!kernels::isa_supported(isa)) continue;
     kernels::force_isa(isa);
     SCOPED_TRACE(kernels::to_string(isa));
-    unsigned seed = 900;
-    for (const Case& c : cases()) check(c, builder::DType::f16, seed++);
+    unsigned seed = first_seed;
+    for (const Case& c : cases()) check(c, kv, seed++);
   }
   kernels::force_isa(std::nullopt);
 }
 
+TEST(KvAttention, Float16CacheMatchesADoubleReferenceOnEveryIsa) { check_every_isa(builder::DType::f16, 900); }
+
 // int8 rows: the op's stored codes and scales equal the format's definition byte for
 // byte, and the output is the attention over the values those rows hold.
-TEST(KvAttention, Int8CacheMatchesADoubleReferenceOnEveryIsa) {
-  for (const kernels::Isa isa : {kernels::Isa::scalar, kernels::Isa::avx2, kernels::Isa::avx512vnni}) {
-    if (!kernels::isa_supported(isa)) continue;  // the scalar path always runs
-    kernels::force_isa(isa);
-    SCOPED_TRACE(kernels::to_string(isa));
-    unsigned seed = 1900;
-    for (const Case& c : cases()) check(c, builder::DType::i8, seed++);
-  }
-  kernels::force_isa(std::nullopt);
-}
+TEST(KvAttention, Int8CacheMatchesADoubleReferenceOnEveryIsa) { check_every_isa(builder::DType::i8, 1900); }
 
 TEST(KvAttention, Float32CacheMatchesADoubleReference) {
   unsigned seed = 950;
