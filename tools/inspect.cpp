@@ -4,6 +4,7 @@
 // against its graphs instead (runtime/genai_package_check.h).
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -102,7 +103,7 @@ std::string vision_attention_form(const std::filesystem::path& dir, const Packag
       return "attention unknown";
     }
   }
-  return "attention unknown";
+  return "attention unknown";  // not reached: callers ask only when there is a vision graph
 }
 
 RunFunction setup_inspect(CLI::App& command) {
@@ -147,7 +148,9 @@ RunFunction setup_inspect(CLI::App& command) {
         std::printf("  %s %s\n", manifest.quantization.fake_quant ? "fake-quantized recipe" : "recipe",
                     manifest.quantization.recipe.c_str());
       }
-      if (manifest.vision_precision == "q8" || manifest.vision_precision == "int8") {
+      const bool has_vision = std::any_of(manifest.graphs.begin(), manifest.graphs.end(),
+                                          [](const PackageGraph& g) { return g.name == "vision"; });
+      if (has_vision && (manifest.vision_precision == "q8" || manifest.vision_precision == "int8")) {
         const std::string attention = vision_attention_form(*dir, manifest);
         if (manifest.vision_precision == "q8") {
           std::printf("  vision kernels q3vl (q3vl.QuantLinear: 8-bit weights, int8 activations per 32 values; %s)\n",
