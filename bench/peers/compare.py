@@ -70,11 +70,28 @@ def dir_bytes(path):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
 
 
-def kv_element_bytes(package):
-    """Bytes of one KV cache element in the package (q3vl.json decoder.kv_cache_dtype)."""
+def kv_elements_per_token(package):
+    """K and V elements one context token adds to the cache, all layers (q3vl.json's decoder
+    shape): what llama.cpp's f16 cache holds per token for the same model."""
     with open(os.path.join(package, "q3vl.json")) as f:
-        dtype = json.load(f).get("decoder", {}).get("kv_cache_dtype", "float32")
-    return 2 if dtype == "float16" else 4
+        decoder = json.load(f)["decoder"]
+    return 2 * decoder["num_hidden_layers"] * decoder["num_key_value_heads"] * decoder["head_dim"]
+
+
+def evict_from_page_cache(paths):
+    """Drops the files' clean pages from the page cache (POSIX_FADV_DONTNEED; no root needed),
+    so every run maps its weights as a cold start does. Without it a package written minutes
+    earlier can sit in the cache in large folios, and touching a few rows of the embedding
+    table then maps whole folios: measured +160 MB of peak RSS on the 4b text run
+    (bench/peers/results/2026-12-07-4b-zen4-bf16.md)."""
+    for root in paths:
+        files = [root] if os.path.isfile(root) else [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs]
+        for path in files:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
 
 
 def parse_args():
@@ -109,9 +126,12 @@ def main():
     results = {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                "machine": machine(), "args": vars(args), "rounds": [],
                "weights_bytes": {"q3vl_package": dir_bytes(args.package)}, "read_bytes": {}}
+    weight_paths = [args.package]
     for key in ("llama_text_gguf", "llama_vlm_gguf", "llama_mmproj"):
         if getattr(args, key):
             results["weights_bytes"][key] = dir_bytes(getattr(args, key))
+            weight_paths.append(getattr(args, key))
+    results["page_cache"] = "every system's weight files evicted before each run"
 
     for r in range(args.rounds):
         # Alternate which system goes first, so neither always meets the warmer (or the busier) minute.
@@ -123,6 +143,7 @@ def main():
             for kind, size in cases:
                 for system in order:
                     gate = wait_for_quiet(args.max_load, args.max_wait)
+                    evict_from_page_cache(weight_paths)
                     label = f"r{r}_{system.name}_{kind}{'_' + size if size else ''}"
                     log = os.path.join(args.out, "logs", label)
                     if kind == "text":
@@ -141,8 +162,7 @@ def main():
                             results["read_bytes"]["q3vl"] = bench["decode"][0]["read_bytes_per_token"]
                             # llama-bench's tg128 starts from an empty f16 cache of the same shape:
                             # its steps attend over 1..128 tokens, 64.5 on average.
-                            kv_elements = bench["package"]["kv_bytes_per_token"] / kv_element_bytes(args.package)
-                            results["read_bytes"]["llama_kv"] = 64.5 * 2 * kv_elements
+                            results["read_bytes"]["llama_kv"] = 64.5 * 2 * kv_elements_per_token(args.package)
                     print(f"[{label}] load {gate['load_at_start'][0]:.1f} "
                           f"{ {k: v for k, v in figures.items() if k != 'raw'} }", flush=True)
         rnd["probe_after"] = probe(args.probe)
