@@ -83,7 +83,7 @@ RunFunction setup_build(CLI::App& command) {
       std::fprintf(stderr, "wrote %s: %zu graphs, %.3f GB, decoder %s, vision %s, in %.1f s\n",
                    options->out_dir.string().c_str(), result.manifest.graphs.size(),
                    static_cast<double>(result.package_bytes) / 1e9, result.manifest.decoder_precision.c_str(),
-                   result.manifest.vision_precision.c_str(), seconds);
+                   options->include_vision ? result.manifest.vision_precision.c_str() : "absent", seconds);
       const QuantizationInfo& q = result.manifest.quantization;
       if (!q.recipe.empty()) {
         std::fprintf(stderr, "%s %s: %.4f byte/weight in the decoder's linear layers\n",

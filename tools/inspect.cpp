@@ -128,10 +128,13 @@ RunFunction setup_inspect(CLI::App& command) {
     io::Json report = io::Json::array();
     int failures = 0;
     if (!*json) {
+      // A --no-vision package still records the precision its vision tower would have had.
+      const bool has_vision = std::any_of(manifest.graphs.begin(), manifest.graphs.end(),
+                                          [](const PackageGraph& g) { return g.name == "vision"; });
       std::printf("package %s\n  format %d, builder %s, model %s\n  decoder %s, vision %s, logits %s\n",
                   dir->string().c_str(), manifest.format_version, manifest.builder_version.c_str(),
                   manifest.model_type.c_str(), manifest.decoder_precision.c_str(),
-                  manifest.vision_precision.c_str(), manifest.logits_mode.c_str());
+                  has_vision ? manifest.vision_precision.c_str() : "absent", manifest.logits_mode.c_str());
       std::printf("  layers %lld, kv heads %lld, head_dim %lld, hidden %lld, vocab %lld, deepstack %lld\n",
                   static_cast<long long>(manifest.num_hidden_layers), static_cast<long long>(manifest.num_key_value_heads),
                   static_cast<long long>(manifest.head_dim), static_cast<long long>(manifest.hidden_size),
@@ -148,8 +151,6 @@ RunFunction setup_inspect(CLI::App& command) {
         std::printf("  %s %s\n", manifest.quantization.fake_quant ? "fake-quantized recipe" : "recipe",
                     manifest.quantization.recipe.c_str());
       }
-      const bool has_vision = std::any_of(manifest.graphs.begin(), manifest.graphs.end(),
-                                          [](const PackageGraph& g) { return g.name == "vision"; });
       if (has_vision && (manifest.vision_precision == "q8" || manifest.vision_precision == "int8")) {
         const std::string attention = vision_attention_form(*dir, manifest);
         if (manifest.vision_precision == "q8") {

@@ -1,13 +1,10 @@
 // Small helpers shared by the kernel benchmarks (kernels_bench, kv_bench): the machine
-// facts a result file records and the command-line list parser.
+// facts a result file records.
 #pragma once
 
 #include <ctime>
-#include <cstdint>
 #include <fstream>
-#include <sstream>
 #include <string>
-#include <vector>
 
 namespace q3vl::bench_util {
 
@@ -35,15 +32,6 @@ inline std::string load_average() {
   std::string one;
   in >> one;
   return one;
-}
-
-// "1,512,600" -> {1, 512, 600}.
-inline std::vector<std::int64_t> parse_list(const char* text) {
-  std::vector<std::int64_t> out;
-  std::stringstream s(text);
-  std::string item;
-  while (std::getline(s, item, ',')) out.push_back(std::stoll(item));
-  return out;
 }
 
 }  // namespace q3vl::bench_util

@@ -34,6 +34,8 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include "bench_util.h"
 #include "builder/graph.h"
 #include "builder/quantize.h"
@@ -66,7 +68,6 @@ const FormatSpec kFormats[] = {{"int4", 4, kernels::WeightGrid::uniform},
 
 using bench_util::cpu_seconds;
 using bench_util::load_average;
-using bench_util::parse_list;
 using bench_util::read_line;
 
 struct Variant {
@@ -84,7 +85,8 @@ std::vector<Variant> write_graphs(const std::filesystem::path& dir, const Layer&
   o.method = builder::QuantMethod::rtn;
   auto q = builder::quantize_blockwise(w, layer.n, layer.k, o);
   w = {};
-  const kernels::PackedMatrix p = kernels::pack(kernels::BlockwiseMatrix{{layer.n, layer.k, 4, 32}, q.packed, q.scales, {}});
+  const kernels::PackedMatrix p =
+      kernels::pack(kernels::BlockwiseMatrix{{layer.n, layer.k, 4, 32}, q.packed, q.scales, {}});
   const auto& s = p.shape;
   std::vector<Variant> out;
   auto one = [&](const char* label, auto&& body, double bytes) {
@@ -141,14 +143,6 @@ std::vector<Variant> write_format_graphs(const std::filesystem::path& dir, const
   return out;
 }
 
-// "a,b,c" -> {"a", "b", "c"}.
-std::vector<std::string> parse_names(const char* text) {
-  std::vector<std::string> out;
-  std::stringstream in(text);
-  for (std::string item; std::getline(in, item, ',');) out.push_back(item);
-  return out;
-}
-
 struct Timing {
   double wall = 0, cpu = 0;  // seconds per call
 };
@@ -177,23 +171,24 @@ int main(int argc, char** argv) {
   int threads = 2;
   double seconds = 1.0;
   std::vector<std::int64_t> rows = {1, 128, 512};
-  std::string only;
-  std::vector<std::string> formats;
+  std::vector<std::string> layers, formats;
   int rounds = 1;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    if (flag == "--threads") threads = std::atoi(argv[i + 1]);
-    else if (flag == "--formats") formats = parse_names(argv[i + 1]);
-    else if (flag == "--rounds") rounds = std::max(1, std::atoi(argv[i + 1]));
-    else if (flag == "--seconds") seconds = std::atof(argv[i + 1]);
-    else if (flag == "--rows") rows = parse_list(argv[i + 1]);
-    else if (flag == "--layers") only = argv[i + 1];
-    else {
-      std::fprintf(stderr, "usage: kernels_bench [--threads N] [--seconds S] [--rows 1,128] [--layers qkv,down] "
-                           "[--formats int4,nl4,int5,int6,int8 [--rounds R]]\n");
-      return 2;
-    }
-  }
+  std::vector<std::string> layer_names, format_names;
+  for (const Layer& l : kLayers) layer_names.emplace_back(l.name);
+  for (const FormatSpec& f : kFormats) format_names.emplace_back(f.name);
+  CLI::App app("q3vl.QuantLinear vs MatMulNBits (levels 0 and 4) on 4B-shaped decoder layers", "kernels_bench");
+  app.add_option("--threads", threads, "Intra-op threads")->check(CLI::PositiveNumber);
+  app.add_option("--seconds", seconds, "Time each variant at least this long")->check(CLI::PositiveNumber);
+  app.add_option("--rows", rows, "Activation rows M, comma-separated")->delimiter(',')->check(CLI::PositiveNumber);
+  app.add_option("--layers", layers, "Only these layers, comma-separated")
+      ->delimiter(',')
+      ->check(CLI::IsMember(layer_names));
+  app.add_option("--formats", formats, "q3vl.QuantLinear in these weight formats instead of the MatMulNBits comparison")
+      ->delimiter(',')
+      ->check(CLI::IsMember(format_names));
+  app.add_option("--rounds", rounds, "With --formats: alternating rounds, medians reported")
+      ->check(CLI::PositiveNumber);
+  CLI11_PARSE(app, argc, argv);
   const auto dir = std::filesystem::temp_directory_path() / ("q3vl_kernels_bench_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   std::printf("machine: %s, %d threads, q3vl isa %s, load average (1 min) at start %s\n",
@@ -205,7 +200,7 @@ int main(int argc, char** argv) {
   runtime::SessionConfig config;
   config.intra_op_threads = threads;
   for (const Layer& layer : kLayers) {
-    if (!only.empty() && (',' + only + ',').find(std::string(",") + layer.name + ",") == std::string::npos) continue;
+    if (!layers.empty() && std::find(layers.begin(), layers.end(), layer.name) == layers.end()) continue;
     const auto variants = formats.empty() ? write_graphs(dir, layer) : write_format_graphs(dir, layer, formats);
     for (std::int64_t m : rows) {
       std::vector<float> x(static_cast<std::size_t>(m * layer.k));

@@ -29,6 +29,8 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include "bench_util.h"
 #include "builder/graph.h"
 #include "builder/kv_attention.h"
@@ -42,7 +44,6 @@ constexpr std::int64_t kHeads = 32, kKvHeads = 8, kHeadDim = 128;
 
 using bench_util::cpu_seconds;
 using bench_util::load_average;
-using bench_util::parse_list;
 using bench_util::read_line;
 
 enum class Variant { gqa_f32, gqa_f16, q3vl_f16, q3vl_int8 };
@@ -56,12 +57,14 @@ const char* name(Variant v) {
 }
 
 builder::DType cache_dtype(Variant v) {
-  return v == Variant::gqa_f32 ? builder::DType::f32 : v == Variant::q3vl_int8 ? builder::DType::i8 : builder::DType::f16;
+  if (v == Variant::gqa_f32) return builder::DType::f32;
+  return v == Variant::q3vl_int8 ? builder::DType::i8 : builder::DType::f16;
 }
 
 // Bytes of one cached row of kHeadDim values.
 std::int64_t row_bytes(builder::DType kv) {
-  return kv == builder::DType::i8 ? builder::kv_cache_width(kv, kHeadDim) : kHeadDim * (kv == builder::DType::f16 ? 2 : 4);
+  if (kv == builder::DType::i8) return builder::kv_cache_width(kv, kHeadDim);
+  return kHeadDim * (kv == builder::DType::f16 ? 2 : 4);
 }
 
 // The attention over past/present; q/k/v/output stay float32 at the graph edge.
@@ -109,7 +112,10 @@ Run measure(runtime::OrtSession& session, builder::DType kv_type, std::int64_t c
   std::vector<unsigned char> keys(bytes), values(bytes);
   std::mt19937 rng(3);
   if (kv_type == builder::DType::i8) {  // random codes; each row's float16 scales 1/127
-    for (std::size_t i = 0; i < bytes; ++i) keys[i] = static_cast<unsigned char>(rng()), values[i] = static_cast<unsigned char>(rng());
+    for (std::size_t i = 0; i < bytes; ++i) {
+      keys[i] = static_cast<unsigned char>(rng());
+      values[i] = static_cast<unsigned char>(rng());
+    }
     const std::int64_t rb = row_bytes(kv_type);
     for (std::int64_t r = 0; r < kKvHeads * rows; ++r) {
       for (std::int64_t b = kHeadDim; b < rb; b += 2) {
@@ -177,17 +183,12 @@ int main(int argc, char** argv) {
   int threads = 2, rounds = 2;
   double seconds = 1.0;
   std::vector<std::int64_t> contexts = {512, 2048};
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    if (flag == "--threads") threads = std::atoi(argv[i + 1]);
-    else if (flag == "--seconds") seconds = std::atof(argv[i + 1]);
-    else if (flag == "--context") contexts = parse_list(argv[i + 1]);
-    else if (flag == "--rounds") rounds = std::atoi(argv[i + 1]);
-    else {
-      std::fprintf(stderr, "usage: kv_bench [--threads N] [--seconds S] [--context 512,2048] [--rounds R]\n");
-      return 2;
-    }
-  }
+  CLI::App app("One decode step of the 4B decoder's attention per KV cache type", "kv_bench");
+  app.add_option("--threads", threads, "Intra-op threads")->check(CLI::PositiveNumber);
+  app.add_option("--seconds", seconds, "Time each variant at least this long")->check(CLI::PositiveNumber);
+  app.add_option("--context", contexts, "Cached tokens, comma-separated")->delimiter(',')->check(CLI::PositiveNumber);
+  app.add_option("--rounds", rounds, "Alternating rounds")->check(CLI::PositiveNumber);
+  CLI11_PARSE(app, argc, argv);
   const auto dir = std::filesystem::temp_directory_path() / ("q3vl_kv_bench_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   std::printf("machine: %s, %d threads, load average (1 min) at start %s\n",

@@ -416,6 +416,17 @@ TEST(Package, BadOptionsAreUsageErrors) {
   EXPECT_FALSE(std::filesystem::exists(root / "out"));
 }
 
+// The past_key_values.* inputs of a package's decoder as ONNX Runtime opens them (types and
+// shapes from the graph itself, not from the manifest).
+std::vector<runtime::TensorInfo> decoder_past_inputs(const std::filesystem::path& package, const PackageManifest& m) {
+  const runtime::OrtSession session("decoder", package / m.graph("decoder").file);
+  std::vector<runtime::TensorInfo> past;
+  for (const auto& t : session.inputs()) {
+    if (t.name.rfind("past_key_values.", 0) == 0) past.push_back(t);
+  }
+  return past;
+}
+
 // --kv-cache float16 on an FP32 package: the decoder's past/present are float16 (the
 // manifest and the graph agree), and q3vl.json's field is optional (older packages read
 // as float32) and checked (anything else is a config error naming it).
@@ -432,12 +443,9 @@ TEST(Package, KvCacheDtypeIsRecordedOptionalAndChecked) {
   for (const auto& t : decoder.inputs) half += t.name.rfind("past_key_values.", 0) == 0 && t.dtype == "float16";
   for (const auto& t : decoder.outputs) half += t.name.rfind("present.", 0) == 0 && t.dtype == "float16";
   EXPECT_EQ(half, 4 * m.num_hidden_layers);
-  runtime::OrtSession session("decoder", out / decoder.file);
-  for (const auto& t : session.inputs()) {
-    if (t.name.rfind("past_key_values.", 0) == 0) {
-      EXPECT_EQ(runtime::element_type_name(t.element_type), std::string("float16")) << t.name;
-    }
-  }
+  const std::vector<runtime::TensorInfo> past = decoder_past_inputs(out, m);
+  EXPECT_EQ(past.size(), 2u * m.num_hidden_layers);
+  for (const auto& t : past) EXPECT_EQ(runtime::element_type_name(t.element_type), std::string("float16")) << t.name;
 
   io::Json json = io::read_json_file(out / "q3vl.json");
   json["decoder"].erase("kv_cache_dtype");
@@ -456,7 +464,8 @@ TEST(Package, KvCacheDtypeIsRecordedOptionalAndChecked) {
 }
 
 // --kv-cache int8: the decoder's past/present are int8 rows of head_dim codes plus a
-// float16 scale per 32 values, through q3vl.KvAttentionInt8; inspect names the dtype.
+// float16 scale per 32 values, through q3vl.KvAttentionInt8; inspect names the dtype (and,
+// for this --no-vision package, no vision precision).
 TEST(Package, KvCacheInt8WritesInt8RowsAndInspectSaysSo) {
   const auto out = fresh_dir("pkg_kv8") / "fp32-kv8";
   auto o = options_for(checkpoint_dir("tiny"), out, "fp32");
@@ -466,20 +475,19 @@ TEST(Package, KvCacheInt8WritesInt8RowsAndInspectSaysSo) {
   const PackageManifest m = load_package_manifest(out);
   EXPECT_EQ(m.kv_cache_dtype, "int8");
   const std::int64_t width = m.head_dim + 2 * ((m.head_dim + 31) / 32);
-  runtime::OrtSession session("decoder", out / m.graph("decoder").file);
-  int rows = 0;
-  for (const auto& t : session.inputs()) {
-    if (t.name.rfind("past_key_values.", 0) != 0) continue;
+  const std::vector<runtime::TensorInfo> past = decoder_past_inputs(out, m);
+  EXPECT_EQ(past.size(), 2u * m.num_hidden_layers);
+  for (const auto& t : past) {
     EXPECT_EQ(runtime::element_type_name(t.element_type), std::string("int8")) << t.name;
     ASSERT_EQ(t.shape.size(), 4u) << t.name;
     EXPECT_EQ(t.shape[3], width) << t.name;
-    ++rows;
   }
-  EXPECT_EQ(rows, 2 * m.num_hidden_layers);
   EXPECT_NE(read_bytes(out / m.graph("decoder").file).find("KvAttentionInt8"), std::string::npos);
   const ShellOutput shown = run_shell(q3vl_exe().string() + " inspect " + quote(out));
   EXPECT_EQ(shown.status, 0) << shown.out;
   EXPECT_NE(shown.out.find("kv cache int8"), std::string::npos) << shown.out;
+  // Built without a vision tower: the header says so rather than the unused vision precision.
+  EXPECT_NE(shown.out.find("decoder fp32, vision absent,"), std::string::npos) << shown.out;
 }
 
 TEST(Package, FullDiskIsAnIoErrorNamingTheFile) {
