@@ -82,7 +82,13 @@ std::string describe_quantization(const PackageManifest& m) {
   std::string text = q.method + " block " + std::to_string(q.block_size);
   if (!q.symmetric) text += " asym";
   if (q.accuracy_level > 0) text += " level " + std::to_string(q.accuracy_level);
-  if (!q.lm_head_precision.empty()) text += " lm_head " + q.lm_head_precision;
+  // A recipe names lm_head's format and every block a rule overrides: it says more than
+  // the lm_head field (a q4km package at block 64 would otherwise read "block 32").
+  if (!q.recipe.empty()) {
+    text += (q.fake_quant ? ", fake-quantized recipe " : ", recipe ") + q.recipe;
+  } else if (!q.lm_head_precision.empty()) {
+    text += " lm_head " + q.lm_head_precision;
+  }
   return text;
 }
 

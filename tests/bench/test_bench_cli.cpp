@@ -134,6 +134,16 @@ TEST(BenchCli, JsonHasEveryFigureWithTheRequestedCounts) {
   EXPECT_GT(j.at("load_ms").get<double>(), 0.0);
 }
 
+// A recipe package names its recipe, not only the block size its rules may override.
+TEST(BenchCli, RecipePackageIsDescribedByItsRecipe) {
+  const auto package = bench_package("int4-b64", "--precision int4 --quant-recipe 'lm_head=int6:64;*=nl4'");
+  const CliResult r = run_q3vl("bench --model " + quote(package) +
+                               " -p 0 -n 2 -d 4 -r 1 --warmup 0 --image none --threads 1 --quiet --output json");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(nlohmann::json::parse(r.out).at("package").at("quantization"),
+            "mse block 32, recipe lm_head=int6:64;*=nl4");
+}
+
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> lines;
   std::istringstream in(text);
