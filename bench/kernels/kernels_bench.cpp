@@ -26,11 +26,9 @@
 #include <chrono>
 #include <ctime>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
