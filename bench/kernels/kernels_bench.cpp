@@ -1,13 +1,14 @@
 // kernels_bench: q3vl.QuantLinear vs MatMulNBits (levels 0 and 4) on 4B-shaped layers.
 //
 //   kernels_bench [--threads N] [--seconds S] [--layers q,qkv,o,gate_up,down] [--rows 1,128,512]
-//                 [--formats int4,nl4,int5,int6,int8 [--rounds R]]
+//                 [--formats int4,nl4,int5,int6,int8 [--blocks 32,64] [--rounds R]]
 //
 // --formats: instead of the MatMulNBits comparison, q3vl.QuantLinear in each weight format
-// (quant_linear.h; block 32, symmetric, random codes: speed does not depend on them), the
-// formats measured alternately R times (one session each, created once) and the median of
-// the rounds reported, so a change in the machine's load hits every format alike.
-// GB/s counts the bytes each format actually reads (bits/8 + 2/32 per weight).
+// (quant_linear.h; symmetric, random codes: speed does not depend on them) at each block
+// size of --blocks (default 32; a variant at another block is labelled FORMAT:BLOCK), the
+// variants measured alternately R times (one session each, created once) and the median of
+// the rounds reported, so a change in the machine's load hits every variant alike.
+// GB/s counts the bytes each variant actually reads (bits/8 + 2/block per weight).
 //
 // Each variant is a one-node graph in its own ONNX Runtime session (the same threads and
 // session options q3vl uses), fed the same random x; the weights are the same int4 codes
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <ctime>
 #include <cstdio>
@@ -69,7 +71,7 @@ using bench_util::load_average;
 using bench_util::read_line;
 
 struct Variant {
-  const char* label;
+  std::string label;
   std::filesystem::path path;
   double weight_bytes;
 };
@@ -112,31 +114,36 @@ std::vector<Variant> write_graphs(const std::filesystem::path& dir, const Layer&
   return out;
 }
 
-// One q3vl.QuantLinear graph per format in `names`: random bytes are valid codes in every
-// format's tile layout, and random fp16 scales in [2^-8, 2^-7).
+// One q3vl.QuantLinear graph per format in `names` and block size in `blocks`: random
+// bytes are valid codes in every format's tile layout, and random fp16 scales in
+// [2^-8, 2^-7).
 std::vector<Variant> write_format_graphs(const std::filesystem::path& dir, const Layer& layer,
-                                         const std::vector<std::string>& names) {
+                                         const std::vector<std::string>& names,
+                                         const std::vector<std::int64_t>& blocks) {
   std::vector<Variant> out;
   std::mt19937 rng(3);
   for (const FormatSpec& f : kFormats) {
     if (std::find(names.begin(), names.end(), f.name) == names.end()) continue;
-    const kernels::QuantLinearShape s{layer.n, layer.k, f.bits, 32, f.grid};
-    std::vector<std::uint8_t> weight(static_cast<std::size_t>(s.weight_bytes()));
-    for (auto& b : weight) b = static_cast<std::uint8_t>(rng());
-    std::vector<std::uint16_t> scales(static_cast<std::size_t>(s.scale_count()));
-    for (auto& v : scales) v = static_cast<std::uint16_t>(0x1C00 + rng() % 0x400);
-    const auto file = dir / (std::string(layer.name) + "_" + f.name + ".onnx");
-    builder::Graph g(f.name, dir / (file.filename().string() + ".data"));
-    const builder::Value x = g.input("x", builder::DType::f32, {"rows", layer.k});
-    std::vector<builder::Attr> attributes{{"K", s.k}, {"N", s.n}, {"bits", f.bits}, {"block_size", s.block_size}};
-    if (f.grid == kernels::WeightGrid::nl) attributes.emplace_back("grid", "nl");
-    g.output(g.op("q3vl.QuantLinear",
-                  {x, g.initializer_u8("w", {s.n_tiles(), s.k_blocks(), s.tile_block_bytes()}, weight),
-                   g.initializer_f16("s", {s.n_tiles(), s.k_blocks(), 16}, scales)},
-                  attributes),
-             "y", builder::DType::f32, {"rows", layer.n});
-    g.save(file);
-    out.push_back({f.name, file, static_cast<double>(weight.size() + 2 * scales.size())});
+    for (const std::int64_t block : blocks) {
+      const kernels::QuantLinearShape s{layer.n, layer.k, f.bits, block, f.grid};
+      const std::string label = block == 32 ? f.name : std::string(f.name) + ":" + std::to_string(block);
+      std::vector<std::uint8_t> weight(static_cast<std::size_t>(s.weight_bytes()));
+      for (auto& b : weight) b = static_cast<std::uint8_t>(rng());
+      std::vector<std::uint16_t> scales(static_cast<std::size_t>(s.scale_count()));
+      for (auto& v : scales) v = static_cast<std::uint16_t>(0x1C00 + rng() % 0x400);
+      const auto file = dir / (std::string(layer.name) + "_" + f.name + "_" + std::to_string(block) + ".onnx");
+      builder::Graph g(label, dir / (file.filename().string() + ".data"));
+      const builder::Value x = g.input("x", builder::DType::f32, {"rows", layer.k});
+      std::vector<builder::Attr> attributes{{"K", s.k}, {"N", s.n}, {"bits", f.bits}, {"block_size", s.block_size}};
+      if (f.grid == kernels::WeightGrid::nl) attributes.emplace_back("grid", "nl");
+      g.output(g.op("q3vl.QuantLinear",
+                    {x, g.initializer_u8("w", {s.n_tiles(), s.k_blocks(), s.tile_block_bytes()}, weight),
+                     g.initializer_f16("s", {s.n_tiles(), s.k_blocks(), 16}, scales)},
+                    attributes),
+               "y", builder::DType::f32, {"rows", layer.n});
+      g.save(file);
+      out.push_back({label, file, static_cast<double>(weight.size() + 2 * scales.size())});
+    }
   }
   return out;
 }
@@ -168,7 +175,7 @@ double median(std::vector<double> v) {
 int main(int argc, char** argv) {
   int threads = 2;
   double seconds = 1.0;
-  std::vector<std::int64_t> rows = {1, 128, 512};
+  std::vector<std::int64_t> rows = {1, 128, 512}, blocks = {32};
   std::vector<std::string> layers, formats;
   int rounds = 1;
   std::vector<std::string> layer_names, format_names;
@@ -184,6 +191,17 @@ int main(int argc, char** argv) {
   app.add_option("--formats", formats, "q3vl.QuantLinear in these weight formats instead of the MatMulNBits comparison")
       ->delimiter(',')
       ->check(CLI::IsMember(format_names));
+  app.add_option("--blocks", blocks, "With --formats: block sizes (multiples of 32 dividing K), comma-separated")
+      ->delimiter(',')
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            std::int64_t n = 0;
+            const auto [end, error] = std::from_chars(v.data(), v.data() + v.size(), n);
+            return error == std::errc() && end == v.data() + v.size() && n > 0 && n % 32 == 0
+                       ? std::string()
+                       : v + " is not a positive multiple of 32";
+          },
+          "multiple of 32"));
   app.add_option("--rounds", rounds, "With --formats: alternating rounds, medians reported")
       ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
@@ -199,7 +217,7 @@ int main(int argc, char** argv) {
   config.intra_op_threads = threads;
   for (const Layer& layer : kLayers) {
     if (!layers.empty() && std::find(layers.begin(), layers.end(), layer.name) == layers.end()) continue;
-    const auto variants = formats.empty() ? write_graphs(dir, layer) : write_format_graphs(dir, layer, formats);
+    const auto variants = formats.empty() ? write_graphs(dir, layer) : write_format_graphs(dir, layer, formats, blocks);
     for (std::int64_t m : rows) {
       std::vector<float> x(static_cast<std::size_t>(m * layer.k));
       std::mt19937 rng(2);
@@ -228,8 +246,8 @@ int main(int argc, char** argv) {
         const double ops = 2.0 * static_cast<double>(m * layer.n * layer.k);
         std::printf("| %s | %lld x %lld | %lld | %s | %.3f | %.1f | %.0f | %.3f | %.0f |\n", layer.name,
                     static_cast<long long>(layer.n), static_cast<long long>(layer.k), static_cast<long long>(m),
-                    variants[i].label, per_call * 1e3, variants[i].weight_bytes / per_call / 1e9, ops / per_call / 1e9,
-                    cpu_per_call * 1e3, ops / cpu_per_call / 1e9);
+                    variants[i].label.c_str(), per_call * 1e3, variants[i].weight_bytes / per_call / 1e9,
+                    ops / per_call / 1e9, cpu_per_call * 1e3, ops / cpu_per_call / 1e9);
         std::fflush(stdout);
       }
     }
