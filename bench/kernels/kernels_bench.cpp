@@ -24,7 +24,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <ctime>
 #include <cstdio>
@@ -191,17 +190,9 @@ int main(int argc, char** argv) {
   app.add_option("--formats", formats, "q3vl.QuantLinear in these weight formats instead of the MatMulNBits comparison")
       ->delimiter(',')
       ->check(CLI::IsMember(format_names));
-  app.add_option("--blocks", blocks, "With --formats: block sizes (multiples of 32 dividing K), comma-separated")
+  app.add_option("--blocks", blocks, "With --formats: block sizes q3vl.QuantLinear takes, comma-separated")
       ->delimiter(',')
-      ->check(CLI::Validator(
-          [](std::string& v) {
-            std::int64_t n = 0;
-            const auto [end, error] = std::from_chars(v.data(), v.data() + v.size(), n);
-            return error == std::errc() && end == v.data() + v.size() && n > 0 && n % 32 == 0
-                       ? std::string()
-                       : v + " is not a positive multiple of 32";
-          },
-          "multiple of 32"));
+      ->check(CLI::IsMember(std::vector<std::int64_t>{32, 64, 128}));
   app.add_option("--rounds", rounds, "With --formats: alternating rounds, medians reported")
       ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
